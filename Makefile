@@ -1,0 +1,56 @@
+# The two commands in the README: `make run` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARC := $(BIN)/arc-halo
+
+.PHONY: run test env lint dbt-check pytest docs bench schema lock clean
+
+## run: create the environment, start the embedded server, build, load sample data, show queries
+run: $(STAMP)
+	$(ARC) run
+
+## test: lint gate, dbt build into a throwaway database, pytest integration checks
+test: $(STAMP)
+	$(MAKE) lint
+	$(MAKE) dbt-check
+	$(MAKE) pytest
+
+env: $(STAMP)
+
+# Reinstall only when the lock or the package metadata changes, so a second `make run` is fast.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(ARC) lint
+
+dbt-check: $(STAMP)
+	$(ARC) scratch-build
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+docs: $(STAMP)
+	$(ARC) dbt docs generate
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+## schema: regenerate db/schema/*.sql (the psql path) from the dbt project
+schema: $(STAMP)
+	$(ARC) schema export
+
+## lock: re-resolve pinned dependencies from pyproject.toml (needs the package registry)
+lock:
+	rm -rf /tmp/arc-halo-lock && $(PYTHON) -m venv /tmp/arc-halo-lock
+	/tmp/arc-halo-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/arc-halo-lock/bin/pip freeze --exclude-editable > requirements.lock
+
+clean:
+	rm -rf target logs $(VENV)

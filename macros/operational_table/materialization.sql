@@ -1,0 +1,204 @@
+{#-
+    operational_table: for tables that applications write. Unlike `table` it never drops, truncates or
+    rewrites (also under --full-refresh). On the first run it creates the table from the YAML contract;
+    on later runs it compares the contract with the catalog and
+      - adds missing columns with type, default (back-filled), NOT NULL, checks and foreign keys,
+      - adds missing named constraints, validating existing rows with a clear error,
+      - replaces a CHECK whose expression changed (validated the same way),
+      - creates missing indexes (stable names) and applies column storage settings,
+    and refuses anything that would lose or reinterpret data (a column dropped from the contract, a
+    changed type, a changed primary key or unique key) with an error naming the migration to write.
+-#}
+
+{% materialization operational_table, adapter='postgres' %}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+    {%- set columns = operational_columns(model) -%}
+    {%- set constraints = operational_constraints(model, this.identifier) -%}
+    {%- set indexes = operational_indexes(this.identifier) -%}
+    {%- set grant_config = config.get('grants') -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if existing is none -%}
+        {%- call statement('main') -%}
+            {{ operational_create_table_ddl(target_relation, columns, constraints, config.get('partition_by'), config.get('table_options')) }}
+        {%- endcall -%}
+    {%- elif existing.type != 'table' -%}
+        {{ exceptions.raise_compiler_error(target_relation ~ " exists as a " ~ existing.type ~ ", not a table: rename or drop it by hand (it is not managed as operational data)") }}
+    {%- else -%}
+        {%- call statement('main') -%}
+            {{ operational_evolve_table(target_relation, columns, constraints) }}
+        {%- endcall -%}
+    {%- endif -%}
+
+    {%- for column_name, storage in config.get('column_storage', {}).items() -%}
+        {%- call statement('column_storage_' ~ column_name) -%}
+            alter table {{ target_relation }} alter column {{ adapter.quote(column_name) }} set storage {{ storage }}
+        {%- endcall -%}
+    {%- endfor -%}
+    {%- for index in indexes -%}
+        {%- call statement('index_' ~ loop.index) -%}
+            {{ operational_index_ddl(target_relation, index) }}
+        {%- endcall -%}
+    {%- endfor -%}
+
+    {% do persist_docs(target_relation, model) %}
+    {% do apply_grants(target_relation, grant_config, should_revoke=true) %}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro operational_catalog_columns(relation_sql) -%}
+    {#- Columns as the catalog spells them, so the contract and the table compare like for like. -#}
+    {%- set query -%}
+        select
+            a.attname as column_name,
+            format_type(a.atttypid, a.atttypmod) as data_type,
+            a.attnotnull as not_null,
+            pg_get_expr(d.adbin, d.adrelid) as default_expression
+        from pg_attribute as a
+        left join pg_attrdef as d on a.attrelid = d.adrelid and a.attnum = d.adnum
+        where a.attrelid = '{{ relation_sql }}'::regclass and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+    {%- endset -%}
+    {%- set found = {} -%}
+    {%- for row in run_query(query) -%}
+        {%- do found.update({row['column_name']: {'data_type': row['data_type'], 'not_null': row['not_null'], 'default': row['default_expression']}}) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+
+{% macro operational_catalog_constraints(relation_sql) -%}
+    {%- set query -%}
+        select conname as constraint_name, contype as constraint_type, pg_get_constraintdef(oid) as definition
+        from pg_constraint
+        where conrelid = '{{ relation_sql }}'::regclass and contype in ('p', 'u', 'f', 'c') and conparentid = 0
+    {%- endset -%}
+    {%- set found = {} -%}
+    {%- for row in run_query(query) -%}
+        {%- do found.update({row['constraint_name']: {'type': row['constraint_type'], 'definition': row['definition']}}) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+
+{% macro operational_refuse(relation, problem, migration) -%}
+    {{ exceptions.raise_compiler_error(
+        "arc-halo refuses to change " ~ relation ~ ": " ~ problem ~ ". Nothing was changed. "
+        ~ "Write a migration in migrations/ (" ~ migration ~ ") and apply it with `arc-halo db migrate`, "
+        ~ "or restore the contract in the model's YAML.") }}
+{%- endmacro %}
+
+
+{% macro operational_guarded(statement, relation, what) -%}
+    {#- Run DDL that existing rows might violate; on failure, say which rows and what to write. -#}
+do $arc_halo_guard$
+begin
+    {{ statement }};
+exception when others then
+    raise exception using
+        errcode = sqlstate,
+        message = format(
+            'arc-halo: cannot %s on %s: %s. Existing rows violate it; nothing was changed. '
+            'Write a migration in migrations/ that fixes those rows (arc-halo db migrate), then build again.',
+            {{ dbt.string_literal(what) }}, {{ dbt.string_literal(relation) }}, sqlerrm);
+end
+$arc_halo_guard$;
+{%- endmacro %}
+
+
+{% macro operational_volatile(expression) -%}
+    {#- True when a default calls a volatile function (gen_random_uuid, clock_timestamp, ...):
+        adding such a column with its default would rewrite the table, so it is back-filled instead. -#}
+    {%- set functions = modules.re.findall('([A-Za-z_][A-Za-z0-9_]*)\\s*\\(', expression) -%}
+    {%- if not functions -%}{{ return(false) }}{%- endif -%}
+    {%- set query -%}
+        select coalesce(bool_or(provolatile = 'v'), false) as is_volatile from pg_proc
+        where proname in ({% for name in functions %}{{ dbt.string_literal(name | lower) }}{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values()[0]) }}
+{%- endmacro %}
+
+
+{% macro operational_evolve_table(relation, columns, constraints) -%}
+    {%- set probe = adapter.quote(relation.identifier ~ '__contract') -%}
+    {%- set probe_constraints = constraints | rejectattr('kind', 'equalto', 'foreign_key') | list -%}
+    {#- A temporary copy of the contract lets PostgreSQL normalise types, defaults and checks. -#}
+    {%- call statement('contract_probe') -%}
+        drop table if exists pg_temp.{{ probe }};
+        {{ operational_create_table_ddl('pg_temp.' ~ probe, columns, probe_constraints) | replace('create table', 'create temporary table') }}
+    {%- endcall -%}
+    {%- set wanted = operational_catalog_columns('pg_temp.' ~ probe) -%}
+    {%- set wanted_constraints = operational_catalog_constraints('pg_temp.' ~ probe) -%}
+    {%- set actual = operational_catalog_columns(relation) -%}
+    {%- set actual_constraints = operational_catalog_constraints(relation) -%}
+    {%- call statement('contract_probe_drop') -%}drop table pg_temp.{{ probe }}{%- endcall -%}
+    {%- set has_rows = run_query('select exists (select 1 from ' ~ relation ~ ') as has_rows').columns[0].values()[0] -%}
+
+    {#- 1. Refuse what would lose or reinterpret data, before changing anything. -#}
+    {%- for name in actual if name not in wanted -%}
+        {{ operational_refuse(relation, "column " ~ name ~ " is in the table but no longer in the contract; dropping it would lose its data",
+                              "alter table " ~ relation ~ " drop column " ~ name ~ ", after saving what it holds") }}
+    {%- endfor -%}
+    {%- for name, column in wanted.items() if name in actual and actual[name].data_type != column.data_type -%}
+        {{ operational_refuse(relation, "column " ~ name ~ " is " ~ actual[name].data_type ~ " in the table but " ~ column.data_type ~ " in the contract",
+                              "alter table " ~ relation ~ " alter column " ~ name ~ " type " ~ column.data_type ~ " using ..., checked against the rows") }}
+    {%- endfor -%}
+    {%- for name, constraint in wanted_constraints.items() if name in actual_constraints and constraint.type in ('p', 'u') and actual_constraints[name].definition != constraint.definition -%}
+        {{ operational_refuse(relation, "key " ~ name ~ " is " ~ actual_constraints[name].definition ~ " in the table but " ~ constraint.definition ~ " in the contract",
+                              "drop and re-create " ~ name ~ " after checking the rows are unique under the new key") }}
+    {%- endfor -%}
+    {%- for column in columns if column.name not in actual and column.not_null and column.default is none and has_rows -%}
+        {{ operational_refuse(relation, "new column " ~ column.name ~ " is NOT NULL without a default, but the table has rows",
+                              "add the column, fill it, then set not null; or give it a default in the contract") }}
+    {%- endfor -%}
+
+    {#- 2. Additive changes. -#}
+    {%- for column in columns if column.name not in actual -%}
+        {%- if column.default is not none and operational_volatile(column.default) %}
+    alter table {{ relation }} add column {{ adapter.quote(column.name) }} {{ column.data_type }};
+    alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set default {{ column.default }};
+    update {{ relation }} set {{ adapter.quote(column.name) }} = default where {{ adapter.quote(column.name) }} is null;
+            {%- if column.not_null %}
+    alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set not null;
+            {%- endif -%}
+        {%- else %}
+    alter table {{ relation }} add column {{ operational_column_ddl(column) }};
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for name, column in wanted.items() if name in actual -%}
+        {%- if actual[name].default != column.default -%}
+            {%- if column.default is none %}
+    alter table {{ relation }} alter column {{ adapter.quote(name) }} drop default;
+            {%- else %}
+    alter table {{ relation }} alter column {{ adapter.quote(name) }} set default {{ column.default }};
+            {%- endif -%}
+        {%- endif -%}
+        {%- if column.not_null and not actual[name].not_null %}
+    {{ operational_guarded('alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(name) ~ ' set not null', relation, 'make column ' ~ name ~ ' NOT NULL') }}
+        {%- elif not column.not_null and actual[name].not_null %}
+    alter table {{ relation }} alter column {{ adapter.quote(name) }} drop not null;
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for constraint in constraints -%}
+        {%- set current = actual_constraints.get(constraint.name) -%}
+        {%- if current is none %}
+    {{ operational_guarded('alter table ' ~ relation ~ ' add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, 'add constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', '))) }}
+        {%- elif constraint.kind == 'check' and current.definition != wanted_constraints[constraint.name].definition %}
+    {{ operational_guarded('alter table ' ~ relation ~ ' drop constraint ' ~ constraint.name ~ ', add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, 'change constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', '))) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set declared = constraints | map(attribute='name') | list -%}
+    {%- for name in actual_constraints if name not in declared -%}
+        {% do log("arc-halo: " ~ relation ~ " has constraint " ~ name ~ " that its contract does not declare; left in place (drop it in a migration if intended)", info=true) %}
+    {%- endfor %}
+    select 1
+{%- endmacro %}

@@ -1,0 +1,185 @@
+{#-
+    Functions the tables' constraints and triggers need, created before any model by on-run-start
+    (plpgsql is outside dbt's functions resource, which handles scalar SQL only).
+    One macro per function; `create_schema_helpers` runs them all.
+-#}
+
+{% macro create_schema_helpers() -%}
+    {{ helper_tensor_shape_elements() }}
+    {{ helper_touch_updated_at() }}
+    {{ helper_tensor_metadata_validate() }}
+    {{ helper_training_metrics_track_latest() }}
+    {{ helper_create_training_metrics_partitions() }}
+    {{ helper_purge_expired_cache() }}
+{%- endmacro %}
+
+
+{% macro helper_tensor_shape_elements() -%}
+-- Exact product of a tensor's dimensions ('{}' is a 0-d scalar: one element); overflow raises.
+create or replace function {{ target.schema }}.tensor_shape_elements(shape bigint[])
+returns bigint
+language plpgsql immutable strict parallel safe
+as $fn$
+declare
+    elements bigint := 1;
+    dimension bigint;
+begin
+    foreach dimension in array shape loop
+        elements := elements * dimension;
+    end loop;
+    return elements;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_touch_updated_at() -%}
+-- Keeps updated_at honest whatever client writes the row.
+create or replace function {{ target.schema }}.touch_updated_at()
+returns trigger
+language plpgsql
+as $fn$
+begin
+    new.updated_at := now();
+    return new;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_tensor_metadata_validate() -%}
+-- byte_size must equal element_count x the dtype's width. A CHECK cannot read tensor_dtypes, so this
+-- trigger raises a check_violation that carries the constraint name, like a CHECK would.
+create or replace function {{ target.schema }}.tensor_metadata_validate()
+returns trigger
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+declare
+    width_bits integer;
+begin
+    select bits_per_element into width_bits from tensor_dtypes where dtype = new.dtype;
+    if width_bits is not null and new.byte_size <> new.element_count * width_bits / 8 then
+        raise exception using
+            errcode = 'check_violation',
+            constraint = 'tensor_metadata_byte_size_check',
+            table = tg_table_name,
+            schema = tg_table_schema,
+            message = format(
+                'new row for relation "tensor_metadata" violates check constraint "tensor_metadata_byte_size_check": '
+                'byte_size %s <> %s elements x %s bits (%s)',
+                new.byte_size, new.element_count, width_bits, new.dtype);
+    end if;
+    return new;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_training_metrics_track_latest() -%}
+-- Statement-level: one upsert per INSERT or COPY batch keeps training_metrics_latest current, so
+-- progress views read one row per (session, metric) instead of scanning history.
+-- Rows are locked in key order, so concurrent writers to one session wait instead of deadlocking.
+create or replace function {{ target.schema }}.training_metrics_track_latest()
+returns trigger
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    insert into training_metrics_latest as latest (
+        training_session_id, metric_name, step, epoch, value, recorded_at
+    )
+    select distinct on (training_session_id, metric_name)
+        training_session_id, metric_name, step, epoch, value, recorded_at
+    from new_metrics
+    order by training_session_id, metric_name, step desc, recorded_at desc
+    on conflict (training_session_id, metric_name) do update
+        set step = excluded.step,
+            epoch = excluded.epoch,
+            value = excluded.value,
+            recorded_at = excluded.recorded_at
+        where (excluded.step, excluded.recorded_at) >= (latest.step, latest.recorded_at);
+    return null;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_create_training_metrics_partitions() -%}
+-- Monthly partitions of training_metrics from months_back before now to months_ahead after it.
+-- Rows that already landed in the default partition for a new month are moved into it, so
+-- creating a partition late never fails and never loses a row. Returns the partitions created.
+create or replace function {{ target.schema }}.create_training_metrics_partitions(
+    months_back integer default 1, months_ahead integer default 3
+)
+returns setof text
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+declare
+    month_start timestamptz;
+    partition_name text;
+begin
+    for month_start in
+        select generate_series(
+            date_trunc('month', now()) - make_interval(months => months_back),
+            date_trunc('month', now()) + make_interval(months => months_ahead),
+            interval '1 month'
+        )
+    loop
+        partition_name := 'training_metrics_p' || to_char(month_start, 'YYYYMM');
+        continue when to_regclass(partition_name) is not null;
+        execute format(
+            'create table %I (like training_metrics including defaults including constraints)', partition_name
+        );
+        execute format(
+            'with moved as (delete from training_metrics_default where recorded_at >= %L and recorded_at < %L returning *)
+             insert into %I select * from moved',
+            month_start, month_start + interval '1 month', partition_name
+        );
+        execute format(
+            'alter table training_metrics attach partition %I for values from (%L) to (%L)',
+            partition_name, month_start, month_start + interval '1 month'
+        );
+        return next partition_name;
+    end loop;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_purge_expired_cache() -%}
+-- Deletes up to batch_size expired rows from activation_cache and kv_cache per call and returns how
+-- many went. Short batches keep locks brief; callers loop (and commit) until it returns 0.
+create or replace function {{ target.schema }}.purge_expired_cache_batch(batch_size integer default 5000)
+returns table (cache_table text, purged bigint)
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    return query
+    with doomed as (
+        select ctid from activation_cache
+        where expires_at <= now()
+        order by expires_at
+        limit batch_size
+        for update skip locked
+    ), gone as (
+        delete from activation_cache where ctid in (select ctid from doomed) returning 1
+    )
+    select 'activation_cache'::text, count(*) from gone;
+
+    return query
+    with doomed as (
+        select ctid from kv_cache
+        where expires_at <= now()
+        order by expires_at
+        limit batch_size
+        for update skip locked
+    ), gone as (
+        delete from kv_cache where ctid in (select ctid from doomed) returning 1
+    )
+    select 'kv_cache'::text, count(*) from gone;
+end
+$fn$;
+{%- endmacro %}

@@ -1,0 +1,157 @@
+"""`arc-halo`: a thin command line over the library. Errors a user can fix print as one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import uuid
+
+from arc_halo import config, dbt, embedded
+from arc_halo.errors import ArcHaloError
+
+EXAMPLE_QUERIES = (
+    "SELECT * FROM v_model_architecture WHERE model_name = 'gpt-fusion-1';",
+    "SELECT * FROM v_training_progress WHERE status = 'running';",
+    "SELECT * FROM v_reactor_status WHERE status = 'active';",
+)
+
+
+def _local_server() -> embedded.ServerInfo:
+    if config.current_target() != "local":
+        raise ArcHaloError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{config.current_target()}'")
+    server = embedded.ensure_running()
+    embedded.ensure_database(server)
+    return server
+
+
+def cmd_db_start(args: argparse.Namespace) -> None:
+    server = _local_server()
+    print(f"embedded PostgreSQL {server.version} running (pid {server.pid}), data in {server.data_dir}")
+    print(server.url())
+
+
+def cmd_db_stop(args: argparse.Namespace) -> None:
+    print("stopped" if embedded.stop() else "not running")
+
+
+def cmd_db_status(args: argparse.Namespace) -> None:
+    server = embedded.status()
+    if server is None:
+        print(f"not running (data directory {embedded.data_dir()})")
+        sys.exit(1)
+    print(f"running: PostgreSQL {server.version}, pid {server.pid}, data {server.data_dir}")
+    print(f"url: {server.url()}")
+
+
+def cmd_db_url(args: argparse.Namespace) -> None:
+    print(_local_server().url(args.database))
+
+
+def cmd_db_env(args: argparse.Namespace) -> None:
+    """Exports for `eval "$(arc-halo db env)"`: then `dbt`, `psql` and the library all use this server."""
+    server = _local_server()
+    variables = dbt.local_environment(server, args.database)
+    variables["ARC_HALO_DATABASE_URL"] = server.url(args.database)
+    variables["PATH"] = f"{embedded.bin_dir(server.version)}:{os.environ.get('PATH', '')}"
+    dbt.ensure_profile()
+    for name, value in variables.items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+def cmd_db_psql(args: argparse.Namespace) -> None:
+    server = _local_server()
+    psql = str(embedded.bin_dir(server.version) / "psql")
+    os.execv(psql, [psql, server.url(args.database), *args.psql_args])
+
+
+def cmd_dbt(args: argparse.Namespace) -> None:
+    sys.exit(dbt.run_dbt(args.dbt_args, check=False))
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    dbt.run_dbt(["build", *args.dbt_args])
+
+
+def cmd_lint(args: argparse.Namespace) -> None:
+    """sqlfluff with the dbt templater needs a reachable target to compile; start it first."""
+    from arc_halo import lint
+
+    sys.exit(lint.run(args.paths))
+
+
+def cmd_scratch_build(args: argparse.Namespace) -> None:
+    """dbt build into a throwaway database on the embedded server, dropped afterwards."""
+    server = embedded.ensure_running()
+    name = f"arc_halo_scratch_{uuid.uuid4().hex[:8]}"
+    embedded.ensure_database(server, name)
+    try:
+        dbt.run_dbt(["build", *args.dbt_args], env=dbt.local_environment(server, name))
+    finally:
+        embedded.drop_database(server, name)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """What `make run` does: build, then show where the database is and what to ask it."""
+    dbt.run_dbt(["build"])
+    target = config.current_target()
+    print()
+    if target == "local":
+        server = embedded.ensure_running()
+        print(f"Arc-Halo database ready: {server.url()}")
+        print("  psql:      .venv/bin/arc-halo db psql")
+        print('  dbt/psql:  eval "$(.venv/bin/arc-halo db env)"')
+    print("Try:")
+    for query in EXAMPLE_QUERIES:
+        print(f"  {query}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arc-halo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the embedded PostgreSQL server").add_subparsers(dest="db_command", required=True)
+    db.add_parser("start", help="start the server (and create the database)").set_defaults(func=cmd_db_start)
+    db.add_parser("stop", help="stop the server").set_defaults(func=cmd_db_stop)
+    db.add_parser("status", help="is it running, and where").set_defaults(func=cmd_db_status)
+    for name, func, text in (
+        ("url", cmd_db_url, "print the libpq URL of the local database, nothing else"),
+        ("env", cmd_db_env, "print shell exports for dbt, psql and the library"),
+        ("psql", cmd_db_psql, "open psql on the local database"),
+    ):
+        sub = db.add_parser(name, help=text)
+        sub.add_argument("--database", default=config.LOCAL_DATABASE)
+        sub.set_defaults(func=func, passthrough=name == "psql")
+
+    for name, func, text in (
+        ("dbt", cmd_dbt, "run dbt on the current target with its environment"),
+        ("build", cmd_build, "dbt build on the current target"),
+        ("scratch-build", cmd_scratch_build, "dbt build into a throwaway local database"),
+    ):
+        commands.add_parser(name, help=text + " (extra arguments go to dbt)").set_defaults(func=func, passthrough=True)
+
+    lint_parser = commands.add_parser("lint", help="sqlfluff (dbt templater) over models, macros, tests, analyses")
+    lint_parser.add_argument("paths", nargs="*")
+    lint_parser.set_defaults(func=cmd_lint)
+    commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dbt_args = args.psql_args = extra
+    try:
+        args.func(args)
+    except ArcHaloError as exc:
+        print(f"arc-halo: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Running dbt for the configured target: the generated profile, its environment, and pre-flight checks
+that turn dbt's one-variable-at-a-time and hanging-connection failures into one clear line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from arc_halo import config, embedded
+from arc_halo.errors import ArcHaloError
+
+
+def ensure_profile() -> Path:
+    """profiles.yml is git-ignored; it is a copy of profiles.yml.example, which reads every secret from
+    the environment, so the copy never holds one either."""
+    root = config.project_dir()
+    profile = root / "profiles.yml"
+    if not profile.exists():
+        shutil.copyfile(root / "profiles.yml.example", profile)
+    return profile
+
+
+def local_environment(server: embedded.ServerInfo, database: str = config.LOCAL_DATABASE) -> dict[str, str]:
+    """Variables that point dbt's `local` target, psql and the library at the embedded server."""
+    return {
+        "ARC_HALO_TARGET": "local",
+        "ARC_HALO_LOCAL_HOST": str(server.socket_dir),
+        "ARC_HALO_LOCAL_DATABASE": database,
+        "DBT_PROFILES_DIR": str(config.project_dir()),
+        "PGHOST": str(server.socket_dir),
+        "PGPORT": "5432",
+        "PGUSER": "postgres",
+        "PGDATABASE": database,
+    }
+
+
+def _probe(conninfo: dict[str, str], label: str) -> None:
+    """Connect once per attempt with a timeout, so an unreachable or sleeping host gives a clear line."""
+    last_error: Exception | None = None
+    for attempt in range(config.NEON_CONNECT_ATTEMPTS):
+        try:
+            with psycopg.connect(connect_timeout=config.NEON_CONNECT_TIMEOUT_SECONDS, **conninfo):
+                return
+        except psycopg.OperationalError as exc:
+            last_error = exc
+            time.sleep(min(2**attempt, 5))
+    reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
+    raise ArcHaloError(
+        f"cannot reach {label} host {conninfo.get('host')} after {config.NEON_CONNECT_ATTEMPTS} attempts "
+        f"of {config.NEON_CONNECT_TIMEOUT_SECONDS}s: {reason}"
+    )
+
+
+def target_environment(database: str = config.LOCAL_DATABASE, probe: bool = True) -> dict[str, str]:
+    """Environment for dbt on the current target; starts the embedded server for `local`."""
+    target = config.current_target()
+    env = {"ARC_HALO_TARGET": target, "DBT_PROFILES_DIR": str(config.project_dir())}
+    if target == "local":
+        server = embedded.ensure_running()
+        embedded.ensure_database(server, database)
+        return local_environment(server, database)
+    if target == "neon":
+        config.require_variables(config.NEON_VARIABLES, target)
+        if probe:
+            _probe(
+                {
+                    "host": os.environ["NEON_HOST"],
+                    "user": os.environ["NEON_USER"],
+                    "password": os.environ["NEON_PASSWORD"],
+                    "dbname": os.environ["NEON_DATABASE"],
+                    "sslmode": "require",
+                },
+                "neon",
+            )
+        return env
+    config.require_variables(config.CI_VARIABLES, target)
+    config.check_transport(os.environ.get("PGHOST"), os.environ.get("PGSSLMODE"), "target 'ci' (PGHOST)")
+    return env
+
+
+def dbt_executable() -> str:
+    """dbt from the same environment as this interpreter, so `make` and a bare `arc-halo` agree."""
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(args: list[str], env: dict[str, str] | None = None, check: bool = True) -> int:
+    """Run dbt in the project directory with the target's environment; returns its exit code."""
+    ensure_profile()
+    merged = {**os.environ, **(env if env is not None else target_environment())}
+    merged.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no network at run time
+    result = subprocess.run([dbt_executable(), *args], cwd=config.project_dir(), env=merged)
+    if check and result.returncode != 0:
+        raise ArcHaloError(f"dbt {' '.join(args)} failed (exit {result.returncode}); see the output above")
+    return result.returncode

@@ -87,6 +87,10 @@
         {%- endif -%}
         {%- do constraints.append(operational_constraint(table_name, constraint.type, constraint.columns, constraint.expression, constraint.name, constraint.to, constraint.to_columns)) -%}
     {%- endfor -%}
+    {%- set names = constraints | map(attribute='name') | list -%}
+    {%- for name in names if names.count(name) > 1 -%}
+        {{ exceptions.raise_compiler_error("constraint name " ~ name ~ " is used twice on " ~ table_name ~ ": give one of them another name in the YAML") }}
+    {%- endfor -%}
     {{ return(constraints) }}
 {%- endmacro %}
 

@@ -115,6 +115,7 @@ create or replace function {{ target.schema }}.create_training_metrics_partition
 returns setof text
 language plpgsql
 set search_path = {{ target.schema }}, pg_temp
+set timezone = 'UTC'  -- month boundaries must not depend on the caller's time zone
 as $fn$
 declare
     month_start timestamptz;

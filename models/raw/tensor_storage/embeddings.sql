@@ -1,0 +1,23 @@
+{#-
+    One table holds models of different widths, so `embedding` has no fixed dimension. Each width
+    listed in var('embedding_index_widths') gets an HNSW index over an expression cast to that width,
+    restricted to rows of that width; a query for one width uses it when it repeats the expression
+    and the predicate (see analyses/nearest_embeddings.sql). Widths over 2,000 (pgvector's limit for
+    vector HNSW) are indexed as halfvec, up to its limit of 4,000.
+-#}
+{%- set hnsw_indexes = [] -%}
+{%- for width in var('embedding_index_widths') -%}
+    {%- if width > 4000 -%}
+        {{ exceptions.raise_compiler_error("embedding_index_widths: " ~ width ~ " exceeds pgvector's 4,000-dimension HNSW limit (halfvec); leave it unindexed or reduce it") }}
+    {%- endif -%}
+    {%- set vector_type = 'vector' if width <= 2000 else 'halfvec' -%}
+    {%- do hnsw_indexes.append({
+        'name': 'embeddings_hnsw_cosine_' ~ width,
+        'using': 'hnsw',
+        'columns': ['(embedding::' ~ vector_type ~ '(' ~ width ~ ')) ' ~ vector_type ~ '_cosine_ops'],
+        'where': 'dimensions = ' ~ width,
+        'with': {'m': 16, 'ef_construction': 64},
+    }) -%}
+{%- endfor -%}
+{{ config(table_indexes=hnsw_indexes + [{'columns': ['model_id', 'embedding_type', 'token_text']}]) }}
+{{ contract_select() }}

@@ -57,6 +57,19 @@ def _probe(conninfo: dict[str, str], label: str) -> None:
     )
 
 
+def url_environment(url: str) -> dict[str, str]:
+    """The `ci` target pointed at the database a libpq URL names (PG* variables)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    env = {"ARC_HALO_TARGET": "ci", "DBT_PROFILES_DIR": str(config.project_dir())}
+    for key, variable in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"), ("password", "PGPASSWORD"),
+                          ("dbname", "PGDATABASE"), ("sslmode", "PGSSLMODE")):
+        if info.get(key):
+            env[variable] = str(info[key])
+    env.setdefault("PGPORT", "5432")
+    config.check_transport(env.get("PGHOST"), env.get("PGSSLMODE"), "database URL")
+    return env
+
+
 def target_environment(database: str = config.LOCAL_DATABASE, probe: bool = True) -> dict[str, str]:
     """Environment for dbt on the current target; starts the embedded server for `local`."""
     target = config.current_target()
@@ -90,12 +103,21 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def run_dbt(args: list[str], env: dict[str, str] | None = None, check: bool = True) -> int:
-    """Run dbt in the project directory with the target's environment; returns its exit code."""
+def run_dbt(
+    args: list[str], env: dict[str, str] | None = None, check: bool = True, project: Path | None = None,
+    capture: bool = False,
+) -> int | subprocess.CompletedProcess:
+    """Run dbt in the project directory with the target's environment; returns its exit code
+    (or the completed process when capture is set, for callers that read dbt's output)."""
     ensure_profile()
     merged = {**os.environ, **(env if env is not None else target_environment())}
     merged.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no network at run time
-    result = subprocess.run([dbt_executable(), *args], cwd=config.project_dir(), env=merged)
+    result = subprocess.run(
+        [dbt_executable(), *args], cwd=project or config.project_dir(), env=merged,
+        capture_output=capture, text=capture,
+    )
+    if capture:
+        return result
     if check and result.returncode != 0:
         raise ArcHaloError(f"dbt {' '.join(args)} failed (exit {result.returncode}); see the output above")
     return result.returncode

@@ -1,0 +1,136 @@
+"""Integration fixtures: real PostgreSQL with pgvector, never a mock.
+
+The server is the embedded one (started if needed) or the one ARC_HALO_TEST_DATABASE_URL names
+(a URL with rights to create databases). Every database a test builds is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from arc_halo import config, dbt, embedded
+
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests", "analyses", "functions")
+
+
+@dataclass(frozen=True)
+class TestServer:
+    admin_url: str
+
+    def url(self, database: str) -> str:
+        return make_conninfo(self.admin_url, dbname=database)
+
+    def create_database(self, template: str | None = None) -> str:
+        """An empty database with pgvector, or a copy of `template` (a built schema in well under a
+        second, instead of a dbt build)."""
+        name = f"arc_halo_test_{uuid.uuid4().hex[:10]}"
+        statement = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" template {}").format(sql.Identifier(template))
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(statement)
+        if not template:
+            with psycopg.connect(self.url(name), autocommit=True) as conn:
+                conn.execute("create extension if not exists vector")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def test_server() -> TestServer:
+    explicit = os.environ.get("ARC_HALO_TEST_DATABASE_URL")
+    if explicit:
+        return TestServer(admin_url=explicit)
+    server = embedded.ensure_running()
+    return TestServer(admin_url=server.url("postgres"))
+
+
+def build(server: TestServer, database: str, *args: str, project: Path | None = None, check: bool = True,
+          command: str = "build"):
+    """dbt `command` (build by default) into `database` through the `ci` target; returns the process."""
+    result = dbt.run_dbt([command, *args], env=dbt.url_environment(server.url(database)), check=False,
+                         project=project, capture=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dbt build failed:\n{result.stdout[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def template_database(test_server: TestServer) -> Iterator[str]:
+    """The project built once with `dbt build` (models, seeds and every dbt test). Nothing connects to
+    it afterwards, so tests can copy it."""
+    name = test_server.create_database()
+    try:
+        build(test_server, name)
+        yield name
+    finally:
+        test_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def built_database(test_server: TestServer, template_database: str) -> Iterator[str]:
+    """A built database shared by the read-mostly tests; each test's writes are rolled back."""
+    name = test_server.create_database(template=template_database)
+    try:
+        yield test_server.url(name)
+    finally:
+        test_server.drop_database(name)
+
+
+@pytest.fixture
+def built_copy(test_server: TestServer, template_database: str) -> Iterator[str]:
+    """A private built database for tests that commit rows or rebuild the schema."""
+    name = test_server.create_database(template=template_database)
+    try:
+        yield name
+    finally:
+        test_server.drop_database(name)
+
+
+@pytest.fixture
+def db(built_database: str) -> Iterator[psycopg.Connection]:
+    """A connection in a transaction that is rolled back afterwards, so tests leave no rows."""
+    with psycopg.connect(built_database) as conn:
+        yield conn
+        conn.rollback()
+
+
+@pytest.fixture
+def fresh_database(test_server: TestServer) -> Iterator[str]:
+    """An empty database (vector extension only) for tests that build and rebuild themselves."""
+    name = test_server.create_database()
+    try:
+        yield name
+    finally:
+        test_server.drop_database(name)
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A private copy of the dbt project, for tests that edit contracts."""
+    root = config.project_dir()
+    for item in PROJECT_FILES:
+        source = root / item
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / item)
+        elif source.exists():
+            shutil.copy(source, tmp_path / item)
+    shutil.copy(root / "profiles.yml.example", tmp_path / "profiles.yml")
+    return tmp_path
+
+
+def database_host_is_local(url: str) -> bool:
+    return config.is_local_host(conninfo_to_dict(url).get("host"))

@@ -92,6 +92,22 @@ def cmd_scratch_build(args: argparse.Namespace) -> None:
         embedded.drop_database(server, name)
 
 
+def cmd_cache_purge(args: argparse.Namespace) -> None:
+    from arc_halo import db, lifecycle
+
+    with db.connect(autocommit=True) as conn:
+        totals = lifecycle.purge_expired_cache(conn, args.batch_size)
+    print(f"purged expired rows: activation_cache={totals['activation_cache']} kv_cache={totals['kv_cache']}")
+
+
+def cmd_partitions_create(args: argparse.Namespace) -> None:
+    from arc_halo import db, lifecycle
+
+    with db.connect(autocommit=True) as conn:
+        created = lifecycle.create_metric_partitions(conn, args.months_back, args.months_ahead)
+    print("created: " + (", ".join(created) or "none needed"))
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """What `make run` does: build, then show where the database is and what to ask it."""
     dbt.run_dbt(["build"])
@@ -134,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     lint_parser = commands.add_parser("lint", help="sqlfluff (dbt templater) over models, macros, tests, analyses")
     lint_parser.add_argument("paths", nargs="*")
     lint_parser.set_defaults(func=cmd_lint)
+    cache = commands.add_parser("cache", help="inference cache housekeeping").add_subparsers(dest="cache_command", required=True)
+    purge = cache.add_parser("purge", help="delete expired activation_cache and kv_cache rows in batches")
+    purge.add_argument("--batch-size", type=int, default=5000)
+    purge.set_defaults(func=cmd_cache_purge)
+    partitions = commands.add_parser("partitions", help="training_metrics partitions").add_subparsers(
+        dest="partitions_command", required=True)
+    create = partitions.add_parser("create", help="create missing monthly partitions (never drops)")
+    create.add_argument("--months-back", type=int, default=1)
+    create.add_argument("--months-ahead", type=int, default=3)
+    create.set_defaults(func=cmd_partitions_create)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

@@ -1,0 +1,130 @@
+"""Issue 3: cache purge, metric partitions, the latest-value structure, and HNSW use for one width."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+from arc_halo import lifecycle
+from rows import insert_everything, insert_model
+
+
+def test_purge_removes_exactly_the_expired_rows(test_server, built_copy) -> None:
+    with psycopg.connect(test_server.url(built_copy), autocommit=True) as conn:
+        ids = insert_everything(conn)
+        # insert_everything made one never-expiring row in each cache; add expired and future ones.
+        for offset, count in (("-1 hour", 7), ("+1 hour", 3)):
+            for position in range(count):
+                conn.execute(
+                    f"""insert into activation_cache (inference_session_id, layer_id, activation_name, position_start,
+                           position_end, dtype, shape, activation_data, size_bytes, expires_at)
+                       values (%s, %s, 'x', %s, %s, 'float32', '{{1}}', '\\x00000000', 4, now() + interval '{offset}')""",
+                    (ids["inference"], ids["layer"], position + (100 if offset[0] == "+" else 0),
+                     position + 1 + (100 if offset[0] == "+" else 0)),
+                )
+                conn.execute(
+                    f"""insert into kv_cache (inference_session_id, layer_id, head_index, position_start, position_end,
+                           dtype, shape, key_data, value_data, size_bytes, expires_at)
+                       values (%s, %s, 0, %s, %s, 'float32', '{{1}}', '\\x00', '\\x00', 2, now() + interval '{offset}')""",
+                    (ids["inference"], ids["layer"], position + (100 if offset[0] == "+" else 0),
+                     position + 1 + (100 if offset[0] == "+" else 0)),
+                )
+        totals = lifecycle.purge_expired_cache(conn, batch_size=2)  # several batches
+        assert totals == {"activation_cache": 7, "kv_cache": 7}
+        assert conn.execute("select count(*) from activation_cache where expires_at <= now()").fetchone()[0] == 0
+        assert conn.execute("select count(*) from activation_cache").fetchone()[0] == 1 + 3
+        assert conn.execute("select count(*) from kv_cache").fetchone()[0] == 1 + 3
+        assert lifecycle.purge_expired_cache(conn) == {"activation_cache": 0, "kv_cache": 0}
+
+
+def test_partition_creation_moves_rows_out_of_default(test_server, built_copy) -> None:
+    with psycopg.connect(test_server.url(built_copy), autocommit=True) as conn:
+        ids = insert_everything(conn)
+        far = "2031-05-17 12:00:00+00"
+        conn.execute(
+            "insert into training_metrics (training_session_id, metric_name, step, value, recorded_at)"
+            " values (%s, 'loss', 9, 1.0, %s)", (ids["session"], far))
+        assert conn.execute("select count(*) from training_metrics_default").fetchone()[0] == 1
+        months = conn.execute("select (extract(year from age('2031-05-01', date_trunc('month', now()))) * 12"
+                              " + extract(month from age('2031-05-01', date_trunc('month', now()))))::int").fetchone()[0]
+        created = lifecycle.create_metric_partitions(conn, months_back=0, months_ahead=months)
+        assert "training_metrics_p203105" in created
+        assert conn.execute("select count(*) from training_metrics_default").fetchone()[0] == 0
+        assert conn.execute("select count(*) from training_metrics_p203105").fetchone()[0] == 1
+        assert conn.execute("select count(*) from training_metrics").fetchone()[0] == 2
+        assert lifecycle.create_metric_partitions(conn, months_back=0, months_ahead=months) == []
+
+
+def test_latest_metric_tracks_highest_step(db) -> None:
+    ids = insert_everything(db)
+    with db.cursor().copy("copy training_metrics (training_session_id, metric_name, step, value) from stdin") as copy:
+        for step, value in ((5, 1.5), (3, 9.0), (7, 1.2)):
+            copy.write_row((ids["session"], "loss", step, value))
+    db.execute("insert into training_metrics (training_session_id, metric_name, step, value) values (%s, 'loss', 6, 5.0)",
+               (ids["session"],))
+    row = db.execute("select step, value from training_metrics_latest where training_session_id = %s"
+                     " and metric_name = 'loss'", (ids["session"],)).fetchone()
+    assert row == (7, 1.2)
+
+
+def test_concurrent_metric_writers_lose_no_row(test_server, built_copy) -> None:
+    url = test_server.url(built_copy)
+    with psycopg.connect(url, autocommit=True) as conn:
+        session = insert_everything(conn)["session"]
+    errors: list[Exception] = []
+
+    def writer(offset: int) -> None:
+        try:
+            with psycopg.connect(url) as conn:
+                for batch in range(20):
+                    with conn.cursor().copy(
+                        "copy training_metrics (training_session_id, metric_name, step, value) from stdin"
+                    ) as copy:
+                        for i in range(50):
+                            step = offset + batch * 50 + i
+                            copy.write_row((session, "loss", step, float(step)))
+                            copy.write_row((session, "lr", step, 0.1))
+                    conn.commit()
+        except Exception as exc:  # reported below, not swallowed
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(offset,)) for offset in (10_000, 20_000)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from training_metrics where training_session_id = %s and step >= 10000",
+                            (session,)).fetchone()[0] == 2 * 20 * 50 * 2
+        assert conn.execute("select step from training_metrics_latest where training_session_id = %s"
+                            " and metric_name = 'loss'", (session,)).fetchone()[0] == 20_999
+
+
+def test_nearest_embeddings_of_one_width_use_hnsw(db) -> None:
+    """Enough rows that the planner chooses the index on cost, with no planner settings forced."""
+    rows_per_width = 2000
+    register_vector(db)
+    rng = np.random.default_rng(7)
+    narrow = insert_model(db, "w384", hidden=384, heads=6)
+    wide = insert_model(db, "w768", hidden=768, heads=12)
+    with db.cursor().copy(
+        "copy embeddings (model_id, embedding_type, embedding_index, dimensions, embedding) from stdin"
+    ) as copy:
+        for model_id, width in ((narrow, 384), (wide, 768)):
+            for index in range(rows_per_width):
+                vector = "[" + ",".join(f"{x:.5f}" for x in rng.standard_normal(width)) + "]"
+                copy.write_row((model_id, "token", index, width, vector))
+    db.execute("analyze embeddings")
+    query = """
+        select embedding_id from embeddings
+        where dimensions = 384
+        order by embedding::vector(384) <=> %s::vector(384)
+        limit 10"""
+    probe = rng.standard_normal(384).astype(np.float32)
+    plan = "\n".join(row[0] for row in db.execute("explain " + query, (probe,)))
+    assert "embeddings_hnsw_cosine_384" in plan, plan
+    assert len(db.execute(query, (probe,)).fetchall()) == 10

@@ -108,6 +108,12 @@ def cmd_partitions_create(args: argparse.Namespace) -> None:
     print("created: " + (", ".join(created) or "none needed"))
 
 
+def cmd_schema_export(args: argparse.Namespace) -> None:
+    from arc_halo import schema_export
+
+    print(f"wrote {schema_export.export()}")
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """What `make run` does: build, then show where the database is and what to ask it."""
     dbt.run_dbt(["build"])
@@ -160,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--months-back", type=int, default=1)
     create.add_argument("--months-ahead", type=int, default=3)
     create.set_defaults(func=cmd_partitions_create)
+    schema = commands.add_parser("schema", help="the psql path").add_subparsers(dest="schema_command", required=True)
+    schema.add_parser("export", help="regenerate db/schema/00_master_schema.sql from the dbt project").set_defaults(
+        func=cmd_schema_export)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

@@ -40,20 +40,24 @@ def local_environment(server: embedded.ServerInfo, database: str = config.LOCAL_
     }
 
 
-def _probe(conninfo: dict[str, str], label: str) -> None:
-    """Connect once per attempt with a timeout, so an unreachable or sleeping host gives a clear line."""
+def probe(
+    conninfo: dict[str, str], label: str,
+    timeout: int = config.NEON_CONNECT_TIMEOUT_SECONDS, attempts: int = config.NEON_CONNECT_ATTEMPTS,
+) -> None:
+    """Connect once per attempt with a timeout, so an unreachable or sleeping host gives a clear line
+    instead of a hang."""
     last_error: Exception | None = None
-    for attempt in range(config.NEON_CONNECT_ATTEMPTS):
+    for attempt in range(attempts):
         try:
-            with psycopg.connect(connect_timeout=config.NEON_CONNECT_TIMEOUT_SECONDS, **conninfo):
+            with psycopg.connect(connect_timeout=timeout, **conninfo):
                 return
         except psycopg.OperationalError as exc:
             last_error = exc
-            time.sleep(min(2**attempt, 5))
+            if attempt < attempts - 1:
+                time.sleep(min(2**attempt, 5))
     reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
     raise ArcHaloError(
-        f"cannot reach {label} host {conninfo.get('host')} after {config.NEON_CONNECT_ATTEMPTS} attempts "
-        f"of {config.NEON_CONNECT_TIMEOUT_SECONDS}s: {reason}"
+        f"cannot reach {label} host {conninfo.get('host')} after {attempts} attempts of {timeout}s: {reason}"
     )
 
 
@@ -81,7 +85,7 @@ def target_environment(database: str = config.LOCAL_DATABASE, probe: bool = True
     if target == "neon":
         config.require_variables(config.NEON_VARIABLES, target)
         if probe:
-            _probe(
+            probe(
                 {
                     "host": os.environ["NEON_HOST"],
                     "user": os.environ["NEON_USER"],
@@ -95,6 +99,19 @@ def target_environment(database: str = config.LOCAL_DATABASE, probe: bool = True
     config.require_variables(config.CI_VARIABLES, target)
     config.check_transport(os.environ.get("PGHOST"), os.environ.get("PGSSLMODE"), "target 'ci' (PGHOST)")
     return env
+
+
+def _die_with_parent() -> None:
+    """In the dbt child: get SIGTERM when arc-halo dies, so a killed command never leaves a build
+    running that races the next one (Linux prctl; a no-op elsewhere)."""
+    try:
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def dbt_executable() -> str:
@@ -114,7 +131,7 @@ def run_dbt(
     merged.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no network at run time
     result = subprocess.run(
         [dbt_executable(), *args], cwd=project or config.project_dir(), env=merged,
-        capture_output=capture, text=capture,
+        capture_output=capture, text=capture, preexec_fn=_die_with_parent,
     )
     if capture:
         return result

@@ -81,22 +81,61 @@ def _postmaster(pgdata: Path) -> tuple[int, Path | None, str] | None:
     return int(lines[0]), socket_dir, lines[7].strip()
 
 
+def _is_live(proc: psutil.Process) -> bool:
+    # A killed server can linger as a zombie when nothing reaps it (PID 1 in many containers).
+    return proc.status() != psutil.STATUS_ZOMBIE
+
+
 def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
     """True only for a live postgres process serving this data directory (pids get reused)."""
     try:
         proc = psutil.Process(pid)
-        return proc.name() == "postgres" and str(pgdata) in " ".join(proc.cmdline())
+        return proc.name() == "postgres" and _is_live(proc) and str(pgdata) in " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
 
-def _clear_stale_lock(pgdata: Path) -> None:
-    """A server killed with SIGKILL leaves postmaster.pid behind; if its pid now belongs to some other
-    process, PostgreSQL refuses to start. Remove the file only when no server of ours owns it."""
+def _leftover_processes(pgdata: Path) -> list[psutil.Process]:
+    """postgres processes still working in this data directory (every backend's cwd is the data
+    directory), e.g. backends orphaned when their postmaster was killed."""
+    found = []
+    for proc in psutil.process_iter(["name", "cwd", "status"]):
+        if proc.info["name"] == "postgres" and proc.info["cwd"] == str(pgdata) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def _clear_stale_state(pgdata: Path) -> None:
+    """Called when no healthy server answers: end leftovers of a killed server, then remove its
+    postmaster.pid and socket lock, which would otherwise block (or mislead) the next start."""
+    leftovers = _leftover_processes(pgdata)
+    for proc in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
     info = _postmaster(pgdata)
-    pid_file = pgdata / "postmaster.pid"
-    if pid_file.exists() and (info is None or not _is_our_postmaster(info[0], pgdata)):
-        pid_file.unlink()
+    socket_dirs = {pgdata, *([info[1]] if info and info[1] else [])}
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+    for socket_dir in socket_dirs:
+        for lock in socket_dir.glob(".s.PGSQL.*.lock"):
+            lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _start_lock(pgdata: Path):
+    """Serialise starts across processes, so one command never clears state another is starting."""
+    import fcntl
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with open(pgdata.parent / f".{pgdata.name}.start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _initialise(pgdata: Path, version: int) -> None:
@@ -138,6 +177,11 @@ def ensure_running() -> ServerInfo:
         return running
     version = config.postgres_version()
     pgdata = data_dir(version)
+    with _start_lock(pgdata):
+        return status() or _start(pgdata, version)
+
+
+def _start(pgdata: Path, version: int) -> ServerInfo:
     if not (pgdata / "PG_VERSION").exists():
         _initialise(pgdata, version)
     found = int((pgdata / "PG_VERSION").read_text().strip())
@@ -145,7 +189,7 @@ def ensure_running() -> ServerInfo:
         raise ArcHaloError(
             f"{pgdata} was created by PostgreSQL {found}: set ARC_HALO_PG_VERSION={found} or move the directory away"
         )
-    _clear_stale_lock(pgdata)
+    _clear_stale_state(pgdata)
     try:
         _pgserver().get_server(pgdata, cleanup_mode=None, postgres_version=version)
     except (subprocess.SubprocessError, AssertionError, RuntimeError) as exc:

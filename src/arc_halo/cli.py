@@ -114,19 +114,47 @@ def cmd_schema_export(args: argparse.Namespace) -> None:
     print(f"wrote {schema_export.export()}")
 
 
+def cmd_sample_load(args: argparse.Namespace) -> None:
+    from arc_halo import db, sample
+
+    with db.connect() as conn:
+        model_id = sample.load(conn)
+    print(f"loaded sample data ({sample.SAMPLE_MODEL} = {model_id})" if model_id else "sample data already loaded")
+
+
+def _print_examples() -> None:
+    """Run the seed's example statements and print their results (first columns, few rows)."""
+    from arc_halo import db, sample
+
+    with db.connect() as conn:
+        row = conn.execute("select model_id from models where model_name = %s", (sample.SAMPLE_MODEL,)).fetchone()
+        model_id = str(row[0]) if row else "00000000-0000-0000-0000-000000000000"
+        statements = [*EXAMPLE_QUERIES, f"SELECT * FROM calculate_model_parameters('{model_id}');",
+                      f"SELECT get_latest_checkpoint('{model_id}');"]
+        for statement in statements:
+            cursor = conn.execute(statement)
+            names = [column.name for column in cursor.description]
+            # ids and tenant say little at a glance; show the first telling columns
+            shown = [i for i, name in enumerate(names) if not name.endswith("_id") and name != "tenant_id"][:7] or [0]
+            rows = cursor.fetchall()
+            print(f"\n{statement}")
+            print("  " + " | ".join(names[i] for i in shown))
+            for values in rows[:4]:
+                print("  " + " | ".join(str(values[i])[:36] for i in shown))
+            print(f"  ({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
 def cmd_run(args: argparse.Namespace) -> None:
-    """What `make run` does: build, then show where the database is and what to ask it."""
+    """What `make run` does: build, load the sample data, run the seed's examples, say where it all is."""
     dbt.run_dbt(["build"])
-    target = config.current_target()
+    cmd_sample_load(args)
+    _print_examples()
     print()
-    if target == "local":
+    if config.current_target() == "local":
         server = embedded.ensure_running()
         print(f"Arc-Halo database ready: {server.url()}")
         print("  psql:      .venv/bin/arc-halo db psql")
         print('  dbt/psql:  eval "$(.venv/bin/arc-halo db env)"')
-    print("Try:")
-    for query in EXAMPLE_QUERIES:
-        print(f"  {query}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="the psql path").add_subparsers(dest="schema_command", required=True)
     schema.add_parser("export", help="regenerate db/schema/00_master_schema.sql from the dbt project").set_defaults(
         func=cmd_schema_export)
+    sample = commands.add_parser("sample", help="the sample dataset").add_subparsers(dest="sample_command", required=True)
+    sample.add_parser("load", help="load gpt-fusion-1 and friends (once; a second load changes nothing)").set_defaults(
+        func=cmd_sample_load)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

@@ -34,6 +34,12 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: analytics; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA IF NOT EXISTS analytics;
+
+--
 -- Name: public; Type: SCHEMA; Schema: -; Owner: -
 --
 
@@ -48,6 +54,27 @@ CREATE SCHEMA IF NOT EXISTS public;
 --
 
 CREATE SCHEMA IF NOT EXISTS reference;
+
+--
+-- Name: calculate_model_parameters(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.calculate_model_parameters(model_id uuid) RETURNS TABLE(total_parameters bigint, trainable_parameters bigint, frozen_parameters bigint)
+    LANGUAGE sql STABLE
+    AS $$
+       -- Argument names equal column names, so the argument is qualified with the function's name.
+select
+    coalesce(sum(public.tensor_shape_elements(tensors.shape)), 0)::bigint as total_parameters,
+    coalesce(sum(public.tensor_shape_elements(tensors.shape)) filter (where weights.requires_grad), 0)::bigint
+        as trainable_parameters,
+    coalesce(sum(public.tensor_shape_elements(tensors.shape)) filter (where not weights.requires_grad), 0)::bigint
+        as frozen_parameters
+from "public"."models" as registry
+left join "public"."model_weights" as weights on registry.model_id = weights.model_id
+left join "public"."tensor_metadata" as tensors on weights.tensor_id = tensors.tensor_id
+where registry.model_id = calculate_model_parameters.model_id
+group by registry.model_id
+    $$;
 
 --
 -- Name: create_training_metrics_partitions(integer, integer); Type: FUNCTION; Schema: public; Owner: -
@@ -87,6 +114,22 @@ begin
     end loop;
 end
 $$;
+
+--
+-- Name: get_latest_checkpoint(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.get_latest_checkpoint(model_id uuid) RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$
+       -- Relations are named without the database: a function body is stored as text, and must keep
+-- working in copies of this database (Neon branches, template copies, the psql schema file).
+select checkpoints.checkpoint_id
+from "public"."model_checkpoints" as checkpoints
+where checkpoints.model_id = get_latest_checkpoint.model_id
+order by checkpoints.created_at desc, checkpoints.step desc, checkpoints.checkpoint_id
+limit 1
+    $$;
 
 --
 -- Name: purge_expired_cache_batch(integer); Type: FUNCTION; Schema: public; Owner: -
@@ -210,6 +253,348 @@ $$;
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
+
+--
+-- Name: attention_head_stats; Type: TABLE; Schema: analytics; Owner: -
+--
+
+CREATE TABLE analytics.attention_head_stats (
+    inference_session_id uuid,
+    layer_id uuid,
+    head_index integer,
+    pattern_count integer,
+    query_count integer,
+    mean_entropy double precision,
+    normalized_entropy double precision,
+    sparsity double precision,
+    mean_attention_distance double precision,
+    local_attention_share double precision,
+    max_row_sum_error double precision,
+    attention_style text
+);
+
+--
+-- Name: models; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.models (
+    model_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
+    model_name text NOT NULL,
+    version text DEFAULT '1.0.0'::text NOT NULL,
+    architecture text NOT NULL,
+    model_type text,
+    vocab_size integer NOT NULL,
+    hidden_size integer NOT NULL,
+    num_layers integer NOT NULL,
+    num_attention_heads integer NOT NULL,
+    num_key_value_heads integer,
+    intermediate_size integer NOT NULL,
+    max_sequence_length integer NOT NULL,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    status text DEFAULT 'draft'::text NOT NULL,
+    content_sha256 text,
+    description text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT models_architecture_check CHECK ((architecture = ANY (ARRAY['decoder_only'::text, 'encoder_only'::text, 'encoder_decoder'::text]))),
+    CONSTRAINT models_content_sha256_check CHECK ((content_sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT models_hidden_size_check CHECK ((hidden_size > 0)),
+    CONSTRAINT models_hidden_size_heads_check CHECK (((hidden_size % num_attention_heads) = 0)),
+    CONSTRAINT models_intermediate_size_check CHECK ((intermediate_size > 0)),
+    CONSTRAINT models_kv_heads_check CHECK (((num_key_value_heads IS NULL) OR ((num_attention_heads % num_key_value_heads) = 0))),
+    CONSTRAINT models_max_sequence_length_check CHECK ((max_sequence_length > 0)),
+    CONSTRAINT models_model_name_check CHECK (((length(model_name) >= 1) AND (length(model_name) <= 200))),
+    CONSTRAINT models_num_attention_heads_check CHECK ((num_attention_heads > 0)),
+    CONSTRAINT models_num_key_value_heads_check CHECK ((num_key_value_heads > 0)),
+    CONSTRAINT models_num_layers_check CHECK ((num_layers > 0)),
+    CONSTRAINT models_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'training'::text, 'ready'::text, 'deployed'::text, 'archived'::text]))),
+    CONSTRAINT models_vocab_size_check CHECK ((vocab_size > 0))
+);
+
+--
+-- Name: TABLE models; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.models IS 'Model registry (seed component 1): one row per transformer model with its architecture hyper-parameters. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN models.model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.model_id IS 'Primary key.';
+
+--
+-- Name: COLUMN models.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.tenant_id IS 'Tenant that owns the row. Defaults to the session setting `app.tenant_id` (or `default` when unset),
+so row-level security can be switched on later without changing any writer.';
+
+--
+-- Name: COLUMN models.model_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.model_name IS 'Human name, unique per tenant (e.g. `gpt-fusion-1`).';
+
+--
+-- Name: COLUMN models.version; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.version IS 'Free-form version label of this model (e.g. a release or a hub revision).';
+
+--
+-- Name: COLUMN models.architecture; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.architecture IS 'Architecture family.';
+
+--
+-- Name: COLUMN models.model_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.model_type IS 'Implementation type as Hugging Face configs name it (`gpt2`, `bert`, `llama`, ...), if known.';
+
+--
+-- Name: COLUMN models.vocab_size; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.vocab_size IS 'Tokenizer vocabulary size.';
+
+--
+-- Name: COLUMN models.hidden_size; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.hidden_size IS 'Width of the residual stream (d_model); also the width of the model''s embeddings.';
+
+--
+-- Name: COLUMN models.num_layers; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.num_layers IS 'Number of transformer blocks.';
+
+--
+-- Name: COLUMN models.num_attention_heads; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.num_attention_heads IS 'Attention heads per block; must divide hidden_size.';
+
+--
+-- Name: COLUMN models.num_key_value_heads; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.num_key_value_heads IS 'Key/value heads for grouped-query attention; NULL means one per attention head.';
+
+--
+-- Name: COLUMN models.intermediate_size; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.intermediate_size IS 'Hidden width of the feed-forward block.';
+
+--
+-- Name: COLUMN models.max_sequence_length; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.max_sequence_length IS 'Longest context the model accepts (positions).';
+
+--
+-- Name: COLUMN models.config; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.config IS 'The full model configuration as imported (e.g. Hugging Face `config.json`).';
+
+--
+-- Name: COLUMN models.status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.status IS 'Lifecycle state.';
+
+--
+-- Name: COLUMN models.content_sha256; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.content_sha256 IS 'SHA-256 over the imported weights; importing the same content again is a no-op.';
+
+--
+-- Name: COLUMN models.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.description IS 'Notes for people.';
+
+--
+-- Name: COLUMN models.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN models.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: transformer_layers; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.transformer_layers (
+    layer_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model_id uuid NOT NULL,
+    layer_index integer NOT NULL,
+    layer_type text DEFAULT 'transformer_block'::text NOT NULL,
+    hidden_size integer NOT NULL,
+    intermediate_size integer,
+    num_attention_heads integer,
+    activation text,
+    normalization text,
+    dropout double precision DEFAULT 0 NOT NULL,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT transformer_layers_activation_check CHECK ((activation = ANY (ARRAY['gelu'::text, 'gelu_new'::text, 'gelu_pytorch_tanh'::text, 'relu'::text, 'silu'::text, 'swiglu'::text, 'geglu'::text, 'tanh'::text, 'identity'::text]))),
+    CONSTRAINT transformer_layers_dropout_check CHECK (((dropout >= (0)::double precision) AND (dropout < (1)::double precision))),
+    CONSTRAINT transformer_layers_hidden_size_check CHECK ((hidden_size > 0)),
+    CONSTRAINT transformer_layers_intermediate_size_check CHECK ((intermediate_size > 0)),
+    CONSTRAINT transformer_layers_layer_index_check CHECK ((layer_index >= 0)),
+    CONSTRAINT transformer_layers_layer_type_check CHECK ((layer_type = ANY (ARRAY['embedding'::text, 'transformer_block'::text, 'attention'::text, 'mlp'::text, 'layer_norm'::text, 'output'::text]))),
+    CONSTRAINT transformer_layers_normalization_check CHECK ((normalization = ANY (ARRAY['layer_norm'::text, 'rms_norm'::text, 'none'::text]))),
+    CONSTRAINT transformer_layers_num_attention_heads_check CHECK ((num_attention_heads > 0))
+);
+
+--
+-- Name: TABLE transformer_layers; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.transformer_layers IS 'One row per layer of a model (seed component 1): its type and dimensions. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN transformer_layers.layer_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.layer_id IS 'Primary key.';
+
+--
+-- Name: COLUMN transformer_layers.model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.model_id IS 'The model this layer belongs to; deleting the model deletes its layers.';
+
+--
+-- Name: COLUMN transformer_layers.layer_index; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.layer_index IS 'Position of the layer in the model, from 0; unique per model.';
+
+--
+-- Name: COLUMN transformer_layers.layer_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.layer_type IS 'What the layer is.';
+
+--
+-- Name: COLUMN transformer_layers.hidden_size; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.hidden_size IS 'Input/output width of the layer.';
+
+--
+-- Name: COLUMN transformer_layers.intermediate_size; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.intermediate_size IS 'Feed-forward width, for layers that have one.';
+
+--
+-- Name: COLUMN transformer_layers.num_attention_heads; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.num_attention_heads IS 'Attention heads in this layer, for layers that have them.';
+
+--
+-- Name: COLUMN transformer_layers.activation; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.activation IS 'Feed-forward activation function.';
+
+--
+-- Name: COLUMN transformer_layers.normalization; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.normalization IS 'Normalisation the layer applies.';
+
+--
+-- Name: COLUMN transformer_layers.dropout; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.dropout IS 'Dropout probability in [0, 1).';
+
+--
+-- Name: COLUMN transformer_layers.config; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.config IS 'Anything else the layer''s implementation needs.';
+
+--
+-- Name: COLUMN transformer_layers.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: attention_head_profiles; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.attention_head_profiles AS
+ WITH stats AS (
+         SELECT attention_head_stats.inference_session_id,
+            attention_head_stats.layer_id,
+            attention_head_stats.head_index,
+            attention_head_stats.pattern_count,
+            attention_head_stats.query_count,
+            attention_head_stats.mean_entropy,
+            attention_head_stats.normalized_entropy,
+            attention_head_stats.sparsity,
+            attention_head_stats.mean_attention_distance,
+            attention_head_stats.local_attention_share,
+            attention_head_stats.max_row_sum_error,
+            attention_head_stats.attention_style
+           FROM analytics.attention_head_stats
+        ), layers AS (
+         SELECT transformer_layers.layer_id,
+            transformer_layers.model_id,
+            transformer_layers.layer_index
+           FROM public.transformer_layers
+        ), final AS (
+         SELECT layers.model_id,
+            registry.model_name,
+            layers.layer_index,
+            stats.head_index,
+            count(*) AS session_count,
+            sum(stats.pattern_count) AS pattern_count,
+            avg(stats.mean_entropy) AS mean_entropy,
+            avg(stats.normalized_entropy) AS normalized_entropy,
+            avg(stats.sparsity) AS sparsity,
+            avg(stats.mean_attention_distance) AS mean_attention_distance,
+            avg(stats.local_attention_share) AS local_attention_share,
+            mode() WITHIN GROUP (ORDER BY stats.attention_style) AS attention_style
+           FROM ((stats
+             JOIN layers ON ((stats.layer_id = layers.layer_id)))
+             JOIN public.models registry ON ((layers.model_id = registry.model_id)))
+          GROUP BY layers.model_id, registry.model_name, layers.layer_index, stats.head_index
+        )
+ SELECT model_id,
+    model_name,
+    layer_index,
+    head_index,
+    session_count,
+    pattern_count,
+    mean_entropy,
+    normalized_entropy,
+    sparsity,
+    mean_attention_distance,
+    local_attention_share,
+    attention_style
+   FROM final;
 
 --
 -- Name: activation_cache; Type: TABLE; Schema: public; Owner: -
@@ -336,643 +721,6 @@ expired rows in short batches. NULL means it never expires.';
 --
 
 COMMENT ON COLUMN public.activation_cache.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: attention_heads; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.attention_heads (
-    head_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    layer_id uuid NOT NULL,
-    head_index integer NOT NULL,
-    head_dim integer NOT NULL,
-    attention_type text DEFAULT 'self'::text NOT NULL,
-    kv_head_index integer,
-    is_pruned boolean DEFAULT false NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT attention_heads_attention_type_check CHECK ((attention_type = ANY (ARRAY['self'::text, 'causal_self'::text, 'cross'::text, 'grouped_query'::text, 'multi_query'::text, 'sliding_window'::text]))),
-    CONSTRAINT attention_heads_head_dim_check CHECK ((head_dim > 0)),
-    CONSTRAINT attention_heads_head_index_check CHECK ((head_index >= 0)),
-    CONSTRAINT attention_heads_kv_head_index_check CHECK ((kv_head_index >= 0))
-);
-
---
--- Name: TABLE attention_heads; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.attention_heads IS 'Multi-head attention specification (seed component 1): one row per head of an attention layer. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN attention_heads.head_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.head_id IS 'Primary key.';
-
---
--- Name: COLUMN attention_heads.layer_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.layer_id IS 'The layer this head belongs to; deleting the layer deletes its heads.';
-
---
--- Name: COLUMN attention_heads.head_index; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.head_index IS 'Position of the head in its layer, from 0; unique per layer.';
-
---
--- Name: COLUMN attention_heads.head_dim; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.head_dim IS 'Width of one head''s query/key/value projections.';
-
---
--- Name: COLUMN attention_heads.attention_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.attention_type IS 'Kind of attention the head computes.';
-
---
--- Name: COLUMN attention_heads.kv_head_index; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.kv_head_index IS 'For grouped-query attention, the key/value head this query head shares.';
-
---
--- Name: COLUMN attention_heads.is_pruned; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.is_pruned IS 'True when the head was pruned and contributes nothing.';
-
---
--- Name: COLUMN attention_heads.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_heads.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: attention_patterns; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.attention_patterns (
-    attention_pattern_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    inference_session_id uuid NOT NULL,
-    layer_id uuid NOT NULL,
-    head_index integer NOT NULL,
-    query_start integer NOT NULL,
-    query_end integer NOT NULL,
-    key_start integer NOT NULL,
-    key_end integer NOT NULL,
-    weights real[] NOT NULL,
-    mean_entropy double precision,
-    max_weight double precision,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT attention_patterns_head_index_check CHECK ((head_index >= 0)),
-    CONSTRAINT attention_patterns_key_start_check CHECK ((key_start >= 0)),
-    CONSTRAINT attention_patterns_max_weight_check CHECK (((max_weight >= (0)::double precision) AND (max_weight <= (1)::double precision))),
-    CONSTRAINT attention_patterns_mean_entropy_check CHECK ((mean_entropy >= (0)::double precision)),
-    CONSTRAINT attention_patterns_query_start_check CHECK ((query_start >= 0)),
-    CONSTRAINT attention_patterns_ranges_check CHECK (((query_end > query_start) AND (key_end > key_start))),
-    CONSTRAINT attention_patterns_weights_shape_check CHECK ((cardinality(weights) = ((query_end - query_start) * (key_end - key_start))))
-);
-
---
--- Name: TABLE attention_patterns; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.attention_patterns IS 'Attention weights for visualisation (seed component 4): one head''s weights over a query range x key range, row-major, with summary statistics. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN attention_patterns.attention_pattern_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.attention_pattern_id IS 'Primary key.';
-
---
--- Name: COLUMN attention_patterns.inference_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.inference_session_id IS 'The session; deleting it deletes its cache entries.';
-
---
--- Name: COLUMN attention_patterns.layer_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.layer_id IS 'The layer the entry belongs to.';
-
---
--- Name: COLUMN attention_patterns.head_index; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.head_index IS 'Attention head within the layer.';
-
---
--- Name: COLUMN attention_patterns.query_start; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.query_start IS 'First query position (inclusive).';
-
---
--- Name: COLUMN attention_patterns.query_end; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.query_end IS 'Query position after the last (exclusive).';
-
---
--- Name: COLUMN attention_patterns.key_start; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.key_start IS 'First key position (inclusive).';
-
---
--- Name: COLUMN attention_patterns.key_end; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.key_end IS 'Key position after the last (exclusive).';
-
---
--- Name: COLUMN attention_patterns.weights; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.weights IS 'Attention probabilities, row-major (query by key); each row sums to 1 over its keys.';
-
---
--- Name: COLUMN attention_patterns.mean_entropy; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.mean_entropy IS 'Mean Shannon entropy (nats) of the query rows, if computed by the writer.';
-
---
--- Name: COLUMN attention_patterns.max_weight; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.max_weight IS 'Largest weight in the pattern.';
-
---
--- Name: COLUMN attention_patterns.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.attention_patterns.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: cognitive_fusion_reactors; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.cognitive_fusion_reactors (
-    reactor_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
-    reactor_name text NOT NULL,
-    fusion_strategy text NOT NULL,
-    status text DEFAULT 'inactive'::text NOT NULL,
-    config jsonb DEFAULT '{}'::jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT cognitive_fusion_reactors_fusion_strategy_check CHECK ((fusion_strategy = ANY (ARRAY['weighted_average'::text, 'mixture_of_experts'::text, 'ensemble_voting'::text, 'cascade'::text, 'attention_fusion'::text, 'stacking'::text]))),
-    CONSTRAINT cognitive_fusion_reactors_status_check CHECK ((status = ANY (ARRAY['inactive'::text, 'initializing'::text, 'active'::text, 'degraded'::text, 'stopped'::text, 'failed'::text])))
-);
-
---
--- Name: TABLE cognitive_fusion_reactors; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.cognitive_fusion_reactors IS 'Multi-model fusion reactors (seed component 5): a named group of models combined by a fusion strategy. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN cognitive_fusion_reactors.reactor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.reactor_id IS 'Primary key.';
-
---
--- Name: COLUMN cognitive_fusion_reactors.tenant_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.tenant_id IS 'Tenant that owns the row. Defaults to the session setting `app.tenant_id` (or `default` when unset),
-so row-level security can be switched on later without changing any writer.';
-
---
--- Name: COLUMN cognitive_fusion_reactors.reactor_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.reactor_name IS 'Reactor name, unique per tenant.';
-
---
--- Name: COLUMN cognitive_fusion_reactors.fusion_strategy; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.fusion_strategy IS 'How the models'' outputs are combined.';
-
---
--- Name: COLUMN cognitive_fusion_reactors.status; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.status IS 'Reactor state.';
-
---
--- Name: COLUMN cognitive_fusion_reactors.config; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.config IS 'Strategy settings (temperature, gating network, thresholds, ...).';
-
---
--- Name: COLUMN cognitive_fusion_reactors.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN cognitive_fusion_reactors.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_fusion_reactors.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: cognitive_state; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.cognitive_state (
-    cognitive_state_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reactor_id uuid NOT NULL,
-    state_key text NOT NULL,
-    state jsonb DEFAULT '{}'::jsonb NOT NULL,
-    state_vector public.vector,
-    confidence double precision,
-    version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT cognitive_state_confidence_check CHECK (((confidence >= (0)::double precision) AND (confidence <= (1)::double precision))),
-    CONSTRAINT cognitive_state_version_check CHECK ((version > 0))
-);
-
---
--- Name: TABLE cognitive_state; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.cognitive_state IS 'High-level cognitive state of a reactor (seed component 5): keyed JSON state with an optional vector, a confidence, and a version for optimistic concurrency. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN cognitive_state.cognitive_state_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.cognitive_state_id IS 'Primary key.';
-
---
--- Name: COLUMN cognitive_state.reactor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.reactor_id IS 'The reactor; deleting it deletes its rows here.';
-
---
--- Name: COLUMN cognitive_state.state_key; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.state_key IS 'Name of the state entry, unique per reactor.';
-
---
--- Name: COLUMN cognitive_state.state; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.state IS 'The state.';
-
---
--- Name: COLUMN cognitive_state.state_vector; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.state_vector IS 'Optional vector form of the state (any width).';
-
---
--- Name: COLUMN cognitive_state.confidence; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.confidence IS 'Confidence in [0, 1].';
-
---
--- Name: COLUMN cognitive_state.version; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.version IS 'Incremented by writers on each change; compare-and-set guards concurrent updates.';
-
---
--- Name: COLUMN cognitive_state.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN cognitive_state.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.cognitive_state.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: embeddings; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.embeddings (
-    embedding_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    model_id uuid NOT NULL,
-    embedding_type text NOT NULL,
-    embedding_index integer NOT NULL,
-    token_text text,
-    dimensions integer NOT NULL,
-    embedding public.vector NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT embeddings_dimensions_check CHECK (((dimensions >= 1) AND (dimensions <= 16000))),
-    CONSTRAINT embeddings_embedding_index_check CHECK ((embedding_index >= 0)),
-    CONSTRAINT embeddings_embedding_type_check CHECK ((embedding_type = ANY (ARRAY['token'::text, 'position'::text, 'segment'::text]))),
-    CONSTRAINT embeddings_vector_width_check CHECK ((public.vector_dims(embedding) = dimensions))
-);
-
---
--- Name: TABLE embeddings; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.embeddings IS 'Token, position and segment embeddings as pgvector vectors (seed component 2). Models of different widths share the table: each vector''s width must equal its model''s hidden size (embeddings_model_width_fkey), and each configured width has its own HNSW index. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN embeddings.embedding_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.embedding_id IS 'Primary key.';
-
---
--- Name: COLUMN embeddings.model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.model_id IS 'The model the embedding belongs to.';
-
---
--- Name: COLUMN embeddings.embedding_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.embedding_type IS 'Which embedding table the row comes from.';
-
---
--- Name: COLUMN embeddings.embedding_index; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.embedding_index IS 'Token id, position or segment id.';
-
---
--- Name: COLUMN embeddings.token_text; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.token_text IS 'The token''s text, for token embeddings when a vocabulary is known.';
-
---
--- Name: COLUMN embeddings.dimensions; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.dimensions IS 'Width of the vector; equals the model''s hidden_size.';
-
---
--- Name: COLUMN embeddings.embedding; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.embedding IS 'The vector (any width up to pgvector''s 16,000).';
-
---
--- Name: COLUMN embeddings.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.embeddings.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: fusion_operations; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.fusion_operations (
-    fusion_operation_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reactor_id uuid NOT NULL,
-    input_reference text,
-    status text DEFAULT 'pending'::text NOT NULL,
-    latency_ms double precision,
-    contributing_model_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
-    output_summary jsonb DEFAULT '{}'::jsonb NOT NULL,
-    started_at timestamp with time zone DEFAULT now() NOT NULL,
-    completed_at timestamp with time zone,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT fusion_operations_latency_ms_check CHECK ((latency_ms >= (0)::double precision)),
-    CONSTRAINT fusion_operations_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'completed'::text, 'failed'::text]))),
-    CONSTRAINT fusion_operations_time_order_check CHECK (((completed_at IS NULL) OR (completed_at >= started_at)))
-);
-
---
--- Name: TABLE fusion_operations; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.fusion_operations IS 'Fusion operations (seed component 5): one request through a reactor, with the models that contributed, status, latency and a summary of the output. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN fusion_operations.fusion_operation_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.fusion_operation_id IS 'Primary key.';
-
---
--- Name: COLUMN fusion_operations.reactor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.reactor_id IS 'The reactor; deleting it deletes its rows here.';
-
---
--- Name: COLUMN fusion_operations.input_reference; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.input_reference IS 'Reference to the input (request id, prompt hash, URI).';
-
---
--- Name: COLUMN fusion_operations.status; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.status IS 'Operation state.';
-
---
--- Name: COLUMN fusion_operations.latency_ms; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.latency_ms IS 'End-to-end latency in milliseconds, once completed.';
-
---
--- Name: COLUMN fusion_operations.contributing_model_ids; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.contributing_model_ids IS 'Models whose outputs were fused (GIN-indexed for per-model lookups).';
-
---
--- Name: COLUMN fusion_operations.output_summary; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.output_summary IS 'Summary of the fused output (scores, chosen expert, confidence).';
-
---
--- Name: COLUMN fusion_operations.started_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.started_at IS 'When the operation started.';
-
---
--- Name: COLUMN fusion_operations.completed_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.completed_at IS 'When it completed or failed.';
-
---
--- Name: COLUMN fusion_operations.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.fusion_operations.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: gradient_checkpoints; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.gradient_checkpoints (
-    gradient_checkpoint_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    model_id uuid NOT NULL,
-    layer_id uuid,
-    enabled boolean DEFAULT true NOT NULL,
-    strategy text DEFAULT 'full'::text NOT NULL,
-    segment_count integer,
-    expected_memory_saving_bytes bigint,
-    expected_memory_saving_ratio double precision,
-    config jsonb DEFAULT '{}'::jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT gradient_checkpoints_expected_memory_saving_bytes_check CHECK ((expected_memory_saving_bytes >= 0)),
-    CONSTRAINT gradient_checkpoints_expected_memory_saving_ratio_check CHECK (((expected_memory_saving_ratio >= (0)::double precision) AND (expected_memory_saving_ratio <= (1)::double precision))),
-    CONSTRAINT gradient_checkpoints_segment_count_check CHECK ((segment_count > 0)),
-    CONSTRAINT gradient_checkpoints_strategy_check CHECK ((strategy = ANY (ARRAY['full'::text, 'selective'::text, 'offload'::text])))
-);
-
---
--- Name: TABLE gradient_checkpoints; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.gradient_checkpoints IS 'Memory-optimisation (activation recomputation) configuration per model, or per layer where layer_id is set (seed component 3). Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN gradient_checkpoints.gradient_checkpoint_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.gradient_checkpoint_id IS 'Primary key.';
-
---
--- Name: COLUMN gradient_checkpoints.model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.model_id IS 'The model configured.';
-
---
--- Name: COLUMN gradient_checkpoints.layer_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.layer_id IS 'The layer configured; NULL for the model-wide setting.';
-
---
--- Name: COLUMN gradient_checkpoints.enabled; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.enabled IS 'Whether recomputation is on.';
-
---
--- Name: COLUMN gradient_checkpoints.strategy; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.strategy IS '`full` recomputes whole blocks, `selective` only attention, `offload` moves activations to host memory.';
-
---
--- Name: COLUMN gradient_checkpoints.segment_count; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.segment_count IS 'Number of checkpointed segments the model is split into.';
-
---
--- Name: COLUMN gradient_checkpoints.expected_memory_saving_bytes; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.expected_memory_saving_bytes IS 'Activation memory the configuration is expected to save per step.';
-
---
--- Name: COLUMN gradient_checkpoints.expected_memory_saving_ratio; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.expected_memory_saving_ratio IS 'The same as a fraction of activation memory, in [0, 1].';
-
---
--- Name: COLUMN gradient_checkpoints.config; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.config IS 'Framework-specific options.';
-
---
--- Name: COLUMN gradient_checkpoints.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN gradient_checkpoints.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.gradient_checkpoints.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: inference_metrics; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.inference_metrics (
-    inference_metric_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    inference_session_id uuid NOT NULL,
-    metric_name text NOT NULL,
-    value double precision NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT inference_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250)))
-);
-
---
--- Name: TABLE inference_metrics; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.inference_metrics IS 'Performance metrics of inference sessions (seed component 4): latency, throughput, time to first token. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN inference_metrics.inference_metric_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.inference_metrics.inference_metric_id IS 'Primary key.';
-
---
--- Name: COLUMN inference_metrics.inference_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.inference_metrics.inference_session_id IS 'The session; deleting it deletes its cache entries.';
-
---
--- Name: COLUMN inference_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.inference_metrics.metric_name IS 'Metric name (`latency_ms`, `tokens_per_second`, `time_to_first_token_ms`, ...).';
-
---
--- Name: COLUMN inference_metrics.value; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.inference_metrics.value IS 'The value.';
-
---
--- Name: COLUMN inference_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.inference_metrics.recorded_at IS 'When it was measured.';
 
 --
 -- Name: inference_sessions; Type: TABLE; Schema: public; Owner: -
@@ -1213,6 +961,50 @@ expired rows in short batches. NULL means it never expires.';
 COMMENT ON COLUMN public.kv_cache.created_at IS 'When the row was inserted (database clock).';
 
 --
+-- Name: cache_efficiency; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.cache_efficiency AS
+ WITH entries AS (
+         SELECT 'kv_cache'::text AS cache_name,
+            kv_cache.inference_session_id,
+            kv_cache.hit_count,
+            kv_cache.size_bytes,
+            kv_cache.expires_at
+           FROM public.kv_cache
+        UNION ALL
+         SELECT 'activation_cache'::text AS cache_name,
+            activation_cache.inference_session_id,
+            activation_cache.hit_count,
+            activation_cache.size_bytes,
+            activation_cache.expires_at
+           FROM public.activation_cache
+        ), final AS (
+         SELECT entries.inference_session_id,
+            sessions.model_id,
+            entries.cache_name,
+            count(*) AS entry_count,
+            sum(entries.hit_count) AS hit_count,
+            round((sum(entries.hit_count) / NULLIF((sum(entries.hit_count) + (count(*))::numeric), (0)::numeric)), 4) AS hit_rate,
+            sum(entries.size_bytes) AS bytes_held,
+            count(*) FILTER (WHERE (entries.expires_at <= now())) AS expired_unpurged_count,
+            COALESCE(sum(entries.size_bytes) FILTER (WHERE (entries.expires_at <= now())), (0)::numeric) AS expired_unpurged_bytes
+           FROM (entries
+             JOIN public.inference_sessions sessions ON ((entries.inference_session_id = sessions.inference_session_id)))
+          GROUP BY entries.inference_session_id, sessions.model_id, entries.cache_name
+        )
+ SELECT inference_session_id,
+    model_id,
+    cache_name,
+    entry_count,
+    hit_count,
+    hit_rate,
+    bytes_held,
+    expired_unpurged_count,
+    expired_unpurged_bytes
+   FROM final;
+
+--
 -- Name: model_checkpoints; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1305,891 +1097,6 @@ COMMENT ON COLUMN public.model_checkpoints.is_best IS 'True for the session''s b
 --
 
 COMMENT ON COLUMN public.model_checkpoints.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: model_interaction_graph; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.model_interaction_graph (
-    interaction_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reactor_id uuid NOT NULL,
-    source_model_id uuid NOT NULL,
-    target_model_id uuid NOT NULL,
-    interaction_type text NOT NULL,
-    strength double precision DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT model_interaction_graph_interaction_type_check CHECK ((interaction_type = ANY (ARRAY['feeds'::text, 'gates'::text, 'verifies'::text, 'distills'::text, 'attends_to'::text]))),
-    CONSTRAINT model_interaction_graph_no_self_loop_check CHECK ((source_model_id <> target_model_id)),
-    CONSTRAINT model_interaction_graph_strength_check CHECK (((strength >= (0)::double precision) AND (strength <= (1)::double precision)))
-);
-
---
--- Name: TABLE model_interaction_graph; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.model_interaction_graph IS 'Directed inter-model dependencies inside a reactor (seed component 5); no self-loops. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN model_interaction_graph.interaction_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.interaction_id IS 'Primary key.';
-
---
--- Name: COLUMN model_interaction_graph.reactor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.reactor_id IS 'The reactor; deleting it deletes its rows here.';
-
---
--- Name: COLUMN model_interaction_graph.source_model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.source_model_id IS 'Model the edge starts at.';
-
---
--- Name: COLUMN model_interaction_graph.target_model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.target_model_id IS 'Model the edge points to.';
-
---
--- Name: COLUMN model_interaction_graph.interaction_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.interaction_type IS 'What flows along the edge.';
-
---
--- Name: COLUMN model_interaction_graph.strength; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.strength IS 'Edge strength in [0, 1].';
-
---
--- Name: COLUMN model_interaction_graph.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_interaction_graph.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: model_weights; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.model_weights (
-    weight_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    model_id uuid NOT NULL,
-    layer_id uuid,
-    parameter_name text NOT NULL,
-    parameter_kind text DEFAULT 'weight'::text NOT NULL,
-    tensor_id uuid NOT NULL,
-    gradient_tensor_id uuid,
-    requires_grad boolean DEFAULT true NOT NULL,
-    gradient_norm double precision,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT model_weights_gradient_norm_check CHECK ((gradient_norm >= (0)::double precision)),
-    CONSTRAINT model_weights_parameter_kind_check CHECK ((parameter_kind = ANY (ARRAY['weight'::text, 'bias'::text, 'embedding'::text, 'norm'::text, 'other'::text])))
-);
-
---
--- Name: TABLE model_weights; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.model_weights IS 'A model''s parameters (seed component 2): each parameter name mapped to its layer and its tensor, with gradient tracking. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN model_weights.weight_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.weight_id IS 'Primary key.';
-
---
--- Name: COLUMN model_weights.model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.model_id IS 'The model; deleting it deletes its weight rows (the tensors stay until deleted).';
-
---
--- Name: COLUMN model_weights.layer_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.layer_id IS 'The layer the parameter belongs to; NULL for model-level parameters (embeddings, final norm).';
-
---
--- Name: COLUMN model_weights.parameter_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.parameter_name IS 'Parameter path as the framework names it (`h.0.attn.c_attn.weight`); unique per model.';
-
---
--- Name: COLUMN model_weights.parameter_kind; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.parameter_kind IS 'What the parameter is, for per-kind counts.';
-
---
--- Name: COLUMN model_weights.tensor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.tensor_id IS 'The parameter''s values.';
-
---
--- Name: COLUMN model_weights.gradient_tensor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.gradient_tensor_id IS 'Latest gradient of the parameter, when tracked.';
-
---
--- Name: COLUMN model_weights.requires_grad; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.requires_grad IS 'True when training updates the parameter; false when it is frozen.';
-
---
--- Name: COLUMN model_weights.gradient_norm; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.gradient_norm IS 'L2 norm of the latest gradient.';
-
---
--- Name: COLUMN model_weights.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN model_weights.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.model_weights.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: models; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.models (
-    model_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
-    model_name text NOT NULL,
-    version text DEFAULT '1.0.0'::text NOT NULL,
-    architecture text NOT NULL,
-    model_type text,
-    vocab_size integer NOT NULL,
-    hidden_size integer NOT NULL,
-    num_layers integer NOT NULL,
-    num_attention_heads integer NOT NULL,
-    num_key_value_heads integer,
-    intermediate_size integer NOT NULL,
-    max_sequence_length integer NOT NULL,
-    config jsonb DEFAULT '{}'::jsonb NOT NULL,
-    status text DEFAULT 'draft'::text NOT NULL,
-    content_sha256 text,
-    description text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT models_architecture_check CHECK ((architecture = ANY (ARRAY['decoder_only'::text, 'encoder_only'::text, 'encoder_decoder'::text]))),
-    CONSTRAINT models_content_sha256_check CHECK ((content_sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT models_hidden_size_check CHECK ((hidden_size > 0)),
-    CONSTRAINT models_hidden_size_heads_check CHECK (((hidden_size % num_attention_heads) = 0)),
-    CONSTRAINT models_intermediate_size_check CHECK ((intermediate_size > 0)),
-    CONSTRAINT models_kv_heads_check CHECK (((num_key_value_heads IS NULL) OR ((num_attention_heads % num_key_value_heads) = 0))),
-    CONSTRAINT models_max_sequence_length_check CHECK ((max_sequence_length > 0)),
-    CONSTRAINT models_model_name_check CHECK (((length(model_name) >= 1) AND (length(model_name) <= 200))),
-    CONSTRAINT models_num_attention_heads_check CHECK ((num_attention_heads > 0)),
-    CONSTRAINT models_num_key_value_heads_check CHECK ((num_key_value_heads > 0)),
-    CONSTRAINT models_num_layers_check CHECK ((num_layers > 0)),
-    CONSTRAINT models_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'training'::text, 'ready'::text, 'deployed'::text, 'archived'::text]))),
-    CONSTRAINT models_vocab_size_check CHECK ((vocab_size > 0))
-);
-
---
--- Name: TABLE models; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.models IS 'Model registry (seed component 1): one row per transformer model with its architecture hyper-parameters. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN models.model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.model_id IS 'Primary key.';
-
---
--- Name: COLUMN models.tenant_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.tenant_id IS 'Tenant that owns the row. Defaults to the session setting `app.tenant_id` (or `default` when unset),
-so row-level security can be switched on later without changing any writer.';
-
---
--- Name: COLUMN models.model_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.model_name IS 'Human name, unique per tenant (e.g. `gpt-fusion-1`).';
-
---
--- Name: COLUMN models.version; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.version IS 'Free-form version label of this model (e.g. a release or a hub revision).';
-
---
--- Name: COLUMN models.architecture; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.architecture IS 'Architecture family.';
-
---
--- Name: COLUMN models.model_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.model_type IS 'Implementation type as Hugging Face configs name it (`gpt2`, `bert`, `llama`, ...), if known.';
-
---
--- Name: COLUMN models.vocab_size; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.vocab_size IS 'Tokenizer vocabulary size.';
-
---
--- Name: COLUMN models.hidden_size; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.hidden_size IS 'Width of the residual stream (d_model); also the width of the model''s embeddings.';
-
---
--- Name: COLUMN models.num_layers; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.num_layers IS 'Number of transformer blocks.';
-
---
--- Name: COLUMN models.num_attention_heads; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.num_attention_heads IS 'Attention heads per block; must divide hidden_size.';
-
---
--- Name: COLUMN models.num_key_value_heads; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.num_key_value_heads IS 'Key/value heads for grouped-query attention; NULL means one per attention head.';
-
---
--- Name: COLUMN models.intermediate_size; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.intermediate_size IS 'Hidden width of the feed-forward block.';
-
---
--- Name: COLUMN models.max_sequence_length; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.max_sequence_length IS 'Longest context the model accepts (positions).';
-
---
--- Name: COLUMN models.config; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.config IS 'The full model configuration as imported (e.g. Hugging Face `config.json`).';
-
---
--- Name: COLUMN models.status; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.status IS 'Lifecycle state.';
-
---
--- Name: COLUMN models.content_sha256; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.content_sha256 IS 'SHA-256 over the imported weights; importing the same content again is a no-op.';
-
---
--- Name: COLUMN models.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.description IS 'Notes for people.';
-
---
--- Name: COLUMN models.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN models.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.models.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: optimizer_state; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.optimizer_state (
-    optimizer_state_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    training_session_id uuid NOT NULL,
-    checkpoint_id uuid,
-    optimizer_type text NOT NULL,
-    hyperparameters jsonb DEFAULT '{}'::jsonb NOT NULL,
-    step bigint NOT NULL,
-    parameter_name text NOT NULL,
-    state_name text NOT NULL,
-    tensor_id uuid NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT optimizer_state_optimizer_type_check CHECK ((optimizer_type = ANY (ARRAY['adam'::text, 'adamw'::text, 'sgd'::text, 'adafactor'::text, 'lamb'::text, 'rmsprop'::text, 'adagrad'::text]))),
-    CONSTRAINT optimizer_state_step_check CHECK ((step >= 0))
-);
-
---
--- Name: TABLE optimizer_state; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.optimizer_state IS 'Optimizer state persistence (seed component 3): one row per state tensor of a parameter at a step, e.g. Adam''s exp_avg and exp_avg_sq, or SGD''s momentum_buffer. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN optimizer_state.optimizer_state_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.optimizer_state_id IS 'Primary key.';
-
---
--- Name: COLUMN optimizer_state.training_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.training_session_id IS 'The run.';
-
---
--- Name: COLUMN optimizer_state.checkpoint_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.checkpoint_id IS 'The checkpoint this state belongs to, if saved with one.';
-
---
--- Name: COLUMN optimizer_state.optimizer_type; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.optimizer_type IS 'Optimizer algorithm.';
-
---
--- Name: COLUMN optimizer_state.hyperparameters; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.hyperparameters IS 'The optimizer''s hyper-parameters (lr, betas, eps, weight_decay, momentum).';
-
---
--- Name: COLUMN optimizer_state.step; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.step IS 'Optimizer step count the state corresponds to.';
-
---
--- Name: COLUMN optimizer_state.parameter_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.parameter_name IS 'Parameter the state belongs to (model_weights.parameter_name).';
-
---
--- Name: COLUMN optimizer_state.state_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.state_name IS 'Name of the state tensor (`exp_avg`, `exp_avg_sq`, `momentum_buffer`).';
-
---
--- Name: COLUMN optimizer_state.tensor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.tensor_id IS 'The state tensor''s values.';
-
---
--- Name: COLUMN optimizer_state.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.optimizer_state.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: reactor_metrics; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.reactor_metrics (
-    reactor_metric_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reactor_id uuid NOT NULL,
-    metric_name text NOT NULL,
-    value double precision NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT reactor_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250)))
-);
-
---
--- Name: TABLE reactor_metrics; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.reactor_metrics IS 'Reactor performance metrics over time (seed component 5). Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN reactor_metrics.reactor_metric_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_metrics.reactor_metric_id IS 'Primary key.';
-
---
--- Name: COLUMN reactor_metrics.reactor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_metrics.reactor_id IS 'The reactor; deleting it deletes its rows here.';
-
---
--- Name: COLUMN reactor_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_metrics.metric_name IS 'Metric name (`throughput_ops`, `fusion_latency_ms`, ...).';
-
---
--- Name: COLUMN reactor_metrics.value; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_metrics.value IS 'The value.';
-
---
--- Name: COLUMN reactor_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_metrics.recorded_at IS 'When it was measured.';
-
---
--- Name: reactor_models; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.reactor_models (
-    reactor_model_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    reactor_id uuid NOT NULL,
-    model_id uuid NOT NULL,
-    weight double precision NOT NULL,
-    role text DEFAULT 'expert'::text NOT NULL,
-    priority integer DEFAULT 0 NOT NULL,
-    is_active boolean DEFAULT true NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT reactor_models_role_check CHECK ((role = ANY (ARRAY['primary'::text, 'expert'::text, 'gate'::text, 'verifier'::text, 'fallback'::text]))),
-    CONSTRAINT reactor_models_weight_check CHECK (((weight >= (0)::double precision) AND (weight <= (1)::double precision)))
-);
-
---
--- Name: TABLE reactor_models; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.reactor_models IS 'Model-to-reactor mappings with fusion weights (seed component 5). Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN reactor_models.reactor_model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.reactor_model_id IS 'Primary key.';
-
---
--- Name: COLUMN reactor_models.reactor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.reactor_id IS 'The reactor; deleting it deletes its rows here.';
-
---
--- Name: COLUMN reactor_models.model_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.model_id IS 'The fused model; a model in a reactor cannot be deleted by accident.';
-
---
--- Name: COLUMN reactor_models.weight; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.weight IS 'Fusion weight in [0, 1].';
-
---
--- Name: COLUMN reactor_models.role; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.role IS 'The model''s role in the reactor.';
-
---
--- Name: COLUMN reactor_models.priority; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.priority IS 'Order among the reactor''s models (lower first), e.g. for cascades.';
-
---
--- Name: COLUMN reactor_models.is_active; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.is_active IS 'False to keep the mapping but leave the model out of fusion.';
-
---
--- Name: COLUMN reactor_models.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN reactor_models.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.reactor_models.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: tensor_data; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.tensor_data (
-    tensor_id uuid NOT NULL,
-    chunk_index integer NOT NULL,
-    chunk_data bytea NOT NULL,
-    chunk_sha256 text NOT NULL,
-    CONSTRAINT tensor_data_chunk_data_check CHECK ((octet_length(chunk_data) > 0)),
-    CONSTRAINT tensor_data_chunk_index_check CHECK ((chunk_index >= 0)),
-    CONSTRAINT tensor_data_chunk_sha256_check CHECK ((chunk_sha256 ~ '^[0-9a-f]{64}$'::text))
-);
-ALTER TABLE ONLY public.tensor_data ALTER COLUMN chunk_data SET STORAGE EXTERNAL;
-
---
--- Name: TABLE tensor_data; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.tensor_data IS 'Tensor bytes in chunks (seed component 2), keyed by tensor and chunk index. Stored without compression. A tensor''s metadata and chunks are written in one transaction, so a half-written tensor is never visible. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN tensor_data.tensor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_data.tensor_id IS 'The tensor; deleting it deletes its chunks.';
-
---
--- Name: COLUMN tensor_data.chunk_index; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_data.chunk_index IS 'Position of the chunk, from 0.';
-
---
--- Name: COLUMN tensor_data.chunk_data; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_data.chunk_data IS 'The chunk''s raw bytes.';
-
---
--- Name: COLUMN tensor_data.chunk_sha256; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_data.chunk_sha256 IS 'SHA-256 (hex) of this chunk, so a corrupted chunk is named on read.';
-
---
--- Name: tensor_dtypes; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.tensor_dtypes (
-    dtype text NOT NULL,
-    bits_per_element integer NOT NULL,
-    numpy_name text NOT NULL,
-    value_kind text NOT NULL,
-    description text,
-    CONSTRAINT tensor_dtypes_bits_per_element_check CHECK (((bits_per_element > 0) AND ((bits_per_element % 8) = 0))),
-    CONSTRAINT tensor_dtypes_value_kind_check CHECK ((value_kind = ANY (ARRAY['float'::text, 'int'::text, 'uint'::text, 'bool'::text, 'complex'::text])))
-);
-
---
--- Name: TABLE tensor_dtypes; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.tensor_dtypes IS 'Element types a tensor may have, with their widths; kept in step with the seed `tensor_dtype_catalog` by a post-hook (upsert, never delete, so no tensor loses its type). tensor_metadata.dtype references it. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN tensor_dtypes.dtype; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_dtypes.dtype IS 'Type name (`float32`, `bfloat16`, ...).';
-
---
--- Name: COLUMN tensor_dtypes.bits_per_element; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_dtypes.bits_per_element IS 'Width of one element in bits; a whole number of bytes.';
-
---
--- Name: COLUMN tensor_dtypes.numpy_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_dtypes.numpy_name IS 'numpy / ml_dtypes name that decodes the bytes.';
-
---
--- Name: COLUMN tensor_dtypes.value_kind; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_dtypes.value_kind IS 'Family of values.';
-
---
--- Name: COLUMN tensor_dtypes.description; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_dtypes.description IS 'What the type is.';
-
---
--- Name: tensor_metadata; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.tensor_metadata (
-    tensor_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
-    tensor_name text NOT NULL,
-    shape bigint[] NOT NULL,
-    dtype text NOT NULL,
-    element_count bigint NOT NULL,
-    byte_size bigint NOT NULL,
-    content_sha256 text NOT NULL,
-    storage_kind text DEFAULT 'chunked'::text NOT NULL,
-    external_uri text,
-    chunk_size_bytes integer,
-    chunk_count integer,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT tensor_metadata_byte_size_check CHECK ((byte_size >= 0)),
-    CONSTRAINT tensor_metadata_chunk_count_check CHECK ((chunk_count >= 0)),
-    CONSTRAINT tensor_metadata_chunk_size_bytes_check CHECK ((chunk_size_bytes > 0)),
-    CONSTRAINT tensor_metadata_content_sha256_check CHECK ((content_sha256 ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT tensor_metadata_element_count_check CHECK ((element_count = public.tensor_shape_elements(shape))),
-    CONSTRAINT tensor_metadata_shape_check CHECK (((cardinality(shape) = 0) OR ((array_ndims(shape) = 1) AND (array_position(shape, NULL::bigint) IS NULL) AND (0 <= ALL (shape))))),
-    CONSTRAINT tensor_metadata_storage_check CHECK ((((storage_kind = 'chunked'::text) AND (external_uri IS NULL) AND (chunk_size_bytes IS NOT NULL) AND (chunk_count = (((byte_size + chunk_size_bytes) - 1) / chunk_size_bytes))) OR ((storage_kind = 'external'::text) AND (external_uri IS NOT NULL) AND (chunk_count IS NULL)))),
-    CONSTRAINT tensor_metadata_storage_kind_check CHECK ((storage_kind = ANY (ARRAY['chunked'::text, 'external'::text])))
-);
-
---
--- Name: TABLE tensor_metadata; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.tensor_metadata IS 'One row per tensor (seed component 2): shape, dtype, size, checksum and where its bytes are: chunked in tensor_data, or at an external URI for very large tensors. The shape, element count and byte size must agree (checks and the tensor_metadata_byte_size_check trigger). Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN tensor_metadata.tensor_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.tensor_id IS 'Primary key.';
-
---
--- Name: COLUMN tensor_metadata.tenant_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.tenant_id IS 'Tenant that owns the row. Defaults to the session setting `app.tenant_id` (or `default` when unset),
-so row-level security can be switched on later without changing any writer.';
-
---
--- Name: COLUMN tensor_metadata.tensor_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.tensor_name IS 'Name of the tensor where it came from (e.g. the safetensors key).';
-
---
--- Name: COLUMN tensor_metadata.shape; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.shape IS 'Dimensions, outermost first; `{}` is a 0-d scalar. Every dimension is >= 0.';
-
---
--- Name: COLUMN tensor_metadata.dtype; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.dtype IS 'Element type, one of tensor_dtypes.';
-
---
--- Name: COLUMN tensor_metadata.element_count; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.element_count IS 'Product of the shape (1 for a scalar, 0 for an empty tensor).';
-
---
--- Name: COLUMN tensor_metadata.byte_size; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.byte_size IS 'Size of the raw little-endian bytes = element_count x dtype width.';
-
---
--- Name: COLUMN tensor_metadata.content_sha256; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.content_sha256 IS 'SHA-256 (hex) of the tensor''s raw bytes, verified on every read.';
-
---
--- Name: COLUMN tensor_metadata.storage_kind; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.storage_kind IS '`chunked`: bytes in tensor_data; `external`: bytes at external_uri.';
-
---
--- Name: COLUMN tensor_metadata.external_uri; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.external_uri IS 'Where an external tensor''s bytes live (`file://` here; object storage via the same seam).';
-
---
--- Name: COLUMN tensor_metadata.chunk_size_bytes; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.chunk_size_bytes IS 'Size of every chunk but the last, for chunked tensors.';
-
---
--- Name: COLUMN tensor_metadata.chunk_count; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.chunk_count IS 'Number of rows in tensor_data for this tensor.';
-
---
--- Name: COLUMN tensor_metadata.created_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.created_at IS 'When the row was inserted (database clock).';
-
---
--- Name: COLUMN tensor_metadata.updated_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.tensor_metadata.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
-
---
--- Name: training_metrics; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.training_metrics (
-    training_session_id uuid NOT NULL,
-    metric_name text NOT NULL,
-    step bigint NOT NULL,
-    epoch integer,
-    value double precision NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
-    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
-    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
-)
-PARTITION BY RANGE (recorded_at);
-
---
--- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run; deleting it deletes its metrics.';
-
---
--- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.metric_name IS 'Metric name (`loss`, `learning_rate`, ...); see the metric_definitions seed.';
-
---
--- Name: COLUMN training_metrics.step; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.step IS 'Optimizer step the value belongs to.';
-
---
--- Name: COLUMN training_metrics.epoch; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.epoch IS 'Epoch the step belongs to, if known.';
-
---
--- Name: COLUMN training_metrics.value; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.value IS 'The value (NaN and infinities are kept: a diverging loss is data).';
-
---
--- Name: COLUMN training_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was logged; the partition key.';
-
---
--- Name: training_metrics_default; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.training_metrics_default (
-    training_session_id uuid CONSTRAINT training_metrics_training_session_id_not_null NOT NULL,
-    metric_name text CONSTRAINT training_metrics_metric_name_not_null NOT NULL,
-    step bigint CONSTRAINT training_metrics_step_not_null NOT NULL,
-    epoch integer,
-    value double precision CONSTRAINT training_metrics_value_not_null NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() CONSTRAINT training_metrics_recorded_at_not_null NOT NULL,
-    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
-    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
-    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
-);
-
---
--- Name: training_metrics_latest; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.training_metrics_latest (
-    training_session_id uuid NOT NULL,
-    metric_name text NOT NULL,
-    step bigint NOT NULL,
-    epoch integer,
-    value double precision NOT NULL,
-    recorded_at timestamp with time zone NOT NULL
-);
-
---
--- Name: TABLE training_metrics_latest; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.training_metrics_latest IS 'Latest value of each metric of each run, maintained by the training_metrics_track_latest trigger on every insert or COPY into training_metrics. Progress views read it instead of scanning history (MLflow needed the same table). Not written by applications directly. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN training_metrics_latest.training_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics_latest.training_session_id IS 'The run.';
-
---
--- Name: COLUMN training_metrics_latest.metric_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics_latest.metric_name IS 'Metric name.';
-
---
--- Name: COLUMN training_metrics_latest.step; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics_latest.step IS 'Highest step logged for the metric.';
-
---
--- Name: COLUMN training_metrics_latest.epoch; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics_latest.epoch IS 'Epoch of that step.';
-
---
--- Name: COLUMN training_metrics_latest.value; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics_latest.value IS 'Value at that step.';
-
---
--- Name: COLUMN training_metrics_latest.recorded_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics_latest.recorded_at IS 'When that value was logged.';
 
 --
 -- Name: training_sessions; Type: TABLE; Schema: public; Owner: -
@@ -2333,110 +1240,2075 @@ COMMENT ON COLUMN public.training_sessions.created_at IS 'When the row was inser
 COMMENT ON COLUMN public.training_sessions.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
 
 --
--- Name: transformer_layers; Type: TABLE; Schema: public; Owner: -
+-- Name: checkpoint_history; Type: VIEW; Schema: analytics; Owner: -
 --
 
-CREATE TABLE public.transformer_layers (
-    layer_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    model_id uuid NOT NULL,
-    layer_index integer NOT NULL,
-    layer_type text DEFAULT 'transformer_block'::text NOT NULL,
-    hidden_size integer NOT NULL,
-    intermediate_size integer,
-    num_attention_heads integer,
-    activation text,
-    normalization text,
-    dropout double precision DEFAULT 0 NOT NULL,
-    config jsonb DEFAULT '{}'::jsonb NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT transformer_layers_activation_check CHECK ((activation = ANY (ARRAY['gelu'::text, 'gelu_new'::text, 'gelu_pytorch_tanh'::text, 'relu'::text, 'silu'::text, 'swiglu'::text, 'geglu'::text, 'tanh'::text, 'identity'::text]))),
-    CONSTRAINT transformer_layers_dropout_check CHECK (((dropout >= (0)::double precision) AND (dropout < (1)::double precision))),
-    CONSTRAINT transformer_layers_hidden_size_check CHECK ((hidden_size > 0)),
-    CONSTRAINT transformer_layers_intermediate_size_check CHECK ((intermediate_size > 0)),
-    CONSTRAINT transformer_layers_layer_index_check CHECK ((layer_index >= 0)),
-    CONSTRAINT transformer_layers_layer_type_check CHECK ((layer_type = ANY (ARRAY['embedding'::text, 'transformer_block'::text, 'attention'::text, 'mlp'::text, 'layer_norm'::text, 'output'::text]))),
-    CONSTRAINT transformer_layers_normalization_check CHECK ((normalization = ANY (ARRAY['layer_norm'::text, 'rms_norm'::text, 'none'::text]))),
-    CONSTRAINT transformer_layers_num_attention_heads_check CHECK ((num_attention_heads > 0))
+CREATE VIEW analytics.checkpoint_history AS
+ WITH checkpoints AS (
+         SELECT model_checkpoints.checkpoint_id,
+            model_checkpoints.model_id,
+            model_checkpoints.training_session_id,
+            model_checkpoints.step,
+            model_checkpoints.epoch,
+            model_checkpoints.metrics,
+            model_checkpoints.weight_tensors,
+            model_checkpoints.storage_uri,
+            model_checkpoints.size_bytes,
+            model_checkpoints.is_best,
+            model_checkpoints.created_at
+           FROM public.model_checkpoints
+        ), sessions AS (
+         SELECT training_sessions.training_session_id,
+            training_sessions.session_name
+           FROM public.training_sessions
+        ), scored AS (
+         SELECT checkpoints.checkpoint_id,
+            checkpoints.model_id,
+            checkpoints.training_session_id,
+            checkpoints.step,
+            checkpoints.epoch,
+            checkpoints.metrics,
+            checkpoints.weight_tensors,
+            checkpoints.storage_uri,
+            checkpoints.size_bytes,
+            checkpoints.is_best,
+            checkpoints.created_at,
+            ((checkpoints.metrics ->> 'loss'::text))::double precision AS loss_at_checkpoint,
+            row_number() OVER (PARTITION BY checkpoints.training_session_id ORDER BY checkpoints.is_best DESC, ((checkpoints.metrics ->> 'loss'::text))::double precision, checkpoints.step DESC) AS best_rank,
+            row_number() OVER (PARTITION BY checkpoints.training_session_id ORDER BY checkpoints.step) AS checkpoint_number
+           FROM checkpoints
+        ), best AS (
+         SELECT scored.training_session_id,
+            scored.checkpoint_id AS best_checkpoint_id
+           FROM scored
+          WHERE ((scored.best_rank = 1) AND (scored.training_session_id IS NOT NULL))
+        ), final AS (
+         SELECT scored.checkpoint_id,
+            scored.model_id,
+            scored.training_session_id,
+            sessions.session_name,
+            scored.checkpoint_number,
+            scored.step,
+            scored.epoch,
+            scored.loss_at_checkpoint,
+            scored.metrics,
+            scored.size_bytes,
+            scored.is_best,
+            best.best_checkpoint_id,
+            COALESCE((scored.checkpoint_id = best.best_checkpoint_id), false) AS is_session_best,
+            scored.created_at
+           FROM ((scored
+             LEFT JOIN sessions ON ((scored.training_session_id = sessions.training_session_id)))
+             LEFT JOIN best ON ((scored.training_session_id = best.training_session_id)))
+        )
+ SELECT checkpoint_id,
+    model_id,
+    training_session_id,
+    session_name,
+    checkpoint_number,
+    step,
+    epoch,
+    loss_at_checkpoint,
+    metrics,
+    size_bytes,
+    is_best,
+    best_checkpoint_id,
+    is_session_best,
+    created_at
+   FROM final;
+
+--
+-- Name: inference_metrics; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.inference_metrics (
+    inference_metric_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    inference_session_id uuid NOT NULL,
+    metric_name text NOT NULL,
+    value double precision NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT inference_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250)))
 );
 
 --
--- Name: TABLE transformer_layers; Type: COMMENT; Schema: public; Owner: -
+-- Name: TABLE inference_metrics; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.transformer_layers IS 'One row per layer of a model (seed component 1): its type and dimensions. Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.inference_metrics IS 'Performance metrics of inference sessions (seed component 4): latency, throughput, time to first token. Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
--- Name: COLUMN transformer_layers.layer_id; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN inference_metrics.inference_metric_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.layer_id IS 'Primary key.';
+COMMENT ON COLUMN public.inference_metrics.inference_metric_id IS 'Primary key.';
 
 --
--- Name: COLUMN transformer_layers.model_id; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN inference_metrics.inference_session_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.model_id IS 'The model this layer belongs to; deleting the model deletes its layers.';
+COMMENT ON COLUMN public.inference_metrics.inference_session_id IS 'The session; deleting it deletes its cache entries.';
 
 --
--- Name: COLUMN transformer_layers.layer_index; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN inference_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.layer_index IS 'Position of the layer in the model, from 0; unique per model.';
+COMMENT ON COLUMN public.inference_metrics.metric_name IS 'Metric name (`latency_ms`, `tokens_per_second`, `time_to_first_token_ms`, ...).';
 
 --
--- Name: COLUMN transformer_layers.layer_type; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN inference_metrics.value; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.layer_type IS 'What the layer is.';
+COMMENT ON COLUMN public.inference_metrics.value IS 'The value.';
 
 --
--- Name: COLUMN transformer_layers.hidden_size; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN inference_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.hidden_size IS 'Input/output width of the layer.';
+COMMENT ON COLUMN public.inference_metrics.recorded_at IS 'When it was measured.';
 
 --
--- Name: COLUMN transformer_layers.intermediate_size; Type: COMMENT; Schema: public; Owner: -
+-- Name: inference_performance_daily; Type: VIEW; Schema: analytics; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.intermediate_size IS 'Feed-forward width, for layers that have one.';
+CREATE VIEW analytics.inference_performance_daily AS
+ WITH sessions AS (
+         SELECT inference_sessions.inference_session_id,
+            inference_sessions.model_id,
+            inference_sessions.generated_tokens,
+            inference_sessions.prompt_tokens,
+            inference_sessions.status,
+            ((inference_sessions.started_at AT TIME ZONE 'UTC'::text))::date AS activity_date,
+            EXTRACT(epoch FROM (inference_sessions.ended_at - inference_sessions.started_at)) AS duration_seconds
+           FROM public.inference_sessions
+        ), latencies AS (
+         SELECT sessions.model_id,
+            sessions.activity_date,
+            percentile_cont((0.5)::double precision) WITHIN GROUP (ORDER BY metrics.value) AS p50_latency_ms,
+            percentile_cont((0.95)::double precision) WITHIN GROUP (ORDER BY metrics.value) AS p95_latency_ms
+           FROM (public.inference_metrics metrics
+             JOIN sessions ON ((metrics.inference_session_id = sessions.inference_session_id)))
+          WHERE (metrics.metric_name = 'latency_ms'::text)
+          GROUP BY sessions.model_id, sessions.activity_date
+        ), volumes AS (
+         SELECT sessions.model_id,
+            sessions.activity_date,
+            count(*) AS session_count,
+            count(*) FILTER (WHERE (sessions.status = 'failed'::text)) AS failed_session_count,
+            sum(sessions.prompt_tokens) AS prompt_tokens,
+            sum(sessions.generated_tokens) AS generated_tokens,
+            ((sum(sessions.generated_tokens) FILTER (WHERE (sessions.duration_seconds > (0)::numeric)))::numeric / NULLIF(sum(sessions.duration_seconds) FILTER (WHERE (sessions.duration_seconds > (0)::numeric)), (0)::numeric)) AS tokens_per_second
+           FROM sessions
+          GROUP BY sessions.model_id, sessions.activity_date
+        ), final AS (
+         SELECT volumes.model_id,
+            registry.model_name,
+            volumes.activity_date,
+            volumes.session_count,
+            volumes.failed_session_count,
+            volumes.prompt_tokens,
+            volumes.generated_tokens,
+            volumes.tokens_per_second,
+            latencies.p50_latency_ms,
+            latencies.p95_latency_ms
+           FROM ((volumes
+             JOIN public.models registry ON ((volumes.model_id = registry.model_id)))
+             LEFT JOIN latencies ON (((volumes.model_id = latencies.model_id) AND (volumes.activity_date = latencies.activity_date))))
+        )
+ SELECT model_id,
+    model_name,
+    activity_date,
+    session_count,
+    failed_session_count,
+    prompt_tokens,
+    generated_tokens,
+    tokens_per_second,
+    p50_latency_ms,
+    p95_latency_ms
+   FROM final;
 
 --
--- Name: COLUMN transformer_layers.num_attention_heads; Type: COMMENT; Schema: public; Owner: -
+-- Name: model_weights; Type: TABLE; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.num_attention_heads IS 'Attention heads in this layer, for layers that have them.';
+CREATE TABLE public.model_weights (
+    weight_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model_id uuid NOT NULL,
+    layer_id uuid,
+    parameter_name text NOT NULL,
+    parameter_kind text DEFAULT 'weight'::text NOT NULL,
+    tensor_id uuid NOT NULL,
+    gradient_tensor_id uuid,
+    requires_grad boolean DEFAULT true NOT NULL,
+    gradient_norm double precision,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT model_weights_gradient_norm_check CHECK ((gradient_norm >= (0)::double precision)),
+    CONSTRAINT model_weights_parameter_kind_check CHECK ((parameter_kind = ANY (ARRAY['weight'::text, 'bias'::text, 'embedding'::text, 'norm'::text, 'other'::text])))
+);
 
 --
--- Name: COLUMN transformer_layers.activation; Type: COMMENT; Schema: public; Owner: -
+-- Name: TABLE model_weights; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.activation IS 'Feed-forward activation function.';
+COMMENT ON TABLE public.model_weights IS 'A model''s parameters (seed component 2): each parameter name mapped to its layer and its tensor, with gradient tracking. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
--- Name: COLUMN transformer_layers.normalization; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN model_weights.weight_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.normalization IS 'Normalisation the layer applies.';
+COMMENT ON COLUMN public.model_weights.weight_id IS 'Primary key.';
 
 --
--- Name: COLUMN transformer_layers.dropout; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN model_weights.model_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.dropout IS 'Dropout probability in [0, 1).';
+COMMENT ON COLUMN public.model_weights.model_id IS 'The model; deleting it deletes its weight rows (the tensors stay until deleted).';
 
 --
--- Name: COLUMN transformer_layers.config; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN model_weights.layer_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.config IS 'Anything else the layer''s implementation needs.';
+COMMENT ON COLUMN public.model_weights.layer_id IS 'The layer the parameter belongs to; NULL for model-level parameters (embeddings, final norm).';
 
 --
--- Name: COLUMN transformer_layers.created_at; Type: COMMENT; Schema: public; Owner: -
+-- Name: COLUMN model_weights.parameter_name; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.transformer_layers.created_at IS 'When the row was inserted (database clock).';
+COMMENT ON COLUMN public.model_weights.parameter_name IS 'Parameter path as the framework names it (`h.0.attn.c_attn.weight`); unique per model.';
+
+--
+-- Name: COLUMN model_weights.parameter_kind; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.parameter_kind IS 'What the parameter is, for per-kind counts.';
+
+--
+-- Name: COLUMN model_weights.tensor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.tensor_id IS 'The parameter''s values.';
+
+--
+-- Name: COLUMN model_weights.gradient_tensor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.gradient_tensor_id IS 'Latest gradient of the parameter, when tracked.';
+
+--
+-- Name: COLUMN model_weights.requires_grad; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.requires_grad IS 'True when training updates the parameter; false when it is frozen.';
+
+--
+-- Name: COLUMN model_weights.gradient_norm; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.gradient_norm IS 'L2 norm of the latest gradient.';
+
+--
+-- Name: COLUMN model_weights.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN model_weights.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: tensor_metadata; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.tensor_metadata (
+    tensor_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
+    tensor_name text NOT NULL,
+    shape bigint[] NOT NULL,
+    dtype text NOT NULL,
+    element_count bigint NOT NULL,
+    byte_size bigint NOT NULL,
+    content_sha256 text NOT NULL,
+    storage_kind text DEFAULT 'chunked'::text NOT NULL,
+    external_uri text,
+    chunk_size_bytes integer,
+    chunk_count integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT tensor_metadata_byte_size_check CHECK ((byte_size >= 0)),
+    CONSTRAINT tensor_metadata_chunk_count_check CHECK ((chunk_count >= 0)),
+    CONSTRAINT tensor_metadata_chunk_size_bytes_check CHECK ((chunk_size_bytes > 0)),
+    CONSTRAINT tensor_metadata_content_sha256_check CHECK ((content_sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT tensor_metadata_element_count_check CHECK ((element_count = public.tensor_shape_elements(shape))),
+    CONSTRAINT tensor_metadata_shape_check CHECK (((cardinality(shape) = 0) OR ((array_ndims(shape) = 1) AND (array_position(shape, NULL::bigint) IS NULL) AND (0 <= ALL (shape))))),
+    CONSTRAINT tensor_metadata_storage_check CHECK ((((storage_kind = 'chunked'::text) AND (external_uri IS NULL) AND (chunk_size_bytes IS NOT NULL) AND (chunk_count = (((byte_size + chunk_size_bytes) - 1) / chunk_size_bytes))) OR ((storage_kind = 'external'::text) AND (external_uri IS NOT NULL) AND (chunk_count IS NULL)))),
+    CONSTRAINT tensor_metadata_storage_kind_check CHECK ((storage_kind = ANY (ARRAY['chunked'::text, 'external'::text])))
+);
+
+--
+-- Name: TABLE tensor_metadata; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.tensor_metadata IS 'One row per tensor (seed component 2): shape, dtype, size, checksum and where its bytes are: chunked in tensor_data, or at an external URI for very large tensors. The shape, element count and byte size must agree (checks and the tensor_metadata_byte_size_check trigger). Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN tensor_metadata.tensor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.tensor_id IS 'Primary key.';
+
+--
+-- Name: COLUMN tensor_metadata.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.tenant_id IS 'Tenant that owns the row. Defaults to the session setting `app.tenant_id` (or `default` when unset),
+so row-level security can be switched on later without changing any writer.';
+
+--
+-- Name: COLUMN tensor_metadata.tensor_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.tensor_name IS 'Name of the tensor where it came from (e.g. the safetensors key).';
+
+--
+-- Name: COLUMN tensor_metadata.shape; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.shape IS 'Dimensions, outermost first; `{}` is a 0-d scalar. Every dimension is >= 0.';
+
+--
+-- Name: COLUMN tensor_metadata.dtype; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.dtype IS 'Element type, one of tensor_dtypes.';
+
+--
+-- Name: COLUMN tensor_metadata.element_count; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.element_count IS 'Product of the shape (1 for a scalar, 0 for an empty tensor).';
+
+--
+-- Name: COLUMN tensor_metadata.byte_size; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.byte_size IS 'Size of the raw little-endian bytes = element_count x dtype width.';
+
+--
+-- Name: COLUMN tensor_metadata.content_sha256; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.content_sha256 IS 'SHA-256 (hex) of the tensor''s raw bytes, verified on every read.';
+
+--
+-- Name: COLUMN tensor_metadata.storage_kind; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.storage_kind IS '`chunked`: bytes in tensor_data; `external`: bytes at external_uri.';
+
+--
+-- Name: COLUMN tensor_metadata.external_uri; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.external_uri IS 'Where an external tensor''s bytes live (`file://` here; object storage via the same seam).';
+
+--
+-- Name: COLUMN tensor_metadata.chunk_size_bytes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.chunk_size_bytes IS 'Size of every chunk but the last, for chunked tensors.';
+
+--
+-- Name: COLUMN tensor_metadata.chunk_count; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.chunk_count IS 'Number of rows in tensor_data for this tensor.';
+
+--
+-- Name: COLUMN tensor_metadata.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN tensor_metadata.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: model_layer_parameters; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.model_layer_parameters AS
+ WITH weights AS (
+         SELECT model_weights.weight_id,
+            model_weights.model_id,
+            model_weights.layer_id,
+            model_weights.parameter_name,
+            model_weights.parameter_kind,
+            model_weights.tensor_id,
+            model_weights.gradient_tensor_id,
+            model_weights.requires_grad,
+            model_weights.gradient_norm,
+            model_weights.created_at,
+            model_weights.updated_at
+           FROM public.model_weights
+        ), tensors AS (
+         SELECT tensor_metadata.tensor_id,
+            tensor_metadata.element_count,
+            tensor_metadata.byte_size,
+            tensor_metadata.dtype
+           FROM public.tensor_metadata
+        ), layers AS (
+         SELECT transformer_layers.layer_id,
+            transformer_layers.layer_index,
+            transformer_layers.layer_type
+           FROM public.transformer_layers
+        ), registry AS (
+         SELECT models.model_id,
+            models.model_name
+           FROM public.models
+        ), final AS (
+         SELECT weights.model_id,
+            registry.model_name,
+            weights.layer_id,
+            layers.layer_index,
+            layers.layer_type,
+            weights.parameter_kind,
+            count(*) AS weight_count,
+            sum(tensors.element_count) AS parameter_count,
+            COALESCE(sum(tensors.element_count) FILTER (WHERE weights.requires_grad), (0)::numeric) AS trainable_parameter_count,
+            COALESCE(sum(tensors.element_count) FILTER (WHERE (NOT weights.requires_grad)), (0)::numeric) AS frozen_parameter_count,
+            sum(tensors.byte_size) AS byte_size
+           FROM (((weights
+             JOIN tensors ON ((weights.tensor_id = tensors.tensor_id)))
+             JOIN registry ON ((weights.model_id = registry.model_id)))
+             LEFT JOIN layers ON ((weights.layer_id = layers.layer_id)))
+          GROUP BY weights.model_id, registry.model_name, weights.layer_id, layers.layer_index, layers.layer_type, weights.parameter_kind
+        )
+ SELECT model_id,
+    model_name,
+    layer_id,
+    layer_index,
+    layer_type,
+    parameter_kind,
+    weight_count,
+    parameter_count,
+    trainable_parameter_count,
+    frozen_parameter_count,
+    byte_size
+   FROM final;
+
+--
+-- Name: cognitive_fusion_reactors; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.cognitive_fusion_reactors (
+    reactor_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
+    reactor_name text NOT NULL,
+    fusion_strategy text NOT NULL,
+    status text DEFAULT 'inactive'::text NOT NULL,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cognitive_fusion_reactors_fusion_strategy_check CHECK ((fusion_strategy = ANY (ARRAY['weighted_average'::text, 'mixture_of_experts'::text, 'ensemble_voting'::text, 'cascade'::text, 'attention_fusion'::text, 'stacking'::text]))),
+    CONSTRAINT cognitive_fusion_reactors_status_check CHECK ((status = ANY (ARRAY['inactive'::text, 'initializing'::text, 'active'::text, 'degraded'::text, 'stopped'::text, 'failed'::text])))
+);
+
+--
+-- Name: TABLE cognitive_fusion_reactors; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.cognitive_fusion_reactors IS 'Multi-model fusion reactors (seed component 5): a named group of models combined by a fusion strategy. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.reactor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.reactor_id IS 'Primary key.';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.tenant_id IS 'Tenant that owns the row. Defaults to the session setting `app.tenant_id` (or `default` when unset),
+so row-level security can be switched on later without changing any writer.';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.reactor_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.reactor_name IS 'Reactor name, unique per tenant.';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.fusion_strategy; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.fusion_strategy IS 'How the models'' outputs are combined.';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.status IS 'Reactor state.';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.config; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.config IS 'Strategy settings (temperature, gating network, thresholds, ...).';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN cognitive_fusion_reactors.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_fusion_reactors.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: fusion_operations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.fusion_operations (
+    fusion_operation_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reactor_id uuid NOT NULL,
+    input_reference text,
+    status text DEFAULT 'pending'::text NOT NULL,
+    latency_ms double precision,
+    contributing_model_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    output_summary jsonb DEFAULT '{}'::jsonb NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT fusion_operations_latency_ms_check CHECK ((latency_ms >= (0)::double precision)),
+    CONSTRAINT fusion_operations_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'completed'::text, 'failed'::text]))),
+    CONSTRAINT fusion_operations_time_order_check CHECK (((completed_at IS NULL) OR (completed_at >= started_at)))
+);
+
+--
+-- Name: TABLE fusion_operations; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.fusion_operations IS 'Fusion operations (seed component 5): one request through a reactor, with the models that contributed, status, latency and a summary of the output. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN fusion_operations.fusion_operation_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.fusion_operation_id IS 'Primary key.';
+
+--
+-- Name: COLUMN fusion_operations.reactor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.reactor_id IS 'The reactor; deleting it deletes its rows here.';
+
+--
+-- Name: COLUMN fusion_operations.input_reference; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.input_reference IS 'Reference to the input (request id, prompt hash, URI).';
+
+--
+-- Name: COLUMN fusion_operations.status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.status IS 'Operation state.';
+
+--
+-- Name: COLUMN fusion_operations.latency_ms; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.latency_ms IS 'End-to-end latency in milliseconds, once completed.';
+
+--
+-- Name: COLUMN fusion_operations.contributing_model_ids; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.contributing_model_ids IS 'Models whose outputs were fused (GIN-indexed for per-model lookups).';
+
+--
+-- Name: COLUMN fusion_operations.output_summary; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.output_summary IS 'Summary of the fused output (scores, chosen expert, confidence).';
+
+--
+-- Name: COLUMN fusion_operations.started_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.started_at IS 'When the operation started.';
+
+--
+-- Name: COLUMN fusion_operations.completed_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.completed_at IS 'When it completed or failed.';
+
+--
+-- Name: COLUMN fusion_operations.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: reactor_models; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reactor_models (
+    reactor_model_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reactor_id uuid NOT NULL,
+    model_id uuid NOT NULL,
+    weight double precision NOT NULL,
+    role text DEFAULT 'expert'::text NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT reactor_models_role_check CHECK ((role = ANY (ARRAY['primary'::text, 'expert'::text, 'gate'::text, 'verifier'::text, 'fallback'::text]))),
+    CONSTRAINT reactor_models_weight_check CHECK (((weight >= (0)::double precision) AND (weight <= (1)::double precision)))
+);
+
+--
+-- Name: TABLE reactor_models; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.reactor_models IS 'Model-to-reactor mappings with fusion weights (seed component 5). Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN reactor_models.reactor_model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.reactor_model_id IS 'Primary key.';
+
+--
+-- Name: COLUMN reactor_models.reactor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.reactor_id IS 'The reactor; deleting it deletes its rows here.';
+
+--
+-- Name: COLUMN reactor_models.model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.model_id IS 'The fused model; a model in a reactor cannot be deleted by accident.';
+
+--
+-- Name: COLUMN reactor_models.weight; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.weight IS 'Fusion weight in [0, 1].';
+
+--
+-- Name: COLUMN reactor_models.role; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.role IS 'The model''s role in the reactor.';
+
+--
+-- Name: COLUMN reactor_models.priority; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.priority IS 'Order among the reactor''s models (lower first), e.g. for cascades.';
+
+--
+-- Name: COLUMN reactor_models.is_active; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.is_active IS 'False to keep the mapping but leave the model out of fusion.';
+
+--
+-- Name: COLUMN reactor_models.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN reactor_models.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: reactor_model_shares; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.reactor_model_shares AS
+ WITH members AS (
+         SELECT reactor_models.reactor_model_id,
+            reactor_models.reactor_id,
+            reactor_models.model_id,
+            reactor_models.weight,
+            reactor_models.role,
+            reactor_models.priority,
+            reactor_models.is_active,
+            reactor_models.created_at,
+            reactor_models.updated_at
+           FROM public.reactor_models
+        ), operations AS (
+         SELECT fusion_operations.reactor_id,
+            fusion_operations.contributing_model_ids
+           FROM public.fusion_operations
+        ), reactor_totals AS (
+         SELECT operations.reactor_id,
+            count(*) AS operation_count
+           FROM operations
+          GROUP BY operations.reactor_id
+        ), contributions AS (
+         SELECT operations.reactor_id,
+            contributor.model_id,
+            count(*) AS contributed_operations
+           FROM (operations
+             CROSS JOIN LATERAL unnest(operations.contributing_model_ids) contributor(model_id))
+          GROUP BY operations.reactor_id, contributor.model_id
+        ), final AS (
+         SELECT members.reactor_model_id,
+            members.reactor_id,
+            reactors.reactor_name,
+            members.model_id,
+            registry.model_name,
+            members.role,
+            members.weight,
+            members.priority,
+            members.is_active,
+            COALESCE(contributions.contributed_operations, (0)::bigint) AS contributed_operations,
+            COALESCE(reactor_totals.operation_count, (0)::bigint) AS reactor_operation_count,
+            round(((COALESCE(contributions.contributed_operations, (0)::bigint))::numeric / (NULLIF(reactor_totals.operation_count, 0))::numeric), 4) AS operation_share
+           FROM ((((members
+             JOIN public.cognitive_fusion_reactors reactors ON ((members.reactor_id = reactors.reactor_id)))
+             JOIN public.models registry ON ((members.model_id = registry.model_id)))
+             LEFT JOIN contributions ON (((members.reactor_id = contributions.reactor_id) AND (members.model_id = contributions.model_id))))
+             LEFT JOIN reactor_totals ON ((members.reactor_id = reactor_totals.reactor_id)))
+        )
+ SELECT reactor_model_id,
+    reactor_id,
+    reactor_name,
+    model_id,
+    model_name,
+    role,
+    weight,
+    priority,
+    is_active,
+    contributed_operations,
+    reactor_operation_count,
+    operation_share
+   FROM final;
+
+--
+-- Name: training_run_health; Type: TABLE; Schema: analytics; Owner: -
+--
+
+CREATE TABLE analytics.training_run_health (
+    training_session_id uuid,
+    loss_points integer,
+    last_step bigint,
+    last_loss double precision,
+    smoothed_loss double precision,
+    min_loss double precision,
+    min_loss_step bigint,
+    loss_slope_per_100_steps double precision,
+    is_diverging boolean,
+    is_plateau boolean,
+    health text
+);
+
+--
+-- Name: training_metrics_latest; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.training_metrics_latest (
+    training_session_id uuid NOT NULL,
+    metric_name text NOT NULL,
+    step bigint NOT NULL,
+    epoch integer,
+    value double precision NOT NULL,
+    recorded_at timestamp with time zone NOT NULL
+);
+
+--
+-- Name: TABLE training_metrics_latest; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.training_metrics_latest IS 'Latest value of each metric of each run, maintained by the training_metrics_track_latest trigger on every insert or COPY into training_metrics. Progress views read it instead of scanning history (MLflow needed the same table). Not written by applications directly. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN training_metrics_latest.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.training_session_id IS 'The run.';
+
+--
+-- Name: COLUMN training_metrics_latest.metric_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.metric_name IS 'Metric name.';
+
+--
+-- Name: COLUMN training_metrics_latest.step; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.step IS 'Highest step logged for the metric.';
+
+--
+-- Name: COLUMN training_metrics_latest.epoch; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.epoch IS 'Epoch of that step.';
+
+--
+-- Name: COLUMN training_metrics_latest.value; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.value IS 'Value at that step.';
+
+--
+-- Name: COLUMN training_metrics_latest.recorded_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.recorded_at IS 'When that value was logged.';
+
+--
+-- Name: v_training_progress; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.v_training_progress AS
+ WITH sessions AS (
+         SELECT training_sessions.training_session_id,
+            training_sessions.tenant_id,
+            training_sessions.model_id,
+            training_sessions.session_name,
+            training_sessions.status,
+            training_sessions.hyperparameters,
+            training_sessions.dataset_name,
+            training_sessions.dataset_uri,
+            training_sessions.total_steps,
+            training_sessions.current_step,
+            training_sessions.total_epochs,
+            training_sessions.current_epoch,
+            training_sessions.started_at,
+            training_sessions.progress_updated_at,
+            training_sessions.ended_at,
+            training_sessions.created_at,
+            training_sessions.updated_at
+           FROM public.training_sessions
+        ), registry AS (
+         SELECT models.model_id,
+            models.model_name
+           FROM public.models
+        ), latest AS (
+         SELECT training_metrics_latest.training_session_id,
+            jsonb_object_agg(training_metrics_latest.metric_name, training_metrics_latest.value) AS latest_metrics,
+            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'loss'::text)) AS latest_loss,
+            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'eval_loss'::text)) AS latest_eval_loss,
+            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'learning_rate'::text)) AS latest_learning_rate,
+            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'accuracy'::text)) AS latest_accuracy,
+            max(training_metrics_latest.step) AS latest_metric_step,
+            max(training_metrics_latest.recorded_at) AS last_metric_at
+           FROM public.training_metrics_latest
+          GROUP BY training_metrics_latest.training_session_id
+        ), timed AS (
+         SELECT sessions.training_session_id,
+            sessions.tenant_id,
+            sessions.model_id,
+            sessions.session_name,
+            sessions.status,
+            sessions.hyperparameters,
+            sessions.dataset_name,
+            sessions.dataset_uri,
+            sessions.total_steps,
+            sessions.current_step,
+            sessions.total_epochs,
+            sessions.current_epoch,
+            sessions.started_at,
+            sessions.progress_updated_at,
+            sessions.ended_at,
+            sessions.created_at,
+            sessions.updated_at,
+            EXTRACT(epoch FROM (COALESCE(sessions.progress_updated_at, sessions.ended_at, now()) - sessions.started_at)) AS elapsed_seconds
+           FROM sessions
+        ), final AS (
+         SELECT timed.training_session_id,
+            timed.tenant_id,
+            timed.session_name,
+            timed.model_id,
+            registry.model_name,
+            timed.status,
+            timed.dataset_name,
+            timed.current_step,
+            timed.total_steps,
+            timed.current_epoch,
+            timed.total_epochs,
+            round(((100.0 * (timed.current_step)::numeric) / (NULLIF(timed.total_steps, 0))::numeric), 2) AS percent_complete,
+            timed.started_at,
+            timed.progress_updated_at,
+            timed.ended_at,
+            timed.elapsed_seconds,
+            ((timed.current_step)::numeric / NULLIF(timed.elapsed_seconds, (0)::numeric)) AS steps_per_second,
+                CASE
+                    WHEN ((timed.status = 'running'::text) AND (timed.total_steps > timed.current_step) AND (timed.current_step > 0)) THEN make_interval(secs => (((((timed.total_steps - timed.current_step))::numeric * timed.elapsed_seconds) / (timed.current_step)::numeric))::double precision)
+                    ELSE NULL::interval
+                END AS estimated_time_remaining,
+            latest.latest_loss,
+            latest.latest_eval_loss,
+            latest.latest_learning_rate,
+            latest.latest_accuracy,
+            latest.latest_metric_step,
+            latest.last_metric_at,
+            COALESCE(latest.latest_metrics, '{}'::jsonb) AS latest_metrics
+           FROM ((timed
+             LEFT JOIN registry ON ((timed.model_id = registry.model_id)))
+             LEFT JOIN latest ON ((timed.training_session_id = latest.training_session_id)))
+        )
+ SELECT training_session_id,
+    tenant_id,
+    session_name,
+    model_id,
+    model_name,
+    status,
+    dataset_name,
+    current_step,
+    total_steps,
+    current_epoch,
+    total_epochs,
+    percent_complete,
+    started_at,
+    progress_updated_at,
+    ended_at,
+    elapsed_seconds,
+    steps_per_second,
+    estimated_time_remaining,
+    latest_loss,
+    latest_eval_loss,
+    latest_learning_rate,
+    latest_accuracy,
+    latest_metric_step,
+    last_metric_at,
+    latest_metrics
+   FROM final;
+
+--
+-- Name: training_health_overview; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.training_health_overview AS
+ WITH progress AS (
+         SELECT v_training_progress.training_session_id,
+            v_training_progress.tenant_id,
+            v_training_progress.session_name,
+            v_training_progress.model_id,
+            v_training_progress.model_name,
+            v_training_progress.status,
+            v_training_progress.dataset_name,
+            v_training_progress.current_step,
+            v_training_progress.total_steps,
+            v_training_progress.current_epoch,
+            v_training_progress.total_epochs,
+            v_training_progress.percent_complete,
+            v_training_progress.started_at,
+            v_training_progress.progress_updated_at,
+            v_training_progress.ended_at,
+            v_training_progress.elapsed_seconds,
+            v_training_progress.steps_per_second,
+            v_training_progress.estimated_time_remaining,
+            v_training_progress.latest_loss,
+            v_training_progress.latest_eval_loss,
+            v_training_progress.latest_learning_rate,
+            v_training_progress.latest_accuracy,
+            v_training_progress.latest_metric_step,
+            v_training_progress.last_metric_at,
+            v_training_progress.latest_metrics
+           FROM public.v_training_progress
+        ), health AS (
+         SELECT training_run_health.training_session_id,
+            training_run_health.loss_points,
+            training_run_health.last_step,
+            training_run_health.last_loss,
+            training_run_health.smoothed_loss,
+            training_run_health.min_loss,
+            training_run_health.min_loss_step,
+            training_run_health.loss_slope_per_100_steps,
+            training_run_health.is_diverging,
+            training_run_health.is_plateau,
+            training_run_health.health
+           FROM analytics.training_run_health
+        ), final AS (
+         SELECT progress.training_session_id,
+            progress.session_name,
+            progress.model_name,
+            progress.status,
+            progress.percent_complete,
+            progress.current_step,
+            health.last_loss,
+            health.smoothed_loss,
+            health.min_loss,
+            health.loss_slope_per_100_steps,
+            COALESCE(health.health, 'insufficient_data'::text) AS health,
+            COALESCE(health.is_diverging, false) AS is_diverging,
+            COALESCE(health.is_plateau, false) AS is_plateau
+           FROM (progress
+             LEFT JOIN health ON ((progress.training_session_id = health.training_session_id)))
+        )
+ SELECT training_session_id,
+    session_name,
+    model_name,
+    status,
+    percent_complete,
+    current_step,
+    last_loss,
+    smoothed_loss,
+    min_loss,
+    loss_slope_per_100_steps,
+    health,
+    is_diverging,
+    is_plateau
+   FROM final;
+
+--
+-- Name: attention_heads; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.attention_heads (
+    head_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    layer_id uuid NOT NULL,
+    head_index integer NOT NULL,
+    head_dim integer NOT NULL,
+    attention_type text DEFAULT 'self'::text NOT NULL,
+    kv_head_index integer,
+    is_pruned boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT attention_heads_attention_type_check CHECK ((attention_type = ANY (ARRAY['self'::text, 'causal_self'::text, 'cross'::text, 'grouped_query'::text, 'multi_query'::text, 'sliding_window'::text]))),
+    CONSTRAINT attention_heads_head_dim_check CHECK ((head_dim > 0)),
+    CONSTRAINT attention_heads_head_index_check CHECK ((head_index >= 0)),
+    CONSTRAINT attention_heads_kv_head_index_check CHECK ((kv_head_index >= 0))
+);
+
+--
+-- Name: TABLE attention_heads; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.attention_heads IS 'Multi-head attention specification (seed component 1): one row per head of an attention layer. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN attention_heads.head_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.head_id IS 'Primary key.';
+
+--
+-- Name: COLUMN attention_heads.layer_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.layer_id IS 'The layer this head belongs to; deleting the layer deletes its heads.';
+
+--
+-- Name: COLUMN attention_heads.head_index; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.head_index IS 'Position of the head in its layer, from 0; unique per layer.';
+
+--
+-- Name: COLUMN attention_heads.head_dim; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.head_dim IS 'Width of one head''s query/key/value projections.';
+
+--
+-- Name: COLUMN attention_heads.attention_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.attention_type IS 'Kind of attention the head computes.';
+
+--
+-- Name: COLUMN attention_heads.kv_head_index; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.kv_head_index IS 'For grouped-query attention, the key/value head this query head shares.';
+
+--
+-- Name: COLUMN attention_heads.is_pruned; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.is_pruned IS 'True when the head was pruned and contributes nothing.';
+
+--
+-- Name: COLUMN attention_heads.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: attention_patterns; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.attention_patterns (
+    attention_pattern_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    inference_session_id uuid NOT NULL,
+    layer_id uuid NOT NULL,
+    head_index integer NOT NULL,
+    query_start integer NOT NULL,
+    query_end integer NOT NULL,
+    key_start integer NOT NULL,
+    key_end integer NOT NULL,
+    weights real[] NOT NULL,
+    mean_entropy double precision,
+    max_weight double precision,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT attention_patterns_head_index_check CHECK ((head_index >= 0)),
+    CONSTRAINT attention_patterns_key_start_check CHECK ((key_start >= 0)),
+    CONSTRAINT attention_patterns_max_weight_check CHECK (((max_weight >= (0)::double precision) AND (max_weight <= (1)::double precision))),
+    CONSTRAINT attention_patterns_mean_entropy_check CHECK ((mean_entropy >= (0)::double precision)),
+    CONSTRAINT attention_patterns_query_start_check CHECK ((query_start >= 0)),
+    CONSTRAINT attention_patterns_ranges_check CHECK (((query_end > query_start) AND (key_end > key_start))),
+    CONSTRAINT attention_patterns_weights_shape_check CHECK ((cardinality(weights) = ((query_end - query_start) * (key_end - key_start))))
+);
+
+--
+-- Name: TABLE attention_patterns; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.attention_patterns IS 'Attention weights for visualisation (seed component 4): one head''s weights over a query range x key range, row-major, with summary statistics. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN attention_patterns.attention_pattern_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.attention_pattern_id IS 'Primary key.';
+
+--
+-- Name: COLUMN attention_patterns.inference_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.inference_session_id IS 'The session; deleting it deletes its cache entries.';
+
+--
+-- Name: COLUMN attention_patterns.layer_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.layer_id IS 'The layer the entry belongs to.';
+
+--
+-- Name: COLUMN attention_patterns.head_index; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.head_index IS 'Attention head within the layer.';
+
+--
+-- Name: COLUMN attention_patterns.query_start; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.query_start IS 'First query position (inclusive).';
+
+--
+-- Name: COLUMN attention_patterns.query_end; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.query_end IS 'Query position after the last (exclusive).';
+
+--
+-- Name: COLUMN attention_patterns.key_start; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.key_start IS 'First key position (inclusive).';
+
+--
+-- Name: COLUMN attention_patterns.key_end; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.key_end IS 'Key position after the last (exclusive).';
+
+--
+-- Name: COLUMN attention_patterns.weights; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.weights IS 'Attention probabilities, row-major (query by key); each row sums to 1 over its keys.';
+
+--
+-- Name: COLUMN attention_patterns.mean_entropy; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.mean_entropy IS 'Mean Shannon entropy (nats) of the query rows, if computed by the writer.';
+
+--
+-- Name: COLUMN attention_patterns.max_weight; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.max_weight IS 'Largest weight in the pattern.';
+
+--
+-- Name: COLUMN attention_patterns.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: cognitive_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.cognitive_state (
+    cognitive_state_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reactor_id uuid NOT NULL,
+    state_key text NOT NULL,
+    state jsonb DEFAULT '{}'::jsonb NOT NULL,
+    state_vector public.vector,
+    confidence double precision,
+    version integer DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cognitive_state_confidence_check CHECK (((confidence >= (0)::double precision) AND (confidence <= (1)::double precision))),
+    CONSTRAINT cognitive_state_version_check CHECK ((version > 0))
+);
+
+--
+-- Name: TABLE cognitive_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.cognitive_state IS 'High-level cognitive state of a reactor (seed component 5): keyed JSON state with an optional vector, a confidence, and a version for optimistic concurrency. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN cognitive_state.cognitive_state_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.cognitive_state_id IS 'Primary key.';
+
+--
+-- Name: COLUMN cognitive_state.reactor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.reactor_id IS 'The reactor; deleting it deletes its rows here.';
+
+--
+-- Name: COLUMN cognitive_state.state_key; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.state_key IS 'Name of the state entry, unique per reactor.';
+
+--
+-- Name: COLUMN cognitive_state.state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.state IS 'The state.';
+
+--
+-- Name: COLUMN cognitive_state.state_vector; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.state_vector IS 'Optional vector form of the state (any width).';
+
+--
+-- Name: COLUMN cognitive_state.confidence; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.confidence IS 'Confidence in [0, 1].';
+
+--
+-- Name: COLUMN cognitive_state.version; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.version IS 'Incremented by writers on each change; compare-and-set guards concurrent updates.';
+
+--
+-- Name: COLUMN cognitive_state.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN cognitive_state.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: embeddings; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.embeddings (
+    embedding_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model_id uuid NOT NULL,
+    embedding_type text NOT NULL,
+    embedding_index integer NOT NULL,
+    token_text text,
+    dimensions integer NOT NULL,
+    embedding public.vector NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT embeddings_dimensions_check CHECK (((dimensions >= 1) AND (dimensions <= 16000))),
+    CONSTRAINT embeddings_embedding_index_check CHECK ((embedding_index >= 0)),
+    CONSTRAINT embeddings_embedding_type_check CHECK ((embedding_type = ANY (ARRAY['token'::text, 'position'::text, 'segment'::text]))),
+    CONSTRAINT embeddings_vector_width_check CHECK ((public.vector_dims(embedding) = dimensions))
+);
+
+--
+-- Name: TABLE embeddings; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.embeddings IS 'Token, position and segment embeddings as pgvector vectors (seed component 2). Models of different widths share the table: each vector''s width must equal its model''s hidden size (embeddings_model_width_fkey), and each configured width has its own HNSW index. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN embeddings.embedding_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.embedding_id IS 'Primary key.';
+
+--
+-- Name: COLUMN embeddings.model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.model_id IS 'The model the embedding belongs to.';
+
+--
+-- Name: COLUMN embeddings.embedding_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.embedding_type IS 'Which embedding table the row comes from.';
+
+--
+-- Name: COLUMN embeddings.embedding_index; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.embedding_index IS 'Token id, position or segment id.';
+
+--
+-- Name: COLUMN embeddings.token_text; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.token_text IS 'The token''s text, for token embeddings when a vocabulary is known.';
+
+--
+-- Name: COLUMN embeddings.dimensions; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.dimensions IS 'Width of the vector; equals the model''s hidden_size.';
+
+--
+-- Name: COLUMN embeddings.embedding; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.embedding IS 'The vector (any width up to pgvector''s 16,000).';
+
+--
+-- Name: COLUMN embeddings.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: gradient_checkpoints; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.gradient_checkpoints (
+    gradient_checkpoint_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model_id uuid NOT NULL,
+    layer_id uuid,
+    enabled boolean DEFAULT true NOT NULL,
+    strategy text DEFAULT 'full'::text NOT NULL,
+    segment_count integer,
+    expected_memory_saving_bytes bigint,
+    expected_memory_saving_ratio double precision,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT gradient_checkpoints_expected_memory_saving_bytes_check CHECK ((expected_memory_saving_bytes >= 0)),
+    CONSTRAINT gradient_checkpoints_expected_memory_saving_ratio_check CHECK (((expected_memory_saving_ratio >= (0)::double precision) AND (expected_memory_saving_ratio <= (1)::double precision))),
+    CONSTRAINT gradient_checkpoints_segment_count_check CHECK ((segment_count > 0)),
+    CONSTRAINT gradient_checkpoints_strategy_check CHECK ((strategy = ANY (ARRAY['full'::text, 'selective'::text, 'offload'::text])))
+);
+
+--
+-- Name: TABLE gradient_checkpoints; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.gradient_checkpoints IS 'Memory-optimisation (activation recomputation) configuration per model, or per layer where layer_id is set (seed component 3). Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN gradient_checkpoints.gradient_checkpoint_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.gradient_checkpoint_id IS 'Primary key.';
+
+--
+-- Name: COLUMN gradient_checkpoints.model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.model_id IS 'The model configured.';
+
+--
+-- Name: COLUMN gradient_checkpoints.layer_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.layer_id IS 'The layer configured; NULL for the model-wide setting.';
+
+--
+-- Name: COLUMN gradient_checkpoints.enabled; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.enabled IS 'Whether recomputation is on.';
+
+--
+-- Name: COLUMN gradient_checkpoints.strategy; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.strategy IS '`full` recomputes whole blocks, `selective` only attention, `offload` moves activations to host memory.';
+
+--
+-- Name: COLUMN gradient_checkpoints.segment_count; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.segment_count IS 'Number of checkpointed segments the model is split into.';
+
+--
+-- Name: COLUMN gradient_checkpoints.expected_memory_saving_bytes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.expected_memory_saving_bytes IS 'Activation memory the configuration is expected to save per step.';
+
+--
+-- Name: COLUMN gradient_checkpoints.expected_memory_saving_ratio; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.expected_memory_saving_ratio IS 'The same as a fraction of activation memory, in [0, 1].';
+
+--
+-- Name: COLUMN gradient_checkpoints.config; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.config IS 'Framework-specific options.';
+
+--
+-- Name: COLUMN gradient_checkpoints.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: COLUMN gradient_checkpoints.updated_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: model_interaction_graph; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.model_interaction_graph (
+    interaction_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reactor_id uuid NOT NULL,
+    source_model_id uuid NOT NULL,
+    target_model_id uuid NOT NULL,
+    interaction_type text NOT NULL,
+    strength double precision DEFAULT 1 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT model_interaction_graph_interaction_type_check CHECK ((interaction_type = ANY (ARRAY['feeds'::text, 'gates'::text, 'verifies'::text, 'distills'::text, 'attends_to'::text]))),
+    CONSTRAINT model_interaction_graph_no_self_loop_check CHECK ((source_model_id <> target_model_id)),
+    CONSTRAINT model_interaction_graph_strength_check CHECK (((strength >= (0)::double precision) AND (strength <= (1)::double precision)))
+);
+
+--
+-- Name: TABLE model_interaction_graph; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.model_interaction_graph IS 'Directed inter-model dependencies inside a reactor (seed component 5); no self-loops. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN model_interaction_graph.interaction_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.interaction_id IS 'Primary key.';
+
+--
+-- Name: COLUMN model_interaction_graph.reactor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.reactor_id IS 'The reactor; deleting it deletes its rows here.';
+
+--
+-- Name: COLUMN model_interaction_graph.source_model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.source_model_id IS 'Model the edge starts at.';
+
+--
+-- Name: COLUMN model_interaction_graph.target_model_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.target_model_id IS 'Model the edge points to.';
+
+--
+-- Name: COLUMN model_interaction_graph.interaction_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.interaction_type IS 'What flows along the edge.';
+
+--
+-- Name: COLUMN model_interaction_graph.strength; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.strength IS 'Edge strength in [0, 1].';
+
+--
+-- Name: COLUMN model_interaction_graph.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: optimizer_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.optimizer_state (
+    optimizer_state_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    training_session_id uuid NOT NULL,
+    checkpoint_id uuid,
+    optimizer_type text NOT NULL,
+    hyperparameters jsonb DEFAULT '{}'::jsonb NOT NULL,
+    step bigint NOT NULL,
+    parameter_name text NOT NULL,
+    state_name text NOT NULL,
+    tensor_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT optimizer_state_optimizer_type_check CHECK ((optimizer_type = ANY (ARRAY['adam'::text, 'adamw'::text, 'sgd'::text, 'adafactor'::text, 'lamb'::text, 'rmsprop'::text, 'adagrad'::text]))),
+    CONSTRAINT optimizer_state_step_check CHECK ((step >= 0))
+);
+
+--
+-- Name: TABLE optimizer_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.optimizer_state IS 'Optimizer state persistence (seed component 3): one row per state tensor of a parameter at a step, e.g. Adam''s exp_avg and exp_avg_sq, or SGD''s momentum_buffer. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN optimizer_state.optimizer_state_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.optimizer_state_id IS 'Primary key.';
+
+--
+-- Name: COLUMN optimizer_state.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.training_session_id IS 'The run.';
+
+--
+-- Name: COLUMN optimizer_state.checkpoint_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.checkpoint_id IS 'The checkpoint this state belongs to, if saved with one.';
+
+--
+-- Name: COLUMN optimizer_state.optimizer_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.optimizer_type IS 'Optimizer algorithm.';
+
+--
+-- Name: COLUMN optimizer_state.hyperparameters; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.hyperparameters IS 'The optimizer''s hyper-parameters (lr, betas, eps, weight_decay, momentum).';
+
+--
+-- Name: COLUMN optimizer_state.step; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.step IS 'Optimizer step count the state corresponds to.';
+
+--
+-- Name: COLUMN optimizer_state.parameter_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.parameter_name IS 'Parameter the state belongs to (model_weights.parameter_name).';
+
+--
+-- Name: COLUMN optimizer_state.state_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.state_name IS 'Name of the state tensor (`exp_avg`, `exp_avg_sq`, `momentum_buffer`).';
+
+--
+-- Name: COLUMN optimizer_state.tensor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.tensor_id IS 'The state tensor''s values.';
+
+--
+-- Name: COLUMN optimizer_state.created_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: reactor_metrics; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reactor_metrics (
+    reactor_metric_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    reactor_id uuid NOT NULL,
+    metric_name text NOT NULL,
+    value double precision NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT reactor_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250)))
+);
+
+--
+-- Name: TABLE reactor_metrics; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.reactor_metrics IS 'Reactor performance metrics over time (seed component 5). Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN reactor_metrics.reactor_metric_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_metrics.reactor_metric_id IS 'Primary key.';
+
+--
+-- Name: COLUMN reactor_metrics.reactor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_metrics.reactor_id IS 'The reactor; deleting it deletes its rows here.';
+
+--
+-- Name: COLUMN reactor_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_metrics.metric_name IS 'Metric name (`throughput_ops`, `fusion_latency_ms`, ...).';
+
+--
+-- Name: COLUMN reactor_metrics.value; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_metrics.value IS 'The value.';
+
+--
+-- Name: COLUMN reactor_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_metrics.recorded_at IS 'When it was measured.';
+
+--
+-- Name: tensor_data; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.tensor_data (
+    tensor_id uuid NOT NULL,
+    chunk_index integer NOT NULL,
+    chunk_data bytea NOT NULL,
+    chunk_sha256 text NOT NULL,
+    CONSTRAINT tensor_data_chunk_data_check CHECK ((octet_length(chunk_data) > 0)),
+    CONSTRAINT tensor_data_chunk_index_check CHECK ((chunk_index >= 0)),
+    CONSTRAINT tensor_data_chunk_sha256_check CHECK ((chunk_sha256 ~ '^[0-9a-f]{64}$'::text))
+);
+ALTER TABLE ONLY public.tensor_data ALTER COLUMN chunk_data SET STORAGE EXTERNAL;
+
+--
+-- Name: TABLE tensor_data; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.tensor_data IS 'Tensor bytes in chunks (seed component 2), keyed by tensor and chunk index. Stored without compression. A tensor''s metadata and chunks are written in one transaction, so a half-written tensor is never visible. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN tensor_data.tensor_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_data.tensor_id IS 'The tensor; deleting it deletes its chunks.';
+
+--
+-- Name: COLUMN tensor_data.chunk_index; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_data.chunk_index IS 'Position of the chunk, from 0.';
+
+--
+-- Name: COLUMN tensor_data.chunk_data; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_data.chunk_data IS 'The chunk''s raw bytes.';
+
+--
+-- Name: COLUMN tensor_data.chunk_sha256; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_data.chunk_sha256 IS 'SHA-256 (hex) of this chunk, so a corrupted chunk is named on read.';
+
+--
+-- Name: tensor_dtypes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.tensor_dtypes (
+    dtype text NOT NULL,
+    bits_per_element integer NOT NULL,
+    numpy_name text NOT NULL,
+    value_kind text NOT NULL,
+    description text,
+    CONSTRAINT tensor_dtypes_bits_per_element_check CHECK (((bits_per_element > 0) AND ((bits_per_element % 8) = 0))),
+    CONSTRAINT tensor_dtypes_value_kind_check CHECK ((value_kind = ANY (ARRAY['float'::text, 'int'::text, 'uint'::text, 'bool'::text, 'complex'::text])))
+);
+
+--
+-- Name: TABLE tensor_dtypes; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.tensor_dtypes IS 'Element types a tensor may have, with their widths; kept in step with the seed `tensor_dtype_catalog` by a post-hook (upsert, never delete, so no tensor loses its type). tensor_metadata.dtype references it. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN tensor_dtypes.dtype; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_dtypes.dtype IS 'Type name (`float32`, `bfloat16`, ...).';
+
+--
+-- Name: COLUMN tensor_dtypes.bits_per_element; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_dtypes.bits_per_element IS 'Width of one element in bits; a whole number of bytes.';
+
+--
+-- Name: COLUMN tensor_dtypes.numpy_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_dtypes.numpy_name IS 'numpy / ml_dtypes name that decodes the bytes.';
+
+--
+-- Name: COLUMN tensor_dtypes.value_kind; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_dtypes.value_kind IS 'Family of values.';
+
+--
+-- Name: COLUMN tensor_dtypes.description; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_dtypes.description IS 'What the type is.';
+
+--
+-- Name: training_metrics; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.training_metrics (
+    training_session_id uuid NOT NULL,
+    metric_name text NOT NULL,
+    step bigint NOT NULL,
+    epoch integer,
+    value double precision NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
+    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
+    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
+)
+PARTITION BY RANGE (recorded_at);
+
+--
+-- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run; deleting it deletes its metrics.';
+
+--
+-- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.metric_name IS 'Metric name (`loss`, `learning_rate`, ...); see the metric_definitions seed.';
+
+--
+-- Name: COLUMN training_metrics.step; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.step IS 'Optimizer step the value belongs to.';
+
+--
+-- Name: COLUMN training_metrics.epoch; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.epoch IS 'Epoch the step belongs to, if known.';
+
+--
+-- Name: COLUMN training_metrics.value; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.value IS 'The value (NaN and infinities are kept: a diverging loss is data).';
+
+--
+-- Name: COLUMN training_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was logged; the partition key.';
+
+--
+-- Name: training_metrics_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.training_metrics_default (
+    training_session_id uuid CONSTRAINT training_metrics_training_session_id_not_null NOT NULL,
+    metric_name text CONSTRAINT training_metrics_metric_name_not_null NOT NULL,
+    step bigint CONSTRAINT training_metrics_step_not_null NOT NULL,
+    epoch integer,
+    value double precision CONSTRAINT training_metrics_value_not_null NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() CONSTRAINT training_metrics_recorded_at_not_null NOT NULL,
+    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
+    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
+    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
+);
+
+--
+-- Name: v_model_architecture; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.v_model_architecture AS
+ WITH registry AS (
+         SELECT models.model_id,
+            models.tenant_id,
+            models.model_name,
+            models.version,
+            models.architecture,
+            models.model_type,
+            models.vocab_size,
+            models.hidden_size,
+            models.num_layers,
+            models.num_attention_heads,
+            models.num_key_value_heads,
+            models.intermediate_size,
+            models.max_sequence_length,
+            models.config,
+            models.status,
+            models.content_sha256,
+            models.description,
+            models.created_at,
+            models.updated_at
+           FROM public.models
+        ), layers AS (
+         SELECT transformer_layers.layer_id,
+            transformer_layers.model_id,
+            transformer_layers.layer_index,
+            transformer_layers.layer_type,
+            transformer_layers.hidden_size,
+            transformer_layers.intermediate_size,
+            transformer_layers.num_attention_heads,
+            transformer_layers.activation,
+            transformer_layers.normalization,
+            transformer_layers.dropout,
+            transformer_layers.config,
+            transformer_layers.created_at
+           FROM public.transformer_layers
+        ), heads AS (
+         SELECT attention_heads.layer_id,
+            count(*) AS head_count,
+            count(*) FILTER (WHERE attention_heads.is_pruned) AS pruned_head_count
+           FROM public.attention_heads
+          GROUP BY attention_heads.layer_id
+        ), weights AS (
+         SELECT weights.model_id,
+            weights.layer_id,
+            tensors.element_count,
+            weights.requires_grad
+           FROM (public.model_weights weights
+             JOIN public.tensor_metadata tensors ON ((weights.tensor_id = tensors.tensor_id)))
+        ), layer_weights AS (
+         SELECT weights.layer_id,
+            count(*) AS weight_count,
+            sum(weights.element_count) AS layer_parameters
+           FROM weights
+          WHERE (weights.layer_id IS NOT NULL)
+          GROUP BY weights.layer_id
+        ), model_weights AS (
+         SELECT weights.model_id,
+            count(*) AS model_weight_count,
+            sum(weights.element_count) AS model_total_parameters,
+            sum(weights.element_count) FILTER (WHERE weights.requires_grad) AS model_trainable_parameters
+           FROM weights
+          GROUP BY weights.model_id
+        ), final AS (
+         SELECT registry.model_id,
+            registry.tenant_id,
+            registry.model_name,
+            registry.version,
+            registry.architecture,
+            registry.model_type,
+            registry.status,
+            registry.vocab_size,
+            registry.hidden_size,
+            registry.num_layers,
+            registry.num_attention_heads,
+            registry.intermediate_size,
+            registry.max_sequence_length,
+            layers.layer_id,
+            layers.layer_index,
+            layers.layer_type,
+            layers.hidden_size AS layer_hidden_size,
+            layers.intermediate_size AS layer_intermediate_size,
+            layers.activation,
+            layers.normalization,
+            COALESCE(heads.head_count, (0)::bigint) AS head_count,
+            COALESCE(heads.pruned_head_count, (0)::bigint) AS pruned_head_count,
+            COALESCE(layer_weights.weight_count, (0)::bigint) AS weight_count,
+            COALESCE(layer_weights.layer_parameters, (0)::numeric) AS layer_parameters,
+            COALESCE(model_weights.model_weight_count, (0)::bigint) AS model_weight_count,
+            COALESCE(model_weights.model_total_parameters, (0)::numeric) AS model_total_parameters,
+            COALESCE(model_weights.model_trainable_parameters, (0)::numeric) AS model_trainable_parameters
+           FROM ((((registry
+             LEFT JOIN layers ON ((registry.model_id = layers.model_id)))
+             LEFT JOIN heads ON ((layers.layer_id = heads.layer_id)))
+             LEFT JOIN layer_weights ON ((layers.layer_id = layer_weights.layer_id)))
+             LEFT JOIN model_weights ON ((registry.model_id = model_weights.model_id)))
+        )
+ SELECT model_id,
+    tenant_id,
+    model_name,
+    version,
+    architecture,
+    model_type,
+    status,
+    vocab_size,
+    hidden_size,
+    num_layers,
+    num_attention_heads,
+    intermediate_size,
+    max_sequence_length,
+    layer_id,
+    layer_index,
+    layer_type,
+    layer_hidden_size,
+    layer_intermediate_size,
+    activation,
+    normalization,
+    head_count,
+    pruned_head_count,
+    weight_count,
+    layer_parameters,
+    model_weight_count,
+    model_total_parameters,
+    model_trainable_parameters
+   FROM final
+  ORDER BY model_name, layer_index;
+
+--
+-- Name: v_reactor_status; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.v_reactor_status AS
+ WITH reactors AS (
+         SELECT cognitive_fusion_reactors.reactor_id,
+            cognitive_fusion_reactors.tenant_id,
+            cognitive_fusion_reactors.reactor_name,
+            cognitive_fusion_reactors.fusion_strategy,
+            cognitive_fusion_reactors.status,
+            cognitive_fusion_reactors.config,
+            cognitive_fusion_reactors.created_at,
+            cognitive_fusion_reactors.updated_at
+           FROM public.cognitive_fusion_reactors
+        ), members AS (
+         SELECT reactor_models.reactor_id,
+            count(*) AS model_count,
+            count(*) FILTER (WHERE reactor_models.is_active) AS active_model_count,
+            COALESCE(sum(reactor_models.weight) FILTER (WHERE reactor_models.is_active), (0)::double precision) AS active_weight_total
+           FROM public.reactor_models
+          GROUP BY reactor_models.reactor_id
+        ), operations AS (
+         SELECT fusion_operations.reactor_id,
+            count(*) AS operation_count,
+            count(*) FILTER (WHERE (fusion_operations.status = 'completed'::text)) AS completed_operations,
+            count(*) FILTER (WHERE (fusion_operations.status = 'failed'::text)) AS failed_operations,
+            count(*) FILTER (WHERE (fusion_operations.status = ANY (ARRAY['pending'::text, 'running'::text]))) AS open_operations,
+            avg(fusion_operations.latency_ms) FILTER (WHERE (fusion_operations.status = 'completed'::text)) AS avg_latency_ms,
+            percentile_cont((0.95)::double precision) WITHIN GROUP (ORDER BY fusion_operations.latency_ms) FILTER (WHERE (fusion_operations.status = 'completed'::text)) AS p95_latency_ms,
+            max(fusion_operations.started_at) AS last_operation_at
+           FROM public.fusion_operations
+          GROUP BY fusion_operations.reactor_id
+        ), latest_metrics AS (
+         SELECT newest.reactor_id,
+            jsonb_object_agg(newest.metric_name, newest.value) AS latest_metrics
+           FROM ( SELECT DISTINCT ON (reactor_metrics.reactor_id, reactor_metrics.metric_name) reactor_metrics.reactor_id,
+                    reactor_metrics.metric_name,
+                    reactor_metrics.value
+                   FROM public.reactor_metrics
+                  ORDER BY reactor_metrics.reactor_id, reactor_metrics.metric_name, reactor_metrics.recorded_at DESC) newest
+          GROUP BY newest.reactor_id
+        ), final AS (
+         SELECT reactors.reactor_id,
+            reactors.tenant_id,
+            reactors.reactor_name,
+            reactors.fusion_strategy,
+            reactors.status,
+            COALESCE(members.model_count, (0)::bigint) AS model_count,
+            COALESCE(members.active_model_count, (0)::bigint) AS active_model_count,
+            COALESCE(members.active_weight_total, (0)::double precision) AS active_weight_total,
+            COALESCE(operations.operation_count, (0)::bigint) AS operation_count,
+            COALESCE(operations.completed_operations, (0)::bigint) AS completed_operations,
+            COALESCE(operations.failed_operations, (0)::bigint) AS failed_operations,
+            COALESCE(operations.open_operations, (0)::bigint) AS open_operations,
+            round(((operations.completed_operations)::numeric / (NULLIF((operations.completed_operations + operations.failed_operations), 0))::numeric), 4) AS success_rate,
+            operations.avg_latency_ms,
+            operations.p95_latency_ms,
+            operations.last_operation_at,
+            COALESCE(latest_metrics.latest_metrics, '{}'::jsonb) AS latest_metrics,
+            reactors.updated_at
+           FROM (((reactors
+             LEFT JOIN members ON ((reactors.reactor_id = members.reactor_id)))
+             LEFT JOIN operations ON ((reactors.reactor_id = operations.reactor_id)))
+             LEFT JOIN latest_metrics ON ((reactors.reactor_id = latest_metrics.reactor_id)))
+        )
+ SELECT reactor_id,
+    tenant_id,
+    reactor_name,
+    fusion_strategy,
+    status,
+    model_count,
+    active_model_count,
+    active_weight_total,
+    operation_count,
+    completed_operations,
+    failed_operations,
+    open_operations,
+    success_rate,
+    avg_latency_ms,
+    p95_latency_ms,
+    last_operation_at,
+    latest_metrics,
+    updated_at
+   FROM final;
+
+--
+-- Name: metric_definitions; Type: TABLE; Schema: reference; Owner: -
+--
+
+CREATE TABLE reference.metric_definitions (
+    metric_name text,
+    unit text,
+    higher_is_better boolean,
+    scope text,
+    description text
+);
 
 --
 -- Name: tensor_dtype_catalog; Type: TABLE; Schema: reference; Owner: -
@@ -3247,6 +4119,24 @@ INSERT INTO public.tensor_dtypes VALUES
 	('bool', 8, 'bool', 'bool', 'Boolean stored as one byte per element (numpy layout)'),
 	('complex64', 64, 'complex64', 'complex', 'Two float32 (real and imaginary)'),
 	('complex128', 128, 'complex128', 'complex', 'Two float64 (real and imaginary)');
+
+--
+-- Data for Name: metric_definitions; Type: TABLE DATA; Schema: reference; Owner: -
+--
+
+INSERT INTO reference.metric_definitions VALUES
+	('loss', 'nats', false, 'training', 'Training loss (cross-entropy)'),
+	('eval_loss', 'nats', false, 'training', 'Loss on the evaluation set'),
+	('accuracy', 'ratio', true, 'training', 'Share of correct predictions'),
+	('perplexity', 'ratio', false, 'training', 'exp(loss)'),
+	('learning_rate', 'ratio', NULL, 'training', 'Optimizer learning rate at the step'),
+	('grad_norm', 'l2', false, 'training', 'Global gradient L2 norm before clipping'),
+	('tokens_per_second', 'tokens/s', true, 'training', 'Training throughput'),
+	('latency_ms', 'ms', false, 'inference', 'End-to-end request latency'),
+	('time_to_first_token_ms', 'ms', false, 'inference', 'Latency until the first generated token'),
+	('tokens_per_second_inference', 'tokens/s', true, 'inference', 'Generation throughput'),
+	('throughput_ops', 'ops/s', true, 'reactor', 'Fusion operations completed per second'),
+	('fusion_latency_ms', 'ms', false, 'reactor', 'Latency of one fusion operation');
 
 --
 -- Data for Name: tensor_dtype_catalog; Type: TABLE DATA; Schema: reference; Owner: -

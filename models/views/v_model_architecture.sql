@@ -85,4 +85,6 @@ final as (
     left join model_weights on registry.model_id = model_weights.model_id
 )
 
+-- Ordered so the seed's query reads the architecture top to bottom.
 select * from final
+order by model_name asc, layer_index asc

@@ -71,7 +71,7 @@ def cmd_dbt(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    dbt.run_dbt(["build", *args.dbt_args])
+    dbt.build(args.dbt_args)
 
 
 def cmd_lint(args: argparse.Namespace) -> None:
@@ -87,7 +87,7 @@ def cmd_scratch_build(args: argparse.Namespace) -> None:
     name = f"arc_halo_scratch_{uuid.uuid4().hex[:8]}"
     embedded.ensure_database(server, name)
     try:
-        dbt.run_dbt(["build", *args.dbt_args], env=dbt.local_environment(server, name))
+        dbt.build(args.dbt_args, env=dbt.local_environment(server, name))
     finally:
         embedded.drop_database(server, name)
 
@@ -114,12 +114,18 @@ def cmd_schema_export(args: argparse.Namespace) -> None:
     print(f"wrote {schema_export.export()}")
 
 
+def _load_sample(conn) -> None:
+    from arc_halo import sample
+
+    model_id = sample.load(conn)
+    print(f"loaded sample data ({sample.SAMPLE_MODEL} = {model_id})" if model_id else "sample data already loaded")
+
+
 def cmd_sample_load(args: argparse.Namespace) -> None:
-    from arc_halo import db, sample
+    from arc_halo import db
 
     with db.connect() as conn:
-        model_id = sample.load(conn)
-    print(f"loaded sample data ({sample.SAMPLE_MODEL} = {model_id})" if model_id else "sample data already loaded")
+        _load_sample(conn)
 
 
 def _print_examples() -> None:
@@ -145,9 +151,9 @@ def _print_examples() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """What `make run` does: build, load the sample data, run the seed's examples, say where it all is."""
-    dbt.run_dbt(["build"])
-    cmd_sample_load(args)
+    """What `make run` does: build, with the sample data loaded before the Python models compute over
+    it; then run the seed's examples and say where it all is."""
+    dbt.build([], before_python_models=_load_sample)
     _print_examples()
     print()
     if config.current_target() == "local":

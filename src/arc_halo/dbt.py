@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -138,3 +139,44 @@ def run_dbt(
     if check and result.returncode != 0:
         raise ArcHaloError(f"dbt {' '.join(args)} failed (exit {result.returncode}); see the output above")
     return result.returncode
+
+
+# --exclude combines with the phases; a positive selection replaces them.
+SELECTION_FLAGS = ("--select", "-s", "--selector", "--models", "-m")
+
+
+def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
+    """psycopg keyword arguments for the database a dbt target environment points at."""
+    target = env.get("ARC_HALO_TARGET", "local")
+    if target == "local":
+        return {"host": env["ARC_HALO_LOCAL_HOST"], "dbname": env["ARC_HALO_LOCAL_DATABASE"], "user": "postgres"}
+    if target == "neon":
+        return {"host": os.environ["NEON_HOST"], "user": os.environ["NEON_USER"], "password": os.environ["NEON_PASSWORD"],
+                "dbname": os.environ["NEON_DATABASE"], "sslmode": "require"}
+    merged = {**os.environ, **env}
+    keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE",
+            "sslmode": "PGSSLMODE"}
+    return {key: merged[variable] for key, variable in keys.items() if merged.get(variable)}
+
+
+def build(
+    args: list[str], env: dict[str, str] | None = None, project: Path | None = None,
+    before_python_models: Callable[[psycopg.Connection], None] | None = None,
+) -> None:
+    """`dbt build` with the Python models in their place: dbt builds and tests everything upstream of
+    them, they run in dependency order, then dbt builds them (their tests) and everything downstream.
+    `before_python_models` may write data the Python models should see (the sample dataset).
+    With an explicit selection the user's dbt build runs as given."""
+    from arc_halo import pymodels
+
+    env = env if env is not None else target_environment()
+    if any(arg.split("=")[0] in SELECTION_FLAGS for arg in args):
+        run_dbt(["build", *args], env=env, project=project)
+        return
+    run_dbt(["build", "--exclude", f"tag:{pymodels.TAG}+", *args], env=env, project=project)
+    manifest = (project or config.project_dir()) / "target" / "manifest.json"
+    with psycopg.connect(**connection_kwargs(env)) as conn:
+        if before_python_models is not None:
+            before_python_models(conn)
+        pymodels.run(conn, pymodels.load_models(manifest))
+    run_dbt(["build", "--select", f"tag:{pymodels.TAG}+", *args], env=env, project=project)

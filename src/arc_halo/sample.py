@@ -201,7 +201,7 @@ def _attention_patterns(conn, session_id, layer_id, shape: ModelShape, rng: np.r
     """Causal softmax patterns: some heads attend locally (recent tokens), some broadly."""
     positions = np.arange(size)
     for head in range(shape.heads):
-        sharpness = 0.3 + head * 0.6
+        sharpness = 0.02 + head * 0.6  # head 0 spreads its attention, later heads focus on nearby tokens
         scores = -sharpness * np.abs(positions[:, None] - positions[None, :]) + rng.normal(0, 0.3, (size, size))
         scores[positions[None, :] > positions[:, None]] = -np.inf
         weights = np.exp(scores - scores.max(axis=1, keepdims=True))

@@ -95,7 +95,7 @@ def export(output: Path | None = None) -> Path:
     name = f"arc_halo_export_{uuid.uuid4().hex[:8]}"
     embedded.ensure_database(server, name)
     try:
-        dbt.run_dbt(["build", "--exclude", "resource_type:test", "--quiet"], env=dbt.local_environment(server, name))
+        dbt.build(["--exclude", "resource_type:test", "--quiet"], env=dbt.local_environment(server, name))
         text = render(server.url(name))
     finally:
         embedded.drop_database(server, name)

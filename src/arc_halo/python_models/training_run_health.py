@@ -1,0 +1,67 @@
+"""Training-run health from training_metrics: smoothed loss, divergence and plateau flags per session."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Read only the loss history, in order, instead of every metric of every run.
+INPUT_QUERIES = {
+    "training_metrics": "select training_session_id, step, value from {relation}"
+                        " where metric_name = 'loss' order by training_session_id, step, recorded_at",
+}
+EMA_ALPHA = 0.1
+MIN_POINTS = 10
+DIVERGENCE_RATIO = 1.25  # smoothed loss 25% above its best so far
+PLATEAU_IMPROVEMENT = 0.01  # under 1% better over the last quarter of the run
+
+
+def _ema(values: np.ndarray) -> np.ndarray:
+    smoothed = np.empty_like(values)
+    level = values[0]
+    for index, value in enumerate(values):
+        level = level + EMA_ALPHA * (value - level) if math.isfinite(value) else value
+        smoothed[index] = level
+    return smoothed
+
+
+def _health(steps: np.ndarray, losses: np.ndarray) -> dict:
+    smoothed = _ema(losses)
+    finite = np.isfinite(losses)
+    best = int(np.nanargmin(np.where(finite, losses, np.nan))) if finite.any() else 0
+    quarter = max(len(losses) // 4, 2)
+    recent = slice(len(losses) - quarter, len(losses))
+    slope = float(np.polyfit(steps[recent].astype(float), smoothed[recent], 1)[0] * 100) if finite[recent].all() else math.nan
+    best_smoothed = float(np.nanmin(np.where(np.isfinite(smoothed), smoothed, np.nan))) if finite.any() else math.nan
+    diverging = (not math.isfinite(losses[-1])) or smoothed[-1] > DIVERGENCE_RATIO * best_smoothed
+    start = smoothed[len(losses) - quarter]
+    improvement = (start - smoothed[-1]) / abs(start) if math.isfinite(start) and start != 0 else math.nan
+    plateau = (not diverging) and math.isfinite(improvement) and improvement < PLATEAU_IMPROVEMENT
+    if len(losses) < MIN_POINTS:
+        health = "insufficient_data"
+    else:
+        health = "diverging" if diverging else ("plateau" if plateau else "improving")
+    return {
+        "loss_points": len(losses), "last_step": int(steps[-1]), "last_loss": float(losses[-1]),
+        "smoothed_loss": float(smoothed[-1]), "min_loss": float(losses[best]), "min_loss_step": int(steps[best]),
+        "loss_slope_per_100_steps": slope, "is_diverging": bool(diverging and len(losses) >= MIN_POINTS),
+        "is_plateau": bool(plateau and len(losses) >= MIN_POINTS), "health": health,
+    }
+
+
+def compute(inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, list]:
+    metrics = inputs["training_metrics"]
+    columns = ["training_session_id", "loss_points", "last_step", "last_loss", "smoothed_loss", "min_loss",
+               "min_loss_step", "loss_slope_per_100_steps", "is_diverging", "is_plateau", "health"]
+    out: dict[str, list] = {name: [] for name in columns}
+    sessions = metrics["training_session_id"]
+    if len(sessions) == 0:
+        return out
+    boundaries = np.flatnonzero(sessions[1:] != sessions[:-1]) + 1
+    for rows in np.split(np.arange(len(sessions)), boundaries):
+        health = _health(metrics["step"][rows].astype(np.int64), metrics["value"][rows].astype(np.float64))
+        out["training_session_id"].append(sessions[rows[0]])
+        for name in columns[1:]:
+            out[name].append(health[name])
+    return out

@@ -7,7 +7,11 @@ stats as (
 ),
 
 layers as (
-    select layer_id, model_id, layer_index from {{ ref('transformer_layers') }}
+    select
+        layer_id,
+        model_id,
+        layer_index
+    from {{ ref('transformer_layers') }}
 ),
 
 final as (

@@ -13,20 +13,6 @@ registry as (
     from {{ ref('models') }}
 ),
 
-latest as (
-    select
-        training_session_id,
-        jsonb_object_agg(metric_name, value) as latest_metrics,
-        max(value) filter (where metric_name = 'loss') as latest_loss,
-        max(value) filter (where metric_name = 'eval_loss') as latest_eval_loss,
-        max(value) filter (where metric_name = 'learning_rate') as latest_learning_rate,
-        max(value) filter (where metric_name = 'accuracy') as latest_accuracy,
-        max(step) as latest_metric_step,
-        max(recorded_at) as last_metric_at
-    from {{ ref('training_metrics_latest') }}
-    group by training_session_id
-),
-
 timed as (
     select
         sessions.*,
@@ -69,7 +55,20 @@ final as (
         coalesce(latest.latest_metrics, '{}'::jsonb) as latest_metrics
     from timed
     left join registry on timed.model_id = registry.model_id
-    left join latest on timed.training_session_id = latest.training_session_id
+    -- Lateral: a filter on the sessions (status = 'running') applies first, and each session's
+    -- latest values are an index lookup on training_metrics_latest's primary key.
+    left join lateral (
+        select
+            jsonb_object_agg(latest_values.metric_name, latest_values.value) as latest_metrics,
+            max(latest_values.value) filter (where latest_values.metric_name = 'loss') as latest_loss,
+            max(latest_values.value) filter (where latest_values.metric_name = 'eval_loss') as latest_eval_loss,
+            max(latest_values.value) filter (where latest_values.metric_name = 'learning_rate') as latest_learning_rate,
+            max(latest_values.value) filter (where latest_values.metric_name = 'accuracy') as latest_accuracy,
+            max(latest_values.step) as latest_metric_step,
+            max(latest_values.recorded_at) as last_metric_at
+        from {{ ref('training_metrics_latest') }} as latest_values
+        where latest_values.training_session_id = timed.training_session_id
+    ) as latest on true
 )
 
 select * from final

@@ -128,6 +128,15 @@ def cmd_sample_load(args: argparse.Namespace) -> None:
         _load_sample(conn)
 
 
+def cmd_plot_training(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from arc_halo import db, plots
+
+    with db.connect() as conn:
+        print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
+
+
 def _print_examples() -> None:
     """Run the seed's example statements and print their results (first columns, few rows)."""
     from arc_halo import db, sample
@@ -206,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="the sample dataset").add_subparsers(dest="sample_command", required=True)
     sample.add_parser("load", help="load gpt-fusion-1 and friends (once; a second load changes nothing)").set_defaults(
         func=cmd_sample_load)
+    plot = commands.add_parser("plot", help="pictures").add_subparsers(dest="plot_command", required=True)
+    curves = plot.add_parser("training", help="loss and learning rate against step for a session, to PNG/SVG/PDF")
+    curves.add_argument("session", help="session name or id")
+    curves.add_argument("--output", "-o", default="training_curves.png")
+    curves.set_defaults(func=cmd_plot_training)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

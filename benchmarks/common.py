@@ -1,0 +1,45 @@
+"""Shared pieces of the benchmarks: a freshly built scratch database and timing helpers.
+
+Figures vary run to run on a shared 2-core machine; every benchmark therefore prints its baseline,
+measured in the same run, beside the figure, and the ratio between them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from arc_halo import dbt, embedded
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """The project built (without dbt tests) into a throwaway database on the embedded server."""
+    server = embedded.ensure_running()
+    name = f"arc_halo_bench_{uuid.uuid4().hex[:8]}"
+    embedded.ensure_database(server, name)
+    try:
+        dbt.build(["--exclude", "resource_type:test", "--quiet"], env=dbt.local_environment(server, name))
+        yield server.url(name)
+    finally:
+        embedded.drop_database(server, name)
+
+
+def timings_ms(action: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        action()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return f"median {statistics.median(samples):9.2f} ms   p95 {p95:9.2f} ms"

@@ -2111,17 +2111,6 @@ CREATE VIEW public.v_training_progress AS
          SELECT models.model_id,
             models.model_name
            FROM public.models
-        ), latest AS (
-         SELECT training_metrics_latest.training_session_id,
-            jsonb_object_agg(training_metrics_latest.metric_name, training_metrics_latest.value) AS latest_metrics,
-            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'loss'::text)) AS latest_loss,
-            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'eval_loss'::text)) AS latest_eval_loss,
-            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'learning_rate'::text)) AS latest_learning_rate,
-            max(training_metrics_latest.value) FILTER (WHERE (training_metrics_latest.metric_name = 'accuracy'::text)) AS latest_accuracy,
-            max(training_metrics_latest.step) AS latest_metric_step,
-            max(training_metrics_latest.recorded_at) AS last_metric_at
-           FROM public.training_metrics_latest
-          GROUP BY training_metrics_latest.training_session_id
         ), timed AS (
          SELECT sessions.training_session_id,
             sessions.tenant_id,
@@ -2173,7 +2162,15 @@ CREATE VIEW public.v_training_progress AS
             COALESCE(latest.latest_metrics, '{}'::jsonb) AS latest_metrics
            FROM ((timed
              LEFT JOIN registry ON ((timed.model_id = registry.model_id)))
-             LEFT JOIN latest ON ((timed.training_session_id = latest.training_session_id)))
+             LEFT JOIN LATERAL ( SELECT jsonb_object_agg(latest_values.metric_name, latest_values.value) AS latest_metrics,
+                    max(latest_values.value) FILTER (WHERE (latest_values.metric_name = 'loss'::text)) AS latest_loss,
+                    max(latest_values.value) FILTER (WHERE (latest_values.metric_name = 'eval_loss'::text)) AS latest_eval_loss,
+                    max(latest_values.value) FILTER (WHERE (latest_values.metric_name = 'learning_rate'::text)) AS latest_learning_rate,
+                    max(latest_values.value) FILTER (WHERE (latest_values.metric_name = 'accuracy'::text)) AS latest_accuracy,
+                    max(latest_values.step) AS latest_metric_step,
+                    max(latest_values.recorded_at) AS last_metric_at
+                   FROM public.training_metrics_latest latest_values
+                  WHERE (latest_values.training_session_id = timed.training_session_id)) latest ON (true))
         )
  SELECT training_session_id,
     tenant_id,

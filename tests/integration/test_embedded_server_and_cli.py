@@ -137,10 +137,10 @@ def test_weak_sslmode_for_remote_host_is_refused(env) -> None:
 def test_library_refuses_plaintext_neon_url() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from arc_halo import db; db.database_url()"],
-        env=clean_env(NEON_DATABASE_URL="postgresql://u:p@ep-x.neon.tech/db?sslmode=disable"),
+        env=clean_env(NEON_DATABASE_URL="postgresql://u:p@ep-x.example.com/db?sslmode=disable"),
         capture_output=True, text=True,
     )
-    assert result.returncode != 0 and "NEON_DATABASE_URL: sslmode=disable for remote host ep-x.neon.tech is refused" in result.stderr
+    assert result.returncode != 0 and "NEON_DATABASE_URL: sslmode=disable for remote host ep-x.example.com is refused" in result.stderr
 
 
 def test_unreachable_host_times_out_with_a_clear_message() -> None:

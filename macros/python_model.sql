@@ -19,5 +19,6 @@
     {%- endif -%}
     {%- call statement('main') -%}select 1{%- endcall -%}
     {% do persist_docs(target_relation, model) %}
+    {% do apply_grants(target_relation, config.get('grants'), should_revoke=true) %}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}

@@ -18,16 +18,16 @@ EXAMPLE_QUERIES = (
 )
 
 
-def _local_server() -> embedded.ServerInfo:
+def _local_server(database: str) -> embedded.ServerInfo:
     if config.current_target() != "local":
         raise ArcHaloError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{config.current_target()}'")
     server = embedded.ensure_running()
-    embedded.ensure_database(server)
+    embedded.ensure_database(server, database)
     return server
 
 
 def cmd_db_start(args: argparse.Namespace) -> None:
-    server = _local_server()
+    server = _local_server(config.local_database())
     print(f"embedded PostgreSQL {server.version} running (pid {server.pid}), data in {server.data_dir}")
     print(server.url())
 
@@ -46,12 +46,12 @@ def cmd_db_status(args: argparse.Namespace) -> None:
 
 
 def cmd_db_url(args: argparse.Namespace) -> None:
-    print(_local_server().url(args.database))
+    print(_local_server(args.database).url(args.database))
 
 
 def cmd_db_env(args: argparse.Namespace) -> None:
     """Exports for `eval "$(arc-halo db env)"`: then `dbt`, `psql` and the library all use this server."""
-    server = _local_server()
+    server = _local_server(args.database)
     variables = dbt.local_environment(server, args.database)
     variables["ARC_HALO_DATABASE_URL"] = server.url(args.database)
     variables["PATH"] = f"{embedded.bin_dir(server.version)}:{os.environ.get('PATH', '')}"
@@ -61,7 +61,7 @@ def cmd_db_env(args: argparse.Namespace) -> None:
 
 
 def cmd_db_psql(args: argparse.Namespace) -> None:
-    server = _local_server()
+    server = _local_server(args.database)
     psql = str(embedded.bin_dir(server.version) / "psql")
     os.execv(psql, [psql, server.url(args.database), *args.psql_args])
 
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("psql", cmd_db_psql, "open psql on the local database"),
     ):
         sub = db.add_parser(name, help=text)
-        sub.add_argument("--database", default=config.LOCAL_DATABASE)
+        sub.add_argument("--database", default=None, help="default: arc_halo, or the ARC_HALO_BRANCH branch")
         sub.set_defaults(func=func, passthrough=name == "psql")
 
     for name, func, text in (
@@ -220,8 +220,40 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("session", help="session name or id")
     curves.add_argument("--output", "-o", default="training_curves.png")
     curves.set_defaults(func=cmd_plot_training)
+    branch = commands.add_parser(
+        "branch", help="database branches: local copies on the embedded server, or Neon branches (ARC_HALO_TARGET=neon)",
+    ).add_subparsers(dest="branch_command", required=True)
+    create_branch = branch.add_parser("create", help="create a branch (ARC_HALO_BRANCH=<name> then points commands at it)")
+    create_branch.add_argument("name")
+    create_branch.add_argument("--from", dest="parent", default=None, help="parent branch (default: main)")
+    create_branch.add_argument("--at", default=None, help="point in time, ISO 8601 with zone (Neon only)")
+    branch.add_parser("list", help="list branches")
+    for verb, text in (("reset", "discard the branch's changes: copy its parent again"), ("delete", "delete a branch")):
+        branch.add_parser(verb, help=text).add_argument("name")
+    for sub in branch.choices.values():
+        sub.set_defaults(func=cmd_branch)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
+
+
+def cmd_branch(args: argparse.Namespace) -> None:
+    from datetime import datetime
+
+    from arc_halo import branches
+
+    manager = branches.for_target()
+    if args.branch_command == "create":
+        at = datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else None
+        created = manager.create(args.name, args.parent, at)
+        print(f"created branch {created.name} from {created.parent} ({created.detail})")
+    elif args.branch_command == "list":
+        for branch in manager.list():
+            print(f"{branch.name}\tparent={branch.parent or '-'}\t{branch.detail}")
+    elif args.branch_command == "reset":
+        print(f"reset branch {manager.reset(args.name).name} to its parent")
+    elif args.branch_command == "delete":
+        manager.delete(args.name)
+        print(f"deleted branch {args.name}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.dbt_args = args.psql_args = extra
+    if getattr(args, "database", "unset") is None:
+        args.database = config.local_database()
     try:
         args.func(args)
     except ArcHaloError as exc:

@@ -44,6 +44,13 @@ def state_dir() -> Path:
     return Path(os.environ.get("ARC_HALO_STATE_DIR", project_dir() / ".arc_halo")).resolve()
 
 
+def local_database() -> str:
+    """The local database commands use: arc_halo, or the local branch ARC_HALO_BRANCH names."""
+    from arc_halo.branches import branch_database
+
+    return branch_database(LOCAL_DATABASE, os.environ.get("ARC_HALO_BRANCH"))
+
+
 def postgres_version() -> int:
     raw = os.environ.get("ARC_HALO_PG_VERSION", str(DEFAULT_POSTGRES_VERSION))
     if raw not in ("16", "18"):

@@ -21,8 +21,9 @@ def database_url() -> str:
     if remote is not None:
         return remote.url
     server = embedded.ensure_running()
-    embedded.ensure_database(server)
-    return server.url()
+    database = config.local_database()
+    embedded.ensure_database(server, database)
+    return server.url(database)
 
 
 def connect(url: str | None = None, autocommit: bool = False, attempts: int = CONNECT_ATTEMPTS) -> psycopg.Connection:

@@ -75,9 +75,10 @@ def url_environment(url: str) -> dict[str, str]:
     return env
 
 
-def target_environment(database: str = config.LOCAL_DATABASE, probe: bool = True) -> dict[str, str]:
+def target_environment(database: str | None = None, probe: bool = True) -> dict[str, str]:
     """Environment for dbt on the current target; starts the embedded server for `local`."""
     target = config.current_target()
+    database = database or config.local_database()
     env = {"ARC_HALO_TARGET": target, "DBT_PROFILES_DIR": str(config.project_dir())}
     if target == "local":
         server = embedded.ensure_running()

@@ -227,9 +227,12 @@ def admin_connection(server: ServerInfo) -> psycopg.Connection:
 
 
 def ensure_database(server: ServerInfo, database: str = config.LOCAL_DATABASE) -> None:
-    """Create the database and the vector extension if missing; never touches an existing database."""
+    """Create the database and the vector extension if missing; never touches an existing database.
+    A branch database is never created here: `arc-halo branch create` copies it from its parent."""
     with admin_connection(server) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        if not exists and database.startswith(config.LOCAL_DATABASE + "__"):
+            raise ArcHaloError(f"no local branch database {database}: create it with `arc-halo branch create`")
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     with psycopg.connect(server.url(database), autocommit=True) as conn:

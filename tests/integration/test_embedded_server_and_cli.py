@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import dbt
+from arc_halo import config, dbt
 from arc_halo.errors import ArcHaloError
 
 ARC = str(Path(sys.executable).parent / "arc-halo")
@@ -43,7 +43,7 @@ def private_state(tmp_path_factory) -> dict[str, str]:
 
 
 def postmaster_pid(env: dict[str, str]) -> int:
-    pid_file = Path(env["ARC_HALO_STATE_DIR"]) / "pg18" / "postmaster.pid"
+    pid_file = Path(env["ARC_HALO_STATE_DIR"]) / f"pg{config.postgres_version()}" / "postmaster.pid"
     return int(pid_file.read_text().splitlines()[0])
 
 
@@ -80,7 +80,7 @@ def test_killed_server_recovers_on_next_command(private_state) -> None:
 
 def test_stale_pid_file_does_not_block_start(private_state) -> None:
     arc("db", "stop", env=private_state)
-    pid_file = Path(private_state["ARC_HALO_STATE_DIR"]) / "pg18" / "postmaster.pid"
+    pid_file = Path(private_state["ARC_HALO_STATE_DIR"]) / f"pg{config.postgres_version()}" / "postmaster.pid"
     sleeper = subprocess.Popen(["sleep", "30"])  # a live pid that is not a postgres server
     try:
         pid_file.write_text(f"{sleeper.pid}\n{pid_file.parent}\n0\n5432\n{pid_file.parent}\n\n  0  0\nready\n")

@@ -32,7 +32,8 @@ def _health(steps: np.ndarray, losses: np.ndarray) -> dict:
     best = int(np.nanargmin(np.where(finite, losses, np.nan))) if finite.any() else 0
     quarter = max(len(losses) // 4, 2)
     recent = slice(len(losses) - quarter, len(losses))
-    slope = float(np.polyfit(steps[recent].astype(float), smoothed[recent], 1)[0] * 100) if finite[recent].all() else math.nan
+    fit_possible = len(losses) >= MIN_POINTS and finite[recent].all()  # a line needs points to fit
+    slope = float(np.polyfit(steps[recent].astype(float), smoothed[recent], 1)[0] * 100) if fit_possible else math.nan
     best_smoothed = float(np.nanmin(np.where(np.isfinite(smoothed), smoothed, np.nan))) if finite.any() else math.nan
     diverging = (not math.isfinite(losses[-1])) or smoothed[-1] > DIVERGENCE_RATIO * best_smoothed
     start = smoothed[len(losses) - quarter]

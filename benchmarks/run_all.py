@@ -13,6 +13,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "bench_training_progress.py": ["--rows", "300000", "--repeats", "10"],
+    "bench_metric_ingest.py": ["--rows", "200000", "--baseline-rows", "5000"],
 }
 
 

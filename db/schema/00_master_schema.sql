@@ -3693,6 +3693,12 @@ CREATE INDEX model_weights_layer_id_idx ON public.model_weights USING btree (lay
 CREATE INDEX model_weights_tensor_id_idx ON public.model_weights USING btree (tensor_id);
 
 --
+-- Name: models_config_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX models_config_idx ON public.models USING gin (config jsonb_path_ops);
+
+--
 -- Name: reactor_metrics_reactor_id_metric_name_recorded_at_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -3721,6 +3727,12 @@ CREATE INDEX training_metrics_training_session_id_metric_name_step_idx ON ONLY p
 --
 
 CREATE INDEX training_metrics_default_training_session_id_metric_name_st_idx ON public.training_metrics_default USING btree (training_session_id, metric_name, step);
+
+--
+-- Name: training_sessions_hyperparameters_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX training_sessions_hyperparameters_idx ON public.training_sessions USING gin (hyperparameters jsonb_path_ops);
 
 --
 -- Name: training_metrics_default_training_session_id_metric_name_st_idx; Type: INDEX ATTACH; Schema: public; Owner: -

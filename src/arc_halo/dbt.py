@@ -86,6 +86,8 @@ def target_environment(database: str | None = None, probe: bool = True) -> dict[
         return local_environment(server, database)
     if target == "neon":
         config.require_variables(config.NEON_VARIABLES, target)
+        config.check_transport(os.environ["NEON_HOST"], os.environ.get("NEON_SSLMODE", "require"),
+                               "target 'neon' (NEON_SSLMODE)")
         if probe:
             probe(
                 {
@@ -93,7 +95,7 @@ def target_environment(database: str | None = None, probe: bool = True) -> dict[
                     "user": os.environ["NEON_USER"],
                     "password": os.environ["NEON_PASSWORD"],
                     "dbname": os.environ["NEON_DATABASE"],
-                    "sslmode": "require",
+                    "sslmode": os.environ.get("NEON_SSLMODE", "require"),
                 },
                 "neon",
             )
@@ -153,7 +155,7 @@ def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
         return {"host": env["ARC_HALO_LOCAL_HOST"], "dbname": env["ARC_HALO_LOCAL_DATABASE"], "user": "postgres"}
     if target == "neon":
         return {"host": os.environ["NEON_HOST"], "user": os.environ["NEON_USER"], "password": os.environ["NEON_PASSWORD"],
-                "dbname": os.environ["NEON_DATABASE"], "sslmode": "require"}
+                "dbname": os.environ["NEON_DATABASE"], "sslmode": os.environ.get("NEON_SSLMODE", "require")}
     merged = {**os.environ, **env}
     keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE",
             "sslmode": "PGSSLMODE"}

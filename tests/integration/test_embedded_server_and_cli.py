@@ -134,6 +134,16 @@ def test_weak_sslmode_for_remote_host_is_refused(env) -> None:
     assert "for remote host db.example.com is refused; use sslmode=require or stronger" in result.stderr
 
 
+def test_neon_target_with_weak_sslmode_is_refused() -> None:
+    result = arc("build", env=clean_env(ARC_HALO_TARGET="neon", NEON_HOST="ep-cool.example.com", NEON_USER="u",
+                                        NEON_PASSWORD="x", NEON_DATABASE="d", NEON_SSLMODE="disable"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "arc-halo: target 'neon' (NEON_SSLMODE): sslmode=disable for remote host ep-cool.example.com is refused; "
+        "use sslmode=require or stronger"
+    ]
+
+
 def test_library_refuses_plaintext_neon_url() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from arc_halo import db; db.database_url()"],

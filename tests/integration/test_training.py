@@ -1,0 +1,85 @@
+"""Issue 5 (training part): buffered metric logging, progress, checkpoints that restore exactly, best, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+from arc_halo import training
+from rows import insert_model
+
+
+@pytest.fixture
+def session(db):
+    model_id = insert_model(db, "trainee")
+    return model_id, training.start_session(db, model_id, "run-1", total_steps=100, hyperparameters={"lr": 1e-3})
+
+
+def test_logger_writes_every_value_and_keeps_latest_current(db, session) -> None:
+    _, session_id = session
+    with training.MetricLogger(db, session_id, buffer_rows=700) as logger:
+        for step in range(1000):
+            logger.log_many({"loss": 10.0 - step / 100, "learning_rate": 1e-3, "accuracy": step / 1000}, step=step)
+    counts = dict(db.execute("select metric_name, count(*) from training_metrics where training_session_id = %s"
+                             " group by 1", (session_id,)))
+    assert counts == {"loss": 1000, "learning_rate": 1000, "accuracy": 1000}
+    latest = dict(db.execute("select metric_name, step from training_metrics_latest where training_session_id = %s",
+                             (session_id,)))
+    assert latest == {"loss": 999, "learning_rate": 999, "accuracy": 999}
+    assert db.execute("select value from training_metrics_latest where training_session_id = %s and metric_name = 'loss'",
+                      (session_id,)).fetchone()[0] == pytest.approx(10.0 - 999 / 100)
+
+
+def test_progress_shows_in_the_seed_view(db, session) -> None:
+    _, session_id = session
+    training.update_progress(db, session_id, step=25, epoch=0)
+    assert db.execute("select percent_complete from v_training_progress where training_session_id = %s",
+                      (session_id,)).fetchone()[0] == 25
+
+
+@pytest.mark.parametrize(("optimizer", "states"), [("adamw", ("exp_avg", "exp_avg_sq")), ("sgd", ("momentum_buffer",))])
+def test_checkpoint_restores_weights_and_optimizer_state_exactly(db, session, optimizer, states) -> None:
+    model_id, session_id = session
+    rng = np.random.default_rng(5)
+    weights = {"w": rng.standard_normal((8, 4)).astype(np.float32), "b": rng.standard_normal(4).astype(np.float16)}
+    state = {name: {s: rng.standard_normal(array.shape).astype(array.dtype) for s in states} for name, array in weights.items()}
+    checkpoint_id = training.save_checkpoint(db, model_id, session_id, step=10, weights=weights, optimizer_state=state,
+                                             optimizer_type=optimizer, optimizer_hyperparameters={"lr": 0.1},
+                                             metrics={"loss": 1.5})
+    restored = training.load_checkpoint(db, checkpoint_id)
+    assert restored.step == 10 and restored.optimizer_type == optimizer
+    assert restored.optimizer_hyperparameters == {"lr": 0.1}
+    for name, array in weights.items():
+        assert restored.weights[name].tobytes() == array.tobytes() and restored.weights[name].dtype == array.dtype
+        for state_name in states:
+            assert restored.optimizer_state[name][state_name].tobytes() == state[name][state_name].tobytes()
+
+
+def test_best_checkpoint_is_unique_and_resume_returns_latest(db, session) -> None:
+    model_id, session_id = session
+    weights = {"w": np.ones(3, dtype=np.float32)}
+    first = training.save_checkpoint(db, model_id, session_id, step=1, weights=weights, is_best=True)
+    second = training.save_checkpoint(db, model_id, session_id, step=2, weights=weights, is_best=True)
+    best = [row[0] for row in db.execute("select checkpoint_id from model_checkpoints where training_session_id = %s"
+                                         " and is_best", (session_id,))]
+    assert best == [second]
+    training.mark_best(db, first)
+    assert [row[0] for row in db.execute("select checkpoint_id from model_checkpoints where training_session_id = %s"
+                                         " and is_best", (session_id,))] == [first]
+    training.finish_session(db, session_id, "paused")
+    resumed = training.resume(db, session_id)
+    assert resumed.checkpoint_id == second
+    assert db.execute("select status from training_sessions where training_session_id = %s",
+                      (session_id,)).fetchone()[0] == "running"
+
+
+def test_failed_checkpoint_leaves_nothing(db, session) -> None:
+    model_id, session_id = session
+    before = db.execute("select count(*) from tensor_metadata").fetchone()[0]
+    with pytest.raises(ValueError, match="needs optimizer_type"):
+        training.save_checkpoint(db, model_id, session_id, step=3, weights={"w": np.ones(2)},
+                                 optimizer_state={"w": {"exp_avg": np.ones(2)}})
+    with pytest.raises(psycopg.errors.CheckViolation):
+        training.save_checkpoint(db, model_id, session_id, step=-1, weights={"w": np.ones(2)})
+    assert db.execute("select count(*) from tensor_metadata").fetchone()[0] == before

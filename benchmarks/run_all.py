@@ -14,6 +14,8 @@ from pathlib import Path
 BENCHMARKS = {
     "bench_training_progress.py": ["--rows", "300000", "--repeats", "10"],
     "bench_metric_ingest.py": ["--rows", "200000", "--baseline-rows", "5000"],
+    "bench_kv_cache.py": ["--entries", "400", "--repeats", "100"],
+    "bench_similarity.py": ["--vectors", "10000", "--queries", "30"],
 }
 
 

@@ -1,0 +1,56 @@
+"""KV-cache read latency: get_kv of one (session, layer) entry over loopback, against a plain
+primary-key lookup of one row in the same table (the floor for any read), same run.
+The issue's target: median under 2 ms.
+
+    .venv/bin/python benchmarks/bench_kv_cache.py [--entries 2000] [--repeats 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import scratch_database, summary, timings_ms  # noqa: E402
+
+from arc_halo import inference  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=2000, help="cache entries (sessions x layers)")
+    parser.add_argument("--repeats", type=int, default=500)
+    args = parser.parse_args()
+    with scratch_database() as url, psycopg.connect(url) as conn:
+        model_id = conn.execute(
+            """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
+                                   intermediate_size, max_sequence_length)
+               values ('kv', 'decoder_only', 32000, 768, 20, 12, 3072, 2048) returning model_id""").fetchone()[0]
+        layers = [conn.execute("insert into transformer_layers (model_id, layer_index, hidden_size) values (%s, %s, 768)"
+                               " returning layer_id", (model_id, i)).fetchone()[0] for i in range(20)]
+        conn.commit()
+        rng = np.random.default_rng(0)
+        keys = rng.standard_normal((12, 128, 64)).astype(np.float16)  # 12 heads x 128 positions x 64 dims: 196 KB
+        sessions = [inference.start_session(conn, model_id) for _ in range(args.entries // len(layers))]
+        for session in sessions:
+            for layer in layers:
+                inference.put_kv(conn, session, layer, keys, keys, position_start=0)
+        target_session, target_layer = sessions[len(sessions) // 2], layers[7]
+        entry_id = conn.execute("select kv_cache_id from kv_cache where inference_session_id = %s and layer_id = %s",
+                                (target_session, target_layer)).fetchone()[0]
+        get = timings_ms(lambda: inference.get_kv(conn, target_session, target_layer), args.repeats, warmup=20)
+        floor = timings_ms(lambda: conn.execute("select key_data, value_data from kv_cache where kv_cache_id = %s",
+                                                (entry_id,)).fetchone(), args.repeats, warmup=20)
+        print(f"{'get_kv (one session, layer; 393 KB)':38s} {summary(get)}")
+        print(f"{'baseline: primary-key select of it':38s} {summary(floor)}")
+        print(f"ratio: {statistics.median(get) / statistics.median(floor):.2f}x the floor   "
+              f"target: median under 2 ms -> {'met' if statistics.median(get) < 2 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -66,8 +66,7 @@ def build(server: TestServer, database: str, *args: str, project: Path | None = 
     if command == "build" and not any(arg in dbt.SELECTION_FLAGS for arg in args):
         dbt.build(list(args), env=env, project=project)  # raises ArcHaloError with dbt's output shown above
         return None
-    result = dbt.run_dbt([command, *args], env=dbt.url_environment(server.url(database)), check=False,
-                         project=project, capture=True)
+    result = dbt.run_dbt([command, *args], env=env, check=False, project=project, capture=True)
     if check and result.returncode != 0:
         raise AssertionError(f"dbt build failed:\n{result.stdout[-6000:]}")
     return result

@@ -97,12 +97,22 @@ class RemoteDatabase:
 
 
 def parse_database_url(url: str, source: str) -> RemoteDatabase:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("postgres", "postgresql"):
-        raise ArcHaloError(f"{source} must start with postgresql://, got '{parsed.scheme}://'")
-    query = parse_qs(parsed.query)
-    host = parsed.hostname or (query.get("host") or [None])[0]
-    sslmode = (query.get("sslmode") or [None])[0]
+    """A libpq connection string in either form: postgresql://... or key=value pairs."""
+    if "://" not in url:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            info = conninfo_to_dict(url)
+        except Exception as exc:  # psycopg.ProgrammingError: a malformed string
+            raise ArcHaloError(f"{source} is not a libpq connection string: {exc}") from None
+        host, sslmode = info.get("host"), info.get("sslmode")
+    else:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("postgres", "postgresql"):
+            raise ArcHaloError(f"{source} must start with postgresql:// (or be key=value pairs), got '{parsed.scheme}://'")
+        query = parse_qs(parsed.query)
+        host = parsed.hostname or (query.get("host") or [None])[0]
+        sslmode = (query.get("sslmode") or [None])[0]
     check_transport(host, sslmode, source)
     return RemoteDatabase(url=url, host=host, sslmode=sslmode)
 

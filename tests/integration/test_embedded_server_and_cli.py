@@ -182,3 +182,20 @@ def test_unreachable_host_times_out_with_a_clear_message() -> None:
         stop.set()
         thread.join()
         silent.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("host=db.example.com dbname=x sslmode=disable", "sslmode=disable for remote host db.example.com is refused"),
+        ("host=db.example.com dbname=x", "sslmode=prefer (default) for remote host db.example.com is refused"),
+        ("mysql://db.example.com/x", "must start with postgresql:// (or be key=value pairs)"),
+    ],
+)
+def test_database_url_forms_and_transport(value, message) -> None:
+    from arc_halo import config as arc_config
+
+    with pytest.raises(ArcHaloError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        arc_config.parse_database_url(value, "ARC_HALO_DATABASE_URL")
+    local = arc_config.parse_database_url("host=/tmp/socket dbname=x", "ARC_HALO_DATABASE_URL")
+    assert local.host == "/tmp/socket"

@@ -128,3 +128,39 @@ def test_nearest_embeddings_of_one_width_use_hnsw(db) -> None:
     plan = "\n".join(row[0] for row in db.execute("explain " + query, (probe,)))
     assert "embeddings_hnsw_cosine_384" in plan, plan
     assert len(db.execute(query, (probe,)).fetchall()) == 10
+
+
+def test_lifecycle_through_dbt_run_operation_and_cli(test_server, built_copy) -> None:
+    """The same operations as dbt run-operations and as arc-halo commands (the ci target)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from arc_halo import dbt
+
+    url = test_server.url(built_copy)
+    with psycopg.connect(url, autocommit=True) as conn:
+        ids = insert_everything(conn)
+        conn.execute("update kv_cache set expires_at = now() - interval '1 minute' where inference_session_id = %s",
+                     (ids["inference"],))
+    env = dbt.url_environment(url)
+    purge = dbt.run_dbt(["run-operation", "purge_expired_cache", "--args", "{batch_size: 1}"], env=env,
+                        check=False, capture=True)
+    assert purge.returncode == 0, purge.stdout[-2000:]
+    assert "purged expired rows: activation_cache=0 kv_cache=1" in purge.stdout
+    partitions = dbt.run_dbt(["run-operation", "create_metric_partitions", "--args", "{months_back: 0, months_ahead: 9}"],
+                             env=env, check=False, capture=True)
+    assert partitions.returncode == 0 and "created partitions:" in partitions.stdout
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from kv_cache").fetchone()[0] == 0
+        count_before = conn.execute("select count(*) from pg_inherits where inhparent = 'training_metrics'::regclass").fetchone()[0]
+    cli = subprocess.run([str(Path(sys.executable).parent / "arc-halo"), "partitions", "create", "--months-ahead", "12"],
+                         env={**os.environ, "ARC_HALO_DATABASE_URL": url}, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    with psycopg.connect(url) as conn:
+        count_after = conn.execute("select count(*) from pg_inherits where inhparent = 'training_metrics'::regclass").fetchone()[0]
+    assert count_after == count_before + 3  # months 10, 11 and 12 ahead
+    cli = subprocess.run([str(Path(sys.executable).parent / "arc-halo"), "cache", "purge"],
+                         env={**os.environ, "ARC_HALO_DATABASE_URL": url}, capture_output=True, text=True)
+    assert cli.returncode == 0 and cli.stdout.strip() == "purged expired rows: activation_cache=0 kv_cache=0"

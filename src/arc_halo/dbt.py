@@ -62,20 +62,28 @@ def probe(
     )
 
 
+# libpq connection keywords and the environment variables the `ci` target reads them from.
+LIBPQ_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+                   "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
+
+
+def neon_conninfo() -> dict[str, str]:
+    """psycopg keyword arguments for the `neon` target's database (NEON_* variables)."""
+    return {"host": os.environ["NEON_HOST"], "user": os.environ["NEON_USER"], "password": os.environ["NEON_PASSWORD"],
+            "dbname": os.environ["NEON_DATABASE"], "sslmode": os.environ.get("NEON_SSLMODE", "require")}
+
+
 def url_environment(url: str) -> dict[str, str]:
     """The `ci` target pointed at the database a libpq URL names (PG* variables)."""
     info = psycopg.conninfo.conninfo_to_dict(url)
     env = {"ARC_HALO_TARGET": "ci", "DBT_PROFILES_DIR": str(config.project_dir())}
-    for key, variable in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"), ("password", "PGPASSWORD"),
-                          ("dbname", "PGDATABASE"), ("sslmode", "PGSSLMODE")):
-        if info.get(key):
-            env[variable] = str(info[key])
+    env.update({variable: str(info[key]) for key, variable in LIBPQ_VARIABLES.items() if info.get(key)})
     env.setdefault("PGPORT", "5432")
     config.check_transport(env.get("PGHOST"), env.get("PGSSLMODE"), "database URL")
     return env
 
 
-def target_environment(database: str | None = None, probe: bool = True) -> dict[str, str]:
+def target_environment(database: str | None = None, check_reachable: bool = True) -> dict[str, str]:
     """Environment for dbt on the current target; starts the embedded server for `local`."""
     target = config.current_target()
     database = database or config.local_database()
@@ -86,19 +94,10 @@ def target_environment(database: str | None = None, probe: bool = True) -> dict[
         return local_environment(server, database)
     if target == "neon":
         config.require_variables(config.NEON_VARIABLES, target)
-        config.check_transport(os.environ["NEON_HOST"], os.environ.get("NEON_SSLMODE", "require"),
-                               "target 'neon' (NEON_SSLMODE)")
-        if probe:
-            probe(
-                {
-                    "host": os.environ["NEON_HOST"],
-                    "user": os.environ["NEON_USER"],
-                    "password": os.environ["NEON_PASSWORD"],
-                    "dbname": os.environ["NEON_DATABASE"],
-                    "sslmode": os.environ.get("NEON_SSLMODE", "require"),
-                },
-                "neon",
-            )
+        conninfo = neon_conninfo()
+        config.check_transport(conninfo["host"], conninfo["sslmode"], "target 'neon' (NEON_SSLMODE)")
+        if check_reachable:
+            probe(conninfo, "neon")
         return env
     config.require_variables(config.CI_VARIABLES, target)
     config.check_transport(os.environ.get("PGHOST"), os.environ.get("PGSSLMODE"), "target 'ci' (PGHOST)")
@@ -148,18 +147,20 @@ def run_dbt(
 SELECTION_FLAGS = ("--select", "-s", "--selector", "--models", "-m")
 
 
+def has_selection(args: list[str]) -> bool:
+    """True when dbt arguments select nodes themselves (then the Python-model phases do not apply)."""
+    return any(arg.split("=")[0] in SELECTION_FLAGS for arg in args)
+
+
 def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
     """psycopg keyword arguments for the database a dbt target environment points at."""
     target = env.get("ARC_HALO_TARGET", "local")
     if target == "local":
         return {"host": env["ARC_HALO_LOCAL_HOST"], "dbname": env["ARC_HALO_LOCAL_DATABASE"], "user": "postgres"}
     if target == "neon":
-        return {"host": os.environ["NEON_HOST"], "user": os.environ["NEON_USER"], "password": os.environ["NEON_PASSWORD"],
-                "dbname": os.environ["NEON_DATABASE"], "sslmode": os.environ.get("NEON_SSLMODE", "require")}
+        return neon_conninfo()
     merged = {**os.environ, **env}
-    keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE",
-            "sslmode": "PGSSLMODE"}
-    return {key: merged[variable] for key, variable in keys.items() if merged.get(variable)}
+    return {key: merged[variable] for key, variable in LIBPQ_VARIABLES.items() if merged.get(variable)}
 
 
 def build(
@@ -173,7 +174,7 @@ def build(
     from arc_halo import pymodels
 
     env = env if env is not None else target_environment()
-    if any(arg.split("=")[0] in SELECTION_FLAGS for arg in args):
+    if has_selection(args):
         run_dbt(["build", *args], env=env, project=project)
         return
     run_dbt(["build", "--exclude", f"tag:{pymodels.TAG}+", *args], env=env, project=project)

@@ -21,7 +21,7 @@ def run(paths: list[str] | None = None) -> int:
     root = config.project_dir()
     targets = paths or [folder for folder in LINTED_FOLDERS if (root / folder).is_dir()]
     dbt.ensure_profile()
-    env = {**os.environ, **dbt.target_environment(probe=False)}
+    env = {**os.environ, **dbt.target_environment(check_reachable=False)}
     tools = Path(sys.executable).parent
     sqlfluff = [str(tools / "sqlfluff"), "lint", "--dialect", "postgres", "--templater", "dbt", "--disable-progress-bar",
                 "--format", os.environ.get("ARC_HALO_SQLFLUFF_FORMAT", "human"), *targets]

@@ -63,7 +63,7 @@ def build(server: TestServer, database: str, *args: str, project: Path | None = 
     """dbt `command` (build by default) into `database` through the `ci` target; returns the process.
     A plain build goes through arc-halo's build, so the Python models run in their place."""
     env = dbt.url_environment(server.url(database))
-    if command == "build" and not any(arg in dbt.SELECTION_FLAGS for arg in args):
+    if command == "build" and not dbt.has_selection(list(args)):
         dbt.build(list(args), env=env, project=project)  # raises ArcHaloError with dbt's output shown above
         return None
     result = dbt.run_dbt([command, *args], env=env, check=False, project=project, capture=True)

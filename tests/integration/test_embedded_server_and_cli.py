@@ -144,6 +144,14 @@ def test_neon_target_with_weak_sslmode_is_refused() -> None:
     ]
 
 
+def test_neon_target_probes_an_unreachable_host() -> None:
+    """A complete neon configuration reaches the connection probe, which reports the host it could not reach."""
+    result = arc("build", env=clean_env(ARC_HALO_TARGET="neon", NEON_HOST="127.0.0.1", NEON_USER="u",
+                                        NEON_PASSWORD="x", NEON_DATABASE="d"), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("arc-halo: cannot reach neon host 127.0.0.1 after 3 attempts of 15s:")
+
+
 def test_library_refuses_plaintext_neon_url() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from arc_halo import db; db.database_url()"],

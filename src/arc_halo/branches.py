@@ -26,6 +26,7 @@ from arc_halo.errors import ArcHaloError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 NEON_API = "https://console.neon.tech/api/v2"
+PARENT_COMMENT = "arc-halo branch of "  # a local branch's database comment records the database it copies
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,19 @@ class LocalBranches:
         return conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone() is not None
 
     def _copy(self, conn: psycopg.Connection, source: str, target: str) -> None:
+        """Copy `source` to `target` and record `source` as the parent (what reset copies again)."""
         others = conn.execute("select count(*) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
                               (source,)).fetchone()[0]
         if others:
             raise ArcHaloError(f"database {source} has {others} open connection(s); PostgreSQL copies a database only "
                                "when nobody is connected: close them (psql, apps) and try again")
         conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(target), sql.Identifier(source)))
+        conn.execute(sql.SQL("comment on database {} is {}").format(
+            sql.Identifier(target), sql.Literal(PARENT_COMMENT + source)))
+
+    @staticmethod
+    def _parent_database(comment: str | None) -> str | None:
+        return (comment or "").removeprefix(PARENT_COMMENT) or None
 
     def create(self, name: str, parent: str | None = None, at: datetime | None = None) -> Branch:
         if at is not None:
@@ -80,8 +88,6 @@ class LocalBranches:
             if not self._exists(conn, source):
                 raise ArcHaloError(f"parent {parent or 'main'!r} does not exist (database {source})")
             self._copy(conn, source, target)
-            conn.execute(sql.SQL("comment on database {} is {}").format(
-                sql.Identifier(target), sql.Literal(f"arc-halo branch of {source}")))
         return Branch(name, parent or "main", target)
 
     def list(self) -> list[Branch]:
@@ -90,10 +96,10 @@ class LocalBranches:
             rows = conn.execute(
                 "select datname, shobj_description(oid, 'pg_database') from pg_database"
                 " where starts_with(datname, %s) order by datname", (prefix,)).fetchall()
-        return [Branch(name[len(prefix):], self._branch_of((comment or "").removeprefix("arc-halo branch of ")), name)
+        return [Branch(name[len(prefix):], self._branch_of(self._parent_database(comment)), name)
                 for name, comment in rows]
 
-    def _branch_of(self, database: str) -> str | None:
+    def _branch_of(self, database: str | None) -> str | None:
         if not database:
             return None
         return "main" if database == self.main else database.removeprefix(f"{self.main}__")
@@ -106,11 +112,9 @@ class LocalBranches:
                                    (target,)).fetchone()
             if comment is None:
                 raise ArcHaloError(f"no branch {name!r}")
-            source = (comment[0] or "").removeprefix("arc-halo branch of ") or self.main
+            source = self._parent_database(comment[0]) or self.main
             conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(target)))
             self._copy(conn, source, target)
-            conn.execute(sql.SQL("comment on database {} is {}").format(
-                sql.Identifier(target), sql.Literal(f"arc-halo branch of {source}")))
         return Branch(name, source, target)
 
     def delete(self, name: str) -> None:
@@ -179,8 +183,9 @@ class NeonBranches:
         return Branch(created["name"], parent, created["id"])
 
     def list(self) -> list[Branch]:
-        by_id = {b["id"]: b["name"] for b in self._branches()}
-        return [Branch(b["name"], by_id.get(b.get("parent_id")), b["id"]) for b in self._branches()]
+        branches = self._branches()
+        by_id = {b["id"]: b["name"] for b in branches}
+        return [Branch(b["name"], by_id.get(b.get("parent_id")), b["id"]) for b in branches]
 
     def reset(self, name: str) -> Branch:
         branch = self._find(name)

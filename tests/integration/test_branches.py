@@ -145,7 +145,9 @@ def test_neon_create_list_reset_delete(neon) -> None:
     assert state["bodies"][-1] == {"branch": {"name": "pr-17"}, "endpoints": [{"type": "read_write"}]}
     child = client.create("pr-17-debug", parent="pr-17")
     assert state["bodies"][-1]["branch"]["parent_id"] == "br-2"
+    gets = sum(1 for method, _, _ in state["requests"] if method == "GET")
     assert {(b.name, b.parent) for b in client.list()} == {("main", None), ("pr-17", "main"), ("pr-17-debug", "pr-17")}
+    assert sum(1 for method, _, _ in state["requests"] if method == "GET") == gets + 1  # one API call per listing
     client.reset("pr-17-debug")
     assert state["restores"] == [(child.detail, "br-2")]
     client.delete("pr-17-debug")

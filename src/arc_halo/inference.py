@@ -98,11 +98,15 @@ def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float]) 
             copy.write_row((session_id, name, float(value)))
 
 
+def row_entropies(weights: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each query row of a query x key attention matrix; 0 log 0 counts as 0."""
+    matrix = np.asarray(weights, dtype=np.float64)
+    return -(matrix * np.log(np.where(matrix > 0, matrix, 1.0))).sum(axis=1)
+
+
 def attention_summary(weights: np.ndarray) -> tuple[float, float]:
     """(mean row entropy in nats, max weight) of a query x key attention matrix."""
-    matrix = np.asarray(weights, dtype=np.float64)
-    safe = np.where(matrix > 0, matrix, 1.0)
-    return float(-(matrix * np.log(safe)).sum(axis=1).mean()), float(matrix.max())
+    return float(row_entropies(weights).mean()), float(np.max(weights))
 
 
 def record_attention(conn: psycopg.Connection, session_id, layer_id, head_index: int, weights: np.ndarray,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import psycopg
 
-from arc_halo import tensors
+from arc_halo import inference, tensors
 
 SAMPLE_MODEL = "gpt-fusion-1"
 SEED = 2026
@@ -206,12 +206,7 @@ def _attention_patterns(conn, session_id, layer_id, shape: ModelShape, rng: np.r
         scores[positions[None, :] > positions[:, None]] = -np.inf
         weights = np.exp(scores - scores.max(axis=1, keepdims=True))
         weights /= weights.sum(axis=1, keepdims=True)
-        conn.execute(
-            """insert into attention_patterns (inference_session_id, layer_id, head_index, query_start, query_end,
-                                               key_start, key_end, weights, max_weight)
-               values (%s, %s, %s, 0, %s, 0, %s, %s, %s)""",
-            (session_id, layer_id, head, size, size, weights.astype(np.float32).ravel().tolist(), float(weights.max())),
-        )
+        inference.record_attention(conn, session_id, layer_id, head, weights)
 
 
 def _reactor(conn: psycopg.Connection, primary: dict, expert: dict, rng: np.random.Generator, now: datetime) -> None:

@@ -112,6 +112,8 @@ def test_python_model_outputs_feed_their_views(sample_database) -> None:
         styles = dict(conn.execute("select head_index, attention_style from analytics.attention_head_stats"
                                    " where layer_id in (select layer_id from transformer_layers where layer_index = 0)"))
         assert styles[0] != "local" and styles[5] == "local"  # head 0 of the sample spreads, head 5 focuses
+        missing = conn.execute("select count(*) from attention_patterns where mean_entropy is null or max_weight is null")
+        assert missing.fetchone()[0] == 0  # written through inference.record_attention, summaries included
         health = conn.execute("select health, is_diverging from analytics.training_run_health").fetchall()
         assert ("improving", False) in health
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from arc_halo.inference import row_entropies
+
 LOCAL_WINDOW = 2  # |query - key| <= 2 counts as local attention
 SPARSE_BELOW = 0.01  # weights under 1% count as (near) zero
 
@@ -16,8 +18,7 @@ def _pattern_stats(weights, query_start, query_end, key_start, key_end) -> dict[
     queries = np.arange(query_start, query_end)[:, None]
     keys = np.arange(key_start, key_end)[None, :]
     distance = np.abs(queries - keys)
-    safe = np.where(matrix > 0, matrix, 1.0)
-    entropy = -(matrix * np.log(safe)).sum(axis=1)
+    entropy = row_entropies(matrix)
     return {
         "rows": matrix.shape[0],
         "entropy_sum": float(entropy.sum()),

@@ -1,22 +1,37 @@
-"""Tensor store: numpy arrays in tensor_metadata + tensor_data (chunked bytea), verified by SHA-256.
+"""Tensor store: numpy arrays in tensor_metadata + tensor_data (chunked bytea) or at an external URI.
 
 A tensor's metadata and chunks are written in one transaction, so a failed or killed upload leaves
-nothing visible. Reads stream chunks straight into one preallocated array.
+nothing visible. Reads stream chunks straight into one preallocated array. Every chunk carries its
+SHA-256 and the tensor its whole-content SHA-256: a read verifies the whole (one pass over the bytes)
+and, when that fails, checks the chunks to name the bad one.
+
+External tensors (the seed's blob-storage note for very large models) keep only metadata here: URI,
+size and SHA-256. Their bytes go through a `BlobStore`; `FileStore` serves `file://`, and an object
+store plugs in with `register_store(scheme, store)`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 
 from arc_halo.dtypes import dtype_name, numpy_dtype
 
-# 8 MiB: large enough that per-row overhead vanishes, small enough to stay far below bytea's 1 GB limit.
-DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+# Chosen by benchmarks/bench_tensor_store.py (figures in its docstring): TOAST splits any larger value
+# into ~2 KB rows with an index entry each, so writes cost the same per byte from 64 KiB to 8 MiB and
+# reads are fastest around 1 MiB, where per-row overhead in the client has vanished.
+DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 
 class TensorIntegrityError(Exception):
@@ -31,7 +46,92 @@ class TensorInfo:
     dtype: str
     byte_size: int
     content_sha256: str
+    storage_kind: str
+    external_uri: str | None
+    chunk_size_bytes: int | None
     chunk_count: int | None
+
+    def describe(self) -> str:
+        return f"tensor {self.tensor_id} ({self.tensor_name})"
+
+
+class BlobStore(Protocol):
+    """Where external tensor bytes live. `write` returns only when the bytes are durable and complete."""
+
+    def write(self, key: str, data: memoryview) -> str:
+        """Store `data` under `key` (a content hash); return its URI."""
+
+    def read_into(self, uri: str, target: memoryview) -> int:
+        """Fill `target` from `uri`; return the number of bytes the object holds."""
+
+
+class FileStore:
+    """`file://` URIs under a root directory; content-addressed, written to a temporary file and renamed."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).resolve()
+
+    def write(self, key: str, data: memoryview) -> str:
+        path = self.root / key[:2] / f"{key}.tensor"
+        if not (path.exists() and path.stat().st_size == len(data)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        return path.as_uri()
+
+    def read_into(self, uri: str, target: memoryview) -> int:
+        return _read_file_into(_file_path(uri), target)
+
+
+def _file_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        raise ValueError(f"not a local file URI: {uri}")
+    return Path(unquote(parsed.path))
+
+
+def _read_file_into(path: Path, target: memoryview) -> int:
+    with open(path, "rb", buffering=0) as source:
+        filled = 0
+        while filled < len(target):
+            count = source.readinto(target[filled:])
+            if not count:
+                return filled
+            filled += count
+        return filled + len(source.read(1))  # one byte more means the file is longer than recorded
+
+
+class _FileReader:
+    """Reads any file:// URI, wherever it was written from."""
+
+    def read_into(self, uri: str, target: memoryview) -> int:
+        return _read_file_into(_file_path(uri), target)
+
+
+_READERS: dict[str, object] = {"file": _FileReader()}
+
+
+def register_store(scheme: str, store: BlobStore) -> None:
+    """Make tensors at `scheme://` URIs readable (e.g. an S3 or GCS client wrapped as a BlobStore)."""
+    _READERS[scheme] = store
+
+
+def _reader_for(uri: str):
+    scheme = urlparse(uri).scheme
+    try:
+        return _READERS[scheme]
+    except KeyError:
+        raise ValueError(
+            f"no blob store for {scheme}:// URIs; register one with arc_halo.tensors.register_store({scheme!r}, store)"
+        ) from None
 
 
 def _raw_bytes(array: np.ndarray) -> tuple[np.ndarray, memoryview]:
@@ -42,71 +142,143 @@ def _raw_bytes(array: np.ndarray) -> tuple[np.ndarray, memoryview]:
     return data, memoryview(data.reshape(-1).view(np.uint8))
 
 
+def _sha256(data: memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def put(
-    conn: psycopg.Connection, array: np.ndarray, name: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    conn: psycopg.Connection,
+    array: np.ndarray,
+    name: str,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    store: BlobStore | None = None,
 ) -> uuid.UUID:
-    """Store `array`; returns its tensor_id. Atomic: inside the caller's transaction, or its own."""
+    """Store `array` (in tensor_data, or in `store` when given); returns its tensor_id.
+
+    Atomic: inside the caller's transaction, or its own. Tensors up to `chunk_bytes` are one chunk.
+    """
     if chunk_bytes <= 0:
         raise ValueError("chunk_bytes must be positive")
     data, raw = _raw_bytes(array)
     total = len(raw)
     chunk_count = (total + chunk_bytes - 1) // chunk_bytes
+    content_sha256 = _sha256(raw)
+    columns = (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256)
     with conn.transaction():
+        if store is not None:
+            uri = store.write(content_sha256, raw)
+            return conn.execute(
+                """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
+                                                storage_kind, external_uri)
+                   values (%s, %s, %s, %s, %s, %s, 'external', %s) returning tensor_id""",
+                (*columns, uri),
+            ).fetchone()[0]
         tensor_id = conn.execute(
             """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
                                             storage_kind, chunk_size_bytes, chunk_count)
                values (%s, %s, %s, %s, %s, %s, 'chunked', %s, %s) returning tensor_id""",
-            (name, list(data.shape), dtype_name(data.dtype), data.size, total,
-             hashlib.sha256(raw).hexdigest(), chunk_bytes, chunk_count),
+            (*columns, chunk_bytes, chunk_count),
         ).fetchone()[0]
         if chunk_count:
-            with conn.cursor().copy(
-                "copy tensor_data (tensor_id, chunk_index, chunk_data, chunk_sha256) from stdin (format binary)"
+            cursor = conn.cursor()
+            # The queued writer sends on its own thread, so hashing the next chunk overlaps sending this one.
+            with cursor.copy(
+                "copy tensor_data (tensor_id, chunk_index, chunk_data, chunk_sha256) from stdin (format binary)",
+                writer=QueuedLibpqWriter(cursor),
             ) as copy:
                 copy.set_types(["uuid", "int4", "bytea", "text"])
                 for index in range(chunk_count):
                     chunk = raw[index * chunk_bytes:(index + 1) * chunk_bytes]
-                    copy.write_row((tensor_id, index, chunk, hashlib.sha256(chunk).hexdigest()))
+                    copy.write_row((tensor_id, index, chunk, _sha256(chunk)))
     return tensor_id
 
 
+_INFO_COLUMNS = """tensor_metadata.tensor_id, tensor_name, shape, dtype, byte_size, content_sha256, storage_kind,
+                   external_uri, chunk_size_bytes, chunk_count"""
+
+
+def _info(row) -> TensorInfo:
+    return TensorInfo(row[0], row[1], tuple(row[2]), *row[3:])
+
+
 def info(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> TensorInfo:
-    row = conn.execute(
-        """select tensor_id, tensor_name, shape, dtype, byte_size, content_sha256, chunk_count
-           from tensor_metadata where tensor_id = %s""", (tensor_id,),
-    ).fetchone()
+    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s", (tensor_id,)).fetchone()
     if row is None:
         raise KeyError(f"no tensor {tensor_id}")
-    return TensorInfo(row[0], row[1], tuple(row[2]), row[3], row[4], row[5], row[6])
+    return _info(row)
+
+
+def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_name: str) -> TensorInfo:
+    """The tensor of a model's parameter; `model` is a model id or a model name (its newest version)."""
+    row = conn.execute(
+        f"""select {_INFO_COLUMNS}
+            from model_weights
+            join tensor_metadata on tensor_metadata.tensor_id = model_weights.tensor_id
+            where model_weights.parameter_name = %s
+              and model_weights.model_id = (
+                  select model_id from models
+                  where model_id::text = %s or model_name = %s
+                  order by created_at desc limit 1)""",
+        (parameter_name, str(model), str(model)),
+    ).fetchone()
+    if row is None:
+        raise KeyError(f"model {model} has no parameter {parameter_name!r}")
+    return _info(row)
 
 
 def get(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> np.ndarray:
-    """The stored array, every chunk and the whole verified against their SHA-256."""
-    meta = info(conn, tensor_id)
+    """The stored array, verified against its SHA-256."""
+    return _read(conn, info(conn, tensor_id))
+
+
+def get_parameter(conn: psycopg.Connection, model: uuid.UUID | str, parameter_name: str) -> np.ndarray:
+    """A model's parameter by name, e.g. get_parameter(conn, "all-MiniLM-L6-v2", "pooler.dense.weight")."""
+    return _read(conn, parameter_info(conn, model, parameter_name))
+
+
+def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
     out = np.empty(meta.shape, dtype=numpy_dtype(meta.dtype))
     target = memoryview(out.reshape(-1).view(np.uint8))
+    if meta.storage_kind == "external":
+        try:
+            present = _reader_for(meta.external_uri).read_into(meta.external_uri, target)
+        except FileNotFoundError:
+            raise TensorIntegrityError(f"{meta.describe()}: {meta.external_uri} is missing") from None
+        if present != meta.byte_size:
+            raise TensorIntegrityError(
+                f"{meta.describe()}: {meta.external_uri} holds {present} bytes, {meta.byte_size} expected"
+            )
+        if _sha256(target) != meta.content_sha256:
+            raise TensorIntegrityError(f"{meta.describe()}: {meta.external_uri} content checksum mismatch")
+        return out
     whole = hashlib.sha256()
-    offset = expected_index = 0
-    with conn.cursor().copy(
+    chunk_digests: list[str] = []
+    offset = 0
+    # hashlib releases the GIL on large buffers: the digest runs on a worker thread beside the receiving.
+    with ThreadPoolExecutor(max_workers=1) as hasher, conn.cursor().copy(
         "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s"
         " order by chunk_index) to stdout (format binary)", (meta.tensor_id,),
     ) as copy:
         copy.set_types(["int4", "bytea", "text"])
         for index, chunk, digest in copy.rows():
-            if index != expected_index:
-                raise TensorIntegrityError(f"tensor {meta.tensor_id} ({meta.tensor_name}): chunk {expected_index} is missing")
-            if hashlib.sha256(chunk).hexdigest() != digest:
-                raise TensorIntegrityError(f"tensor {meta.tensor_id} ({meta.tensor_name}): chunk {index} is corrupted")
+            if index != len(chunk_digests):
+                raise TensorIntegrityError(f"{meta.describe()}: chunk {len(chunk_digests)} is missing")
             end = offset + len(chunk)
             if end > meta.byte_size:
-                raise TensorIntegrityError(f"tensor {meta.tensor_id} ({meta.tensor_name}): chunk {index} overruns the tensor")
+                raise TensorIntegrityError(f"{meta.describe()}: chunk {index} overruns the tensor")
             target[offset:end] = chunk
-            whole.update(chunk)
-            offset, expected_index = end, expected_index + 1
+            hashing = hasher.submit(whole.update, target[offset:end])
+            chunk_digests.append(digest)
+            offset = end
+        if chunk_digests:
+            hashing.result()
     if offset != meta.byte_size:
-        raise TensorIntegrityError(
-            f"tensor {meta.tensor_id} ({meta.tensor_name}): {offset} of {meta.byte_size} bytes present"
-        )
+        raise TensorIntegrityError(f"{meta.describe()}: {offset} of {meta.byte_size} bytes present")
     if whole.hexdigest() != meta.content_sha256:
-        raise TensorIntegrityError(f"tensor {meta.tensor_id} ({meta.tensor_name}): content checksum mismatch")
+        # Name the culprit: the first chunk whose bytes no longer match the digest stored beside them.
+        size = meta.chunk_size_bytes
+        for index, digest in enumerate(chunk_digests):
+            if _sha256(target[index * size:(index + 1) * size]) != digest:
+                raise TensorIntegrityError(f"{meta.describe()}: chunk {index} is corrupted")
+        raise TensorIntegrityError(f"{meta.describe()}: content checksum mismatch (every chunk matches its own digest)")
     return out

@@ -1,0 +1,107 @@
+"""Tensor write and read through the tensor store vs safetensors save_file / load_file on the same disk.
+
+    .venv/bin/python benchmarks/bench_tensor_store.py --megabytes 256 --chunk-mib 1 4 8 16
+
+The tensors are float32 with transformer-like shapes; both sides write and read the same arrays, and
+both reads verify nothing beyond what their format does (safetensors: none; the store: SHA-256 per
+chunk and per tensor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from safetensors.numpy import load_file, save_file
+
+from arc_halo import tensors
+from common import scratch_database
+
+
+def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
+    """Layers of a 768-wide model (attention 4 x 768^2, MLP 2 x 768 x 3072) until `megabytes` is reached."""
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    total, layer = 0, 0
+    shapes = {"attn.q": (768, 768), "attn.k": (768, 768), "attn.v": (768, 768), "attn.o": (768, 768),
+              "mlp.up": (3072, 768), "mlp.down": (768, 3072), "norm": (768,)}
+    while total < megabytes * 1_000_000:
+        for name, shape in shapes.items():
+            array = rng.standard_normal(shape, dtype=np.float32)
+            arrays[f"layers.{layer}.{name}"] = array
+            total += array.nbytes
+        layer += 1
+    return arrays
+
+
+def best_of(action, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return min(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=int, default=256)
+    parser.add_argument("--chunk-mib", type=float, nargs="+", default=[tensors.DEFAULT_CHUNK_BYTES / 2**20])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    arrays = tensor_set(args.megabytes)
+    size_mb = sum(a.nbytes for a in arrays.values()) / 1e6
+    print(f"{len(arrays)} float32 tensors, {size_mb:.1f} MB; best of {args.repeats}")
+    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as scratch:
+        path = os.path.join(scratch, "set.safetensors")
+        save_s = best_of(lambda: save_file(arrays, path), args.repeats)
+        load_s = best_of(lambda: load_file(path), args.repeats)
+    print(f"{'safetensors file (baseline)':32s} write {size_mb / save_s:6.0f} MB/s          read {size_mb / load_s:6.0f} MB/s")
+
+    def report(label: str, write_s: float, read_s: float) -> None:
+        print(f"{label:32s} write {size_mb / write_s:6.0f} MB/s ({save_s / write_s:4.2f}x)"
+              f"   read {size_mb / read_s:6.0f} MB/s ({load_s / read_s:4.2f}x)")
+
+    ids: list = []
+
+    def read() -> None:
+        for tensor_id in ids:
+            tensors.get(conn, tensor_id)
+
+    with scratch_database() as url, psycopg.connect(url, autocommit=True) as conn:
+        for chunk_mib in args.chunk_mib:
+            chunk_bytes = int(chunk_mib * 2**20)
+
+            def write() -> None:
+                conn.execute("truncate tensor_metadata cascade")
+                ids.clear()
+                with conn.transaction():
+                    ids.extend(tensors.put(conn, array, name, chunk_bytes) for name, array in arrays.items())
+
+            write_s = best_of(write, args.repeats)
+            read_s = best_of(read, args.repeats)
+            report(f"in database, {chunk_mib:g} MiB chunks", write_s, read_s)
+
+        with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as blobs:
+            store = tensors.FileStore(blobs)
+
+            def write_external() -> None:
+                conn.execute("truncate tensor_metadata cascade")
+                shutil.rmtree(blobs)
+                ids.clear()
+                with conn.transaction():
+                    ids.extend(tensors.put(conn, array, name, store=store) for name, array in arrays.items())
+
+            report("external file:// store", best_of(write_external, args.repeats), best_of(read, args.repeats))
+
+
+if __name__ == "__main__":
+    main()

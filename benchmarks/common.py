@@ -6,6 +6,7 @@ measured in the same run, beside the figure, and the ratio between them.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
@@ -43,3 +44,18 @@ def summary(samples: list[float]) -> str:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
     return f"median {statistics.median(samples):9.2f} ms   p95 {p95:9.2f} ms"
+
+
+RESULT_PREFIX = "@@result "
+
+
+def report(figure: str, value: float, unit: str, baseline: str, baseline_value: float, target: str, met: bool,
+           higher_is_better: bool = True) -> None:
+    """Print one figure beside its same-run baseline, and a machine-readable line run_all.py tabulates.
+    The ratio is how many times better the figure is than the baseline."""
+    ratio = value / baseline_value if higher_is_better else baseline_value / value
+    print(f"{figure}: {value:,.2f} {unit} vs {baseline} {baseline_value:,.2f} {unit} -> {ratio:.2f}x; "
+          f"target {target}: {'met' if met else 'NOT met'}")
+    print(RESULT_PREFIX + json.dumps({"figure": figure, "value": value, "unit": unit, "baseline": baseline,
+                                      "baseline_value": baseline_value, "ratio": ratio, "target": target, "met": met}),
+          flush=True)

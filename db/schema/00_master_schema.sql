@@ -70,7 +70,9 @@ select
     coalesce(sum(public.tensor_shape_elements(tensors.shape)) filter (where not weights.requires_grad), 0)::bigint
         as frozen_parameters
 from "public"."models" as registry
-left join "public"."model_weights" as weights on registry.model_id = weights.model_id
+-- Buffers (position ids, masks) are saved with the weights but are not parameters.
+left join "public"."model_weights" as weights
+    on registry.model_id = weights.model_id and weights.parameter_kind <> 'buffer'
 left join "public"."tensor_metadata" as tensors on weights.tensor_id = tensors.tensor_id
 where registry.model_id = calculate_model_parameters.model_id
 group by registry.model_id
@@ -225,27 +227,78 @@ end
 $$;
 
 --
--- Name: training_metrics_track_latest(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: training_metrics_after_insert(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.training_metrics_track_latest() RETURNS trigger
+CREATE FUNCTION public.training_metrics_after_insert() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'public', 'pg_temp'
     AS $$
+declare
+    batch_sessions uuid[];
+    locked_sessions integer;
+    missing_session uuid;
 begin
+    select array_agg(training_session_id) into batch_sessions
+    from (select distinct training_session_id from new_metrics) as batch;  -- a hash aggregate, no sort
+    perform from training_sessions
+    where training_session_id = any(batch_sessions)
+    order by training_session_id
+    for key share;
+    get diagnostics locked_sessions = row_count;
+    if locked_sessions < cardinality(batch_sessions) then
+        select batch.training_session_id into missing_session
+        from unnest(batch_sessions) as batch (training_session_id)
+        where not exists (
+            select from training_sessions as sessions where sessions.training_session_id = batch.training_session_id
+        )
+        limit 1;
+        raise foreign_key_violation using
+            message = 'insert or update on table "training_metrics" violates foreign key constraint '
+                || '"training_metrics_training_session_id_fkey"',
+            detail = format('Key (training_session_id)=(%s) is not present in table "training_sessions".',
+                            missing_session),
+            constraint = 'training_metrics_training_session_id_fkey',
+            table = 'training_metrics';
+    end if;
+
     insert into training_metrics_latest as latest (
         training_session_id, metric_name, step, epoch, value, recorded_at
     )
-    select distinct on (training_session_id, metric_name)
-        training_session_id, metric_name, step, epoch, value, recorded_at
+    select distinct on (new_metrics.training_session_id, new_metrics.metric_name)
+        new_metrics.training_session_id, new_metrics.metric_name, new_metrics.step, new_metrics.epoch,
+        new_metrics.value, new_metrics.recorded_at
     from new_metrics
-    order by training_session_id, metric_name, step desc, recorded_at desc
+    inner join (
+        select training_session_id, metric_name, max(step) as step
+        from new_metrics
+        group by training_session_id, metric_name
+    ) as newest
+        on new_metrics.training_session_id = newest.training_session_id
+        and new_metrics.metric_name = newest.metric_name
+        and new_metrics.step = newest.step
+    order by new_metrics.training_session_id, new_metrics.metric_name, new_metrics.recorded_at desc
     on conflict (training_session_id, metric_name) do update
         set step = excluded.step,
             epoch = excluded.epoch,
             value = excluded.value,
             recorded_at = excluded.recorded_at
         where (excluded.step, excluded.recorded_at) >= (latest.step, latest.recorded_at);
+    return null;
+end
+$$;
+
+--
+-- Name: training_sessions_delete_metrics(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.training_sessions_delete_metrics() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+begin
+    delete from training_metrics
+    where training_session_id in (select training_session_id from removed_sessions);
     return null;
 end
 $$;
@@ -1444,7 +1497,7 @@ CREATE TABLE public.model_weights (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT model_weights_gradient_norm_check CHECK ((gradient_norm >= (0)::double precision)),
-    CONSTRAINT model_weights_parameter_kind_check CHECK ((parameter_kind = ANY (ARRAY['weight'::text, 'bias'::text, 'embedding'::text, 'norm'::text, 'other'::text])))
+    CONSTRAINT model_weights_parameter_kind_check CHECK ((parameter_kind = ANY (ARRAY['weight'::text, 'bias'::text, 'embedding'::text, 'norm'::text, 'buffer'::text, 'other'::text])))
 );
 
 --
@@ -1482,7 +1535,7 @@ COMMENT ON COLUMN public.model_weights.parameter_name IS 'Parameter path as the 
 -- Name: COLUMN model_weights.parameter_kind; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.model_weights.parameter_kind IS 'What the parameter is, for per-kind counts.';
+COMMENT ON COLUMN public.model_weights.parameter_kind IS 'What the parameter is, for per-kind counts. `buffer` is model state saved with the weights but not trained (e.g. BERT''s position_ids): kept for exact export, never counted as a parameter.';
 
 --
 -- Name: COLUMN model_weights.tensor_id; Type: COMMENT; Schema: public; Owner: -
@@ -2044,7 +2097,7 @@ CREATE TABLE public.training_metrics_latest (
 -- Name: TABLE training_metrics_latest; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.training_metrics_latest IS 'Latest value of each metric of each run, maintained by the training_metrics_track_latest trigger on every insert or COPY into training_metrics. Progress views read it instead of scanning history (MLflow needed the same table). Not written by applications directly. Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.training_metrics_latest IS 'Latest value of each metric of each run, maintained by the training_metrics_after_insert trigger on every insert or COPY into training_metrics. Progress views read it instead of scanning history (MLflow needed the same table). Not written by applications directly. Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
@@ -3023,14 +3076,15 @@ PARTITION BY RANGE (recorded_at);
 -- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Built for ingest speed: the session reference is checked once per INSERT/COPY statement, not per row, and history is indexed by a BRIN bloom index (one summary per block range) instead of a per-row btree; the progress views read training_metrics_latest. Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
 -- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run; deleting it deletes its metrics.';
+COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
+';
 
 --
 -- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
@@ -3717,16 +3771,16 @@ CREATE INDEX tensor_metadata_content_sha256_idx ON public.tensor_metadata USING 
 CREATE INDEX tensor_metadata_tenant_id_tensor_name_idx ON public.tensor_metadata USING btree (tenant_id, tensor_name);
 
 --
--- Name: training_metrics_training_session_id_metric_name_step_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: training_metrics_session_metric_brin; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX training_metrics_training_session_id_metric_name_step_idx ON ONLY public.training_metrics USING btree (training_session_id, metric_name, step);
+CREATE INDEX training_metrics_session_metric_brin ON ONLY public.training_metrics USING brin (training_session_id uuid_bloom_ops, metric_name text_bloom_ops);
 
 --
--- Name: training_metrics_default_training_session_id_metric_name_st_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: training_metrics_default_training_session_id_metric_name_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX training_metrics_default_training_session_id_metric_name_st_idx ON public.training_metrics_default USING btree (training_session_id, metric_name, step);
+CREATE INDEX training_metrics_default_training_session_id_metric_name_idx ON public.training_metrics_default USING brin (training_session_id uuid_bloom_ops, metric_name text_bloom_ops);
 
 --
 -- Name: training_sessions_hyperparameters_idx; Type: INDEX; Schema: public; Owner: -
@@ -3735,10 +3789,10 @@ CREATE INDEX training_metrics_default_training_session_id_metric_name_st_idx ON 
 CREATE INDEX training_sessions_hyperparameters_idx ON public.training_sessions USING gin (hyperparameters jsonb_path_ops);
 
 --
--- Name: training_metrics_default_training_session_id_metric_name_st_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+-- Name: training_metrics_default_training_session_id_metric_name_idx; Type: INDEX ATTACH; Schema: public; Owner: -
 --
 
-ALTER INDEX public.training_metrics_training_session_id_metric_name_step_idx ATTACH PARTITION public.training_metrics_default_training_session_id_metric_name_st_idx;
+ALTER INDEX public.training_metrics_session_metric_brin ATTACH PARTITION public.training_metrics_default_training_session_id_metric_name_idx;
 
 --
 -- Name: cognitive_fusion_reactors cognitive_fusion_reactors_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
@@ -3795,10 +3849,16 @@ CREATE TRIGGER tensor_metadata_byte_size_check BEFORE INSERT OR UPDATE OF byte_s
 CREATE TRIGGER tensor_metadata_touch_updated_at BEFORE UPDATE ON public.tensor_metadata FOR EACH ROW EXECUTE FUNCTION public.touch_updated_at();
 
 --
--- Name: training_metrics training_metrics_track_latest; Type: TRIGGER; Schema: public; Owner: -
+-- Name: training_metrics training_metrics_after_insert; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER training_metrics_track_latest AFTER INSERT ON public.training_metrics REFERENCING NEW TABLE AS new_metrics FOR EACH STATEMENT EXECUTE FUNCTION public.training_metrics_track_latest();
+CREATE TRIGGER training_metrics_after_insert AFTER INSERT ON public.training_metrics REFERENCING NEW TABLE AS new_metrics FOR EACH STATEMENT EXECUTE FUNCTION public.training_metrics_after_insert();
+
+--
+-- Name: training_sessions training_sessions_delete_metrics; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER training_sessions_delete_metrics AFTER DELETE ON public.training_sessions REFERENCING OLD TABLE AS removed_sessions FOR EACH STATEMENT EXECUTE FUNCTION public.training_sessions_delete_metrics();
 
 --
 -- Name: training_sessions training_sessions_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
@@ -4064,13 +4124,6 @@ ALTER TABLE ONLY public.tensor_metadata
 
 ALTER TABLE ONLY public.training_metrics_latest
     ADD CONSTRAINT training_metrics_latest_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE CASCADE;
-
---
--- Name: training_metrics training_metrics_training_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE public.training_metrics
-    ADD CONSTRAINT training_metrics_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE CASCADE;
 
 --
 -- Name: training_sessions training_sessions_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -8,7 +8,8 @@
     {{ helper_tensor_shape_elements() }}
     {{ helper_touch_updated_at() }}
     {{ helper_tensor_metadata_validate() }}
-    {{ helper_training_metrics_track_latest() }}
+    {{ helper_training_metrics_after_insert() }}
+    {{ helper_training_sessions_delete_metrics() }}
     {{ helper_create_training_metrics_partitions() }}
     {{ helper_purge_expired_cache() }}
 {%- endmacro %}
@@ -76,29 +77,84 @@ $fn$;
 {%- endmacro %}
 
 
-{% macro helper_training_metrics_track_latest() -%}
--- Statement-level: one upsert per INSERT or COPY batch keeps training_metrics_latest current, so
--- progress views read one row per (session, metric) instead of scanning history.
--- Rows are locked in key order, so concurrent writers to one session wait instead of deadlocking.
-create or replace function {{ target.schema }}.training_metrics_track_latest()
+{% macro helper_training_metrics_after_insert() -%}
+-- Once per INSERT or COPY statement, over its rows:
+-- 1. every session exists (what a foreign key checks per row, at a fraction of the cost), locked
+--    FOR KEY SHARE first so a concurrent delete waits for this transaction, as with a foreign key;
+-- 2. training_metrics_latest gets each (session, metric)'s newest row, so progress views read one row
+--    per pair instead of scanning history. The newest step per pair comes from a hash aggregate; only
+--    those rows are sorted. Rows are upserted in key order, so concurrent writers wait, not deadlock.
+create or replace function {{ target.schema }}.training_metrics_after_insert()
 returns trigger
 language plpgsql
 set search_path = {{ target.schema }}, pg_temp
 as $fn$
+declare
+    batch_sessions uuid[];
+    locked_sessions integer;
+    missing_session uuid;
 begin
+    select array_agg(training_session_id) into batch_sessions
+    from (select distinct training_session_id from new_metrics) as batch;  -- a hash aggregate, no sort
+    perform from training_sessions
+    where training_session_id = any(batch_sessions)
+    order by training_session_id
+    for key share;
+    get diagnostics locked_sessions = row_count;
+    if locked_sessions < cardinality(batch_sessions) then
+        select batch.training_session_id into missing_session
+        from unnest(batch_sessions) as batch (training_session_id)
+        where not exists (
+            select from training_sessions as sessions where sessions.training_session_id = batch.training_session_id
+        )
+        limit 1;
+        raise foreign_key_violation using
+            message = 'insert or update on table "training_metrics" violates foreign key constraint '
+                || '"training_metrics_training_session_id_fkey"',
+            detail = format('Key (training_session_id)=(%s) is not present in table "training_sessions".',
+                            missing_session),
+            constraint = 'training_metrics_training_session_id_fkey',
+            table = 'training_metrics';
+    end if;
+
     insert into training_metrics_latest as latest (
         training_session_id, metric_name, step, epoch, value, recorded_at
     )
-    select distinct on (training_session_id, metric_name)
-        training_session_id, metric_name, step, epoch, value, recorded_at
+    select distinct on (new_metrics.training_session_id, new_metrics.metric_name)
+        new_metrics.training_session_id, new_metrics.metric_name, new_metrics.step, new_metrics.epoch,
+        new_metrics.value, new_metrics.recorded_at
     from new_metrics
-    order by training_session_id, metric_name, step desc, recorded_at desc
+    inner join (
+        select training_session_id, metric_name, max(step) as step
+        from new_metrics
+        group by training_session_id, metric_name
+    ) as newest
+        on new_metrics.training_session_id = newest.training_session_id
+        and new_metrics.metric_name = newest.metric_name
+        and new_metrics.step = newest.step
+    order by new_metrics.training_session_id, new_metrics.metric_name, new_metrics.recorded_at desc
     on conflict (training_session_id, metric_name) do update
         set step = excluded.step,
             epoch = excluded.epoch,
             value = excluded.value,
             recorded_at = excluded.recorded_at
         where (excluded.step, excluded.recorded_at) >= (latest.step, latest.recorded_at);
+    return null;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_training_sessions_delete_metrics() -%}
+-- The delete cascade a foreign key on training_metrics would give, once per statement.
+create or replace function {{ target.schema }}.training_sessions_delete_metrics()
+returns trigger
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    delete from training_metrics
+    where training_session_id in (select training_session_id from removed_sessions);
     return null;
 end
 $fn$;

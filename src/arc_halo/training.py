@@ -1,7 +1,7 @@
 """Training runs from ML code: sessions, progress, buffered metric logging, checkpoints that restore exactly.
 
 Metrics go through MetricLogger: values are buffered in memory and written with one binary COPY per
-flush; the training_metrics_track_latest trigger keeps training_metrics_latest current for every flush.
+flush; the training_metrics_after_insert trigger keeps training_metrics_latest current for every flush.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from arc_halo import tensors
 
 COPY_METRICS = ("copy training_metrics (training_session_id, metric_name, step, epoch, value, recorded_at)"
                 " from stdin (format binary)")
-METRIC_TYPES = ["uuid", "text", "int8", "int4", "float8", "timestamptz"]
+# The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
+# the server decodes the field with uuid's receive function, and the per-row Python uuid dumper was a
+# fifth of the logger's client time (benchmarks/bench_metric_ingest.py).
+METRIC_TYPES = ["bytea", "text", "int8", "int4", "float8", "timestamptz"]
 
 
 def start_session(
@@ -63,16 +66,22 @@ class MetricLogger:
     flush_seconds: float = 5.0
     _rows: list = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)
+    _session_bytes: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._session_bytes = uuid.UUID(str(self.session_id)).bytes
 
     def log(self, name: str, value: float, step: int, epoch: int | None = None, at: datetime | None = None) -> None:
-        self._rows.append((self.session_id, name, step, epoch, float(value), at or datetime.now(timezone.utc)))
+        self._rows.append((self._session_bytes, name, step, epoch, float(value), at or datetime.now(timezone.utc)))
         if len(self._rows) >= self.buffer_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def log_many(self, values: dict[str, float], step: int, epoch: int | None = None) -> None:
-        at = datetime.now(timezone.utc)
-        for name, value in values.items():
-            self.log(name, value, step, epoch, at)
+        """Several metrics of one step, with one timestamp."""
+        at, session = datetime.now(timezone.utc), self._session_bytes
+        self._rows.extend([(session, name, step, epoch, float(value), at) for name, value in values.items()])
+        if len(self._rows) >= self.buffer_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
 
     def flush(self) -> int:
         rows, self._rows = self._rows, []

@@ -45,7 +45,7 @@ def test_catalog_has_stable_constraint_and_index_names(db: psycopg.Connection) -
     indexes = {row[0] for row in db.execute("select indexname from pg_indexes where schemaname = 'public'")}
     for name in (
         "embeddings_hnsw_cosine_384", "activation_cache_expiry_idx", "kv_cache_expiry_idx", "kv_cache_entry_key",
-        "model_checkpoints_one_best_per_session", "training_metrics_training_session_id_metric_name_step_idx",
+        "model_checkpoints_one_best_per_session", "training_metrics_session_metric_brin",
         "fusion_operations_contributing_model_ids_idx",
     ):
         assert name in indexes, name

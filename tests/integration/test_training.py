@@ -83,3 +83,33 @@ def test_failed_checkpoint_leaves_nothing(db, session) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
         training.save_checkpoint(db, model_id, session_id, step=-1, weights={"w": np.ones(2)})
     assert db.execute("select count(*) from tensor_metadata").fetchone()[0] == before
+
+
+def test_metrics_of_an_unknown_session_are_refused_whole(db, session) -> None:
+    """The session check runs once per statement; its error names the constraint, as a foreign key's would."""
+    _, session_id = session
+    with training.MetricLogger(db, session_id) as logger:
+        logger.log("loss", 1.0, step=1)
+    unknown = "00000000-0000-0000-0000-00000000dead"
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
+        with training.MetricLogger(db, unknown) as logger:
+            logger.log("loss", 2.0, step=2)
+    assert refused.value.diag.constraint_name == "training_metrics_training_session_id_fkey"
+    assert f"Key (training_session_id)=({unknown}) is not present" in refused.value.diag.message_detail
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="training_metrics_training_session_id_fkey"):
+        with db.transaction():  # a mixed batch is refused whole: the known session's row is not kept either
+            db.execute("insert into training_metrics (training_session_id, metric_name, step, value)"
+                       " values (%s, 'loss', 3, 1.0), (%s, 'loss', 3, 1.0)", (session_id, unknown))
+    assert db.execute("select count(*) from training_metrics").fetchone()[0] == 1
+    assert db.execute("select step from training_metrics_latest").fetchall() == [(1,)]
+
+
+def test_deleting_a_session_deletes_its_metrics(db, session) -> None:
+    model_id, session_id = session
+    other = training.start_session(db, model_id, "run-2")
+    for run in (session_id, other):
+        with training.MetricLogger(db, run) as logger:
+            logger.log_many({"loss": 1.0, "accuracy": 0.5}, step=1)
+    db.execute("delete from training_sessions where training_session_id = %s", (session_id,))
+    assert db.execute("select training_session_id, count(*) from training_metrics group by 1").fetchall() == [(other, 2)]
+    assert db.execute("select count(*) from training_metrics_latest").fetchone()[0] == 2

@@ -64,8 +64,9 @@ def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, val
 
 def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | None = None) -> list[KVEntry]:
     """Unexpired entries of one (session, layer[, head]) in position order; counts the hit."""
-    with conn.transaction():
-        rows = conn.execute(
+    # Binary results: bytea arrives as raw bytes, not as hex text twice its size to decode.
+    with conn.transaction(), conn.cursor(binary=True) as cursor:
+        rows = cursor.execute(
             """update kv_cache set hit_count = hit_count + 1, last_accessed_at = now()
                where inference_session_id = %s and layer_id = %s and coalesce(head_index, -1) = coalesce(%s, -1)
                  and (expires_at is null or expires_at > now())

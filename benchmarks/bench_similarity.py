@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import scratch_database, summary  # noqa: E402
+from common import report, scratch_database, summary  # noqa: E402
 
 from arc_halo import search  # noqa: E402
 
@@ -64,9 +64,10 @@ def main() -> None:
                 latency.append((time.perf_counter() - started) * 1000)
                 recalls.append(len(found & truth) / 10)
             recall = statistics.mean(recalls)
-            print(f"{f'HNSW ef_search={ef}':26s} {summary(latency)}   recall@10 {recall:.3f}   "
-                  f"speed-up {statistics.median(exact_ms) / statistics.median(latency):.0f}x   "
-                  f"target recall >= 0.95 -> {'met' if recall >= 0.95 else 'NOT met'}")
+            print(f"{f'HNSW ef_search={ef}':26s} {summary(latency)}   recall@10 {recall:.3f}")
+            report(f"nearest-10 of {args.vectors:,} x {WIDTH}-d, HNSW ef_search={ef}, recall@10 {recall:.3f}",
+                   statistics.median(latency), "ms", "exact scan", statistics.median(exact_ms),
+                   target="recall@10 >= 0.95", met=recall >= 0.95, higher_is_better=False)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import scratch_database, summary, timings_ms  # noqa: E402
+from common import report, scratch_database, summary, timings_ms  # noqa: E402
 
 SESSIONS = 1000
 RUNNING = 100
@@ -90,8 +90,9 @@ def main() -> None:
         scan = timings_ms(lambda: conn.execute(HISTORY_SCAN_QUERY).fetchall(), max(3, args.repeats // 5), warmup=1)
         print(f"{'v_training_progress (latest table)':38s} {summary(view)}")
         print(f"{'baseline: history scan (DISTINCT ON)':38s} {summary(scan)}")
-        print(f"speed-up: {statistics.median(scan) / statistics.median(view):,.0f}x   "
-              f"target: median under 50 ms -> {'met' if statistics.median(view) < 50 else 'NOT met'}")
+        report(f"v_training_progress, {total:,} metric rows (median)", statistics.median(view), "ms",
+               "history scan (DISTINCT ON)", statistics.median(scan), target="median < 50 ms",
+               met=statistics.median(view) < 50, higher_is_better=False)
 
 
 if __name__ == "__main__":

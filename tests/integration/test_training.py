@@ -113,3 +113,29 @@ def test_deleting_a_session_deletes_its_metrics(db, session) -> None:
     db.execute("delete from training_sessions where training_session_id = %s", (session_id,))
     assert db.execute("select training_session_id, count(*) from training_metrics group by 1").fetchall() == [(other, 2)]
     assert db.execute("select count(*) from training_metrics_latest").fetchone()[0] == 2
+
+
+def test_logger_encoding_round_trips_every_field(db, session) -> None:
+    """Through the logger's binary COPY (the session id sent as raw bytes): names (non-ASCII too), steps,
+    epochs with NULLs, values (NaN and extremes) and timestamps come back exactly; a bad name is refused
+    by the table's check."""
+    from datetime import datetime, timedelta, timezone
+
+    _, session_id = session
+    at = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=timezone.utc)
+    with training.MetricLogger(db, session_id) as logger:
+        logger.log("loss", 2.5, step=2**40, epoch=3, at=at)
+        logger.log("grad_norm", float("nan"), step=0, at=at + timedelta(microseconds=1))
+        logger.log("perplexité", -1.7976931348623157e308, step=7, epoch=0, at=at.astimezone(timezone(timedelta(hours=-5))))
+        logger.log("loss", 2.25, step=2**40 + 1, epoch=None)
+    rows = db.execute("""select metric_name, step, epoch, value, recorded_at from training_metrics
+                         where training_session_id = %s order by metric_name, step""", (session_id,)).fetchall()
+    assert rows[0][:4] == ("grad_norm", 0, None, rows[0][3]) and rows[0][3] != rows[0][3]  # NaN
+    assert rows[0][4] == at + timedelta(microseconds=1)
+    assert rows[1] == ("loss", 2**40, 3, 2.5, at)
+    assert rows[2][:4] == ("loss", 2**40 + 1, None, 2.25)
+    assert abs(rows[2][4] - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert rows[3] == ("perplexité", 7, 0, -1.7976931348623157e308, at)
+    with pytest.raises(psycopg.errors.CheckViolation, match="training_metrics_metric_name_check"):
+        with training.MetricLogger(db, session_id) as logger:
+            logger.log("", 1.0, step=1)

@@ -1,6 +1,11 @@
 """Tensor write and read through the tensor store vs safetensors save_file / load_file on the same disk.
 
-    .venv/bin/python benchmarks/bench_tensor_store.py --megabytes 256 --chunk-mib 1 4 8 16
+    .venv/bin/python benchmarks/bench_tensor_store.py --megabytes 256 --chunk-mib 0.25 1 8
+
+How the default chunk size (tensors.DEFAULT_CHUNK_BYTES, 1 MiB) was chosen, 283 MB, best of 3, one run:
+reads at 0.25 / 1 / 8 MiB chunks 528 / 665 / 397 MB/s (safetensors load 1,312 MB/s); writes stay at
+80-140 MB/s whatever the size, because the server stores every value over ~2 KB as TOAST rows and
+writes each byte to WAL and heap (a bare COPY of the same bytes without hashing reached 150-180 MB/s).
 
 The tensors are float32 with transformer-like shapes; both sides write and read the same arrays, and
 both reads verify nothing beyond what their format does (safetensors: none; the store: SHA-256 per

@@ -40,13 +40,16 @@ dbt-check: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-# Server lifecycle, docs rendering, branches, workflow checks, model import and the tensor store's byte
-# round trips do not depend on the server version (the tensor tables' SQL is covered by the other files).
+# The version-sensitive checks (schema, constraints, triggers, views, functions, roles and RLS, the psql
+# file, training's triggers) run again on 16. Server lifecycle, docs rendering, branches, workflow checks,
+# model import, the tensor store's byte round trips and the Python inference/search API do not depend on
+# the server version; skipping them keeps `make test` inside the CI budget.
 pytest-pg16: $(STAMP)
 	ARC_HALO_PG_VERSION=16 $(BIN)/pytest -p no:cacheprovider \
 		--ignore tests/integration/test_embedded_server_and_cli.py --ignore tests/integration/test_docs_site.py \
 		--ignore tests/integration/test_branches.py --ignore tests/integration/test_delivery_hygiene.py \
-		--ignore tests/integration/test_model_import.py --ignore tests/integration/test_tensor_store.py
+		--ignore tests/integration/test_model_import.py --ignore tests/integration/test_tensor_store.py \
+		--ignore tests/integration/test_ml_api.py --ignore tests/integration/test_lifecycle_and_search.py
 
 docs: $(STAMP)
 	$(ARC) dbt docs generate

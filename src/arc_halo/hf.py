@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from pgvector.psycopg import register_vector
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
@@ -95,7 +96,7 @@ class ModelSource:
         return cls(directory, config, dict(sorted(shards.items())))
 
     def tensors(self) -> Iterator[tuple[str, np.ndarray]]:
-        """(name, array) in name order, one shard open at a time."""
+        """(name, array) for every tensor, shard by shard, one shard open at a time."""
         by_file: dict[Path, list[str]] = {}
         for name, path in self.shards.items():
             by_file.setdefault(path, []).append(name)
@@ -105,19 +106,8 @@ class ModelSource:
                     yield name, handle.get_tensor(name)
 
     def tensor_bytes(self) -> int:
-        total = 0
-        for path in sorted(set(self.shards.values())):
-            with safe_open(path, framework="np") as handle:
-                for name in handle.keys():
-                    if self.shards.get(name) == path:
-                        total += _nbytes(handle.get_slice(name))
-        return total
-
-
-def _nbytes(tensor_slice) -> int:
-    widths = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-              "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1, "C64": 8}
-    return int(np.prod(tensor_slice.get_shape(), dtype=np.int64)) * widths.get(tensor_slice.get_dtype(), 4)
+        """Size of the weight files: the progress bars' total (each file's small JSON header included)."""
+        return sum(path.stat().st_size for path in set(self.shards.values()))
 
 
 def _first(config: dict, key: str, default=None):
@@ -231,7 +221,7 @@ def parameter_kind(name: str, array: np.ndarray) -> str:
 def content_sha256(source: ModelSource, progress: bool = False) -> str:
     """SHA-256 over the config and each tensor's name, dtype, shape and bytes' SHA-256."""
     entries = []
-    with _progress(progress, "hashing", source.tensor_bytes() if progress else 0) as advance:
+    with _progress(progress, "hashing", source.tensor_bytes()) as advance:
         for name, array in source.tensors():
             data = np.ascontiguousarray(array)
             entries.append([name, dtype_name(data.dtype), list(data.shape), hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()])
@@ -303,7 +293,7 @@ def import_model(
         model_id = _insert_model(conn, source, shape, name, version, digest)
         layer_ids = _insert_layers(conn, model_id, shape)
         embedding_tables: dict[str, np.ndarray] = {}
-        with _progress(progress, f"importing {name}", source.tensor_bytes() if progress else 0) as advance:
+        with _progress(progress, f"importing {name}", source.tensor_bytes()) as advance:
             for parameter, array in source.tensors():
                 kind = parameter_kind(parameter, array)
                 tensor_id = tensors.put(conn, array, parameter, store=store)
@@ -363,6 +353,7 @@ def _insert_layers(conn, model_id: uuid.UUID, shape: ModelShape) -> dict[int, uu
 
 
 def _insert_embeddings(conn, model_id, shape: ModelShape, tables: dict[str, np.ndarray], vocabulary) -> None:
+    register_vector(conn)  # the binary COPY below needs the vector type's adapter, whoever opened conn
     with conn.cursor().copy(
         "copy embeddings (model_id, embedding_type, embedding_index, token_text, dimensions, embedding)"
         " from stdin (format binary)"

@@ -198,8 +198,7 @@ def write_sharded(directory: Path, arrays: dict[str, np.ndarray]) -> list[Path]:
 def test_sharded_bfloat16_model_round_trips(test_server, built_copy, tmp_path) -> None:
     arrays = llama_tensors()
     shard_files = write_sharded(tmp_path / "tiny-llama", arrays)
-    with psycopg.connect(test_server.url(built_copy)) as conn:
-        register_vector(conn)
+    with psycopg.connect(test_server.url(built_copy)) as conn:  # a plain connection: import adapts vectors itself
         result = hf.import_model(conn, tmp_path / "tiny-llama")
         assert result.created and result.tensor_count == len(arrays)
         expected = sum(array.size for name, array in arrays.items() if not name.endswith("inv_freq"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -70,38 +72,84 @@ def test_latest_metric_tracks_highest_step(db) -> None:
     assert row == (7, 1.2)
 
 
-def test_concurrent_metric_writers_lose_no_row(test_server, built_copy) -> None:
+METRIC_WRITER = """
+import sys
+import psycopg
+from arc_halo import training
+url, session, offset = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with psycopg.connect(url) as conn, training.MetricLogger(conn, session, buffer_rows=50) as logger:
+    for step in range(offset, offset + 1000):
+        logger.log_many({"loss": float(step), "lr": 0.1}, step=step)
+"""
+
+
+def test_two_processes_logging_to_one_session_lose_no_row(test_server, built_copy) -> None:
     url = test_server.url(built_copy)
     with psycopg.connect(url, autocommit=True) as conn:
         session = insert_everything(conn)["session"]
-    errors: list[Exception] = []
-
-    def writer(offset: int) -> None:
-        try:
-            with psycopg.connect(url) as conn:
-                for batch in range(20):
-                    with conn.cursor().copy(
-                        "copy training_metrics (training_session_id, metric_name, step, value) from stdin"
-                    ) as copy:
-                        for i in range(50):
-                            step = offset + batch * 50 + i
-                            copy.write_row((session, "loss", step, float(step)))
-                            copy.write_row((session, "lr", step, 0.1))
-                    conn.commit()
-        except Exception as exc:  # reported below, not swallowed
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(offset,)) for offset in (10_000, 20_000)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    writers = [subprocess.Popen([sys.executable, "-c", METRIC_WRITER, url, str(session), str(offset)],
+                                stderr=subprocess.PIPE, text=True) for offset in (10_000, 20_000)]
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()
     with psycopg.connect(url) as conn:
         assert conn.execute("select count(*) from training_metrics where training_session_id = %s and step >= 10000",
-                            (session,)).fetchone()[0] == 2 * 20 * 50 * 2
+                            (session,)).fetchone()[0] == 2 * 1000 * 2
         assert conn.execute("select step from training_metrics_latest where training_session_id = %s"
                             " and metric_name = 'loss'", (session,)).fetchone()[0] == 20_999
+
+
+def test_session_delete_and_metric_insert_race_like_a_foreign_key(test_server, built_copy) -> None:
+    """The statement-level session check locks the sessions FOR KEY SHARE, as a foreign key would: a
+    delete waits for the metrics' transaction and then removes them too; metrics for a session whose
+    delete is in flight wait for it and are then refused. No orphan either way."""
+    url = test_server.url(built_copy)
+    with psycopg.connect(url, autocommit=True) as conn:
+        ids = insert_everything(conn)
+        model = ids["model"]
+        first = conn.execute("insert into training_sessions (model_id, session_name) values (%s, 'race-1')"
+                             " returning training_session_id", (model,)).fetchone()[0]
+        second = conn.execute("insert into training_sessions (model_id, session_name) values (%s, 'race-2')"
+                              " returning training_session_id", (model,)).fetchone()[0]
+    insert = "insert into training_metrics (training_session_id, metric_name, step, value) values (%s, 'loss', 1, 1.0)"
+    outcome: dict[str, object] = {}
+
+    def delete_session(session) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            outcome["deleted"] = conn.execute("delete from training_sessions where training_session_id = %s",
+                                              (session,)).rowcount
+
+    with psycopg.connect(url) as writer:  # metrics first, delete second
+        writer.execute(insert, (first,))
+        deleter = threading.Thread(target=delete_session, args=(first,))
+        deleter.start()
+        deleter.join(timeout=1.0)
+        assert deleter.is_alive(), "the delete must wait for the open metrics transaction"
+        writer.commit()
+        deleter.join(timeout=30)
+    assert outcome["deleted"] == 1
+
+    with psycopg.connect(url) as deleting:  # delete first, metrics second
+        deleting.execute("delete from training_sessions where training_session_id = %s", (second,))
+
+        def insert_metric() -> None:
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(insert, (second,))
+            except psycopg.errors.ForeignKeyViolation as exc:
+                outcome["refused"] = exc.diag.constraint_name
+
+        inserter = threading.Thread(target=insert_metric)
+        inserter.start()
+        inserter.join(timeout=1.0)
+        assert inserter.is_alive(), "the metrics must wait for the open delete"
+        deleting.commit()
+        inserter.join(timeout=30)
+    assert outcome["refused"] == "training_metrics_training_session_id_fkey"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from training_metrics where training_session_id in (%s, %s)",
+                            (first, second)).fetchone()[0] == 0
+        assert conn.execute("select count(*) from training_metrics_latest where training_session_id in (%s, %s)",
+                            (first, second)).fetchone()[0] == 0
 
 
 def test_nearest_embeddings_of_one_width_use_hnsw(db) -> None:
@@ -133,8 +181,6 @@ def test_nearest_embeddings_of_one_width_use_hnsw(db) -> None:
 def test_lifecycle_through_dbt_run_operation_and_cli(test_server, built_copy) -> None:
     """The same operations as dbt run-operations and as arc-halo commands (the ci target)."""
     import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     from arc_halo import dbt

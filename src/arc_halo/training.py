@@ -73,13 +73,15 @@ class MetricLogger:
 
     def log(self, name: str, value: float, step: int, epoch: int | None = None, at: datetime | None = None) -> None:
         self._rows.append((self._session_bytes, name, step, epoch, float(value), at or datetime.now(timezone.utc)))
-        if len(self._rows) >= self.buffer_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
+        self._flush_if_due()
 
     def log_many(self, values: dict[str, float], step: int, epoch: int | None = None) -> None:
         """Several metrics of one step, with one timestamp."""
         at, session = datetime.now(timezone.utc), self._session_bytes
         self._rows.extend([(session, name, step, epoch, float(value), at) for name, value in values.items()])
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
         if len(self._rows) >= self.buffer_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 

@@ -56,6 +56,10 @@ _EMBEDDING_TABLES = {
 }
 
 
+# The tenant a new row gets by default (the tenant_id columns' default expression).
+_CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')"
+
+
 class ModelImportError(ArcHaloError):
     """The directory is not an importable model; the message says what to fix."""
 
@@ -179,6 +183,12 @@ class ModelShape:
             dropout=float(_first(config, "dropout", 0.0)),
         )
 
+    def stack(self, layer_index: int) -> str:
+        """Which stack a block belongs to: encoder-only and encoder-decoder models number encoder blocks first."""
+        if self.architecture == "decoder_only" or layer_index >= self.encoder_layers:
+            return "decoder"
+        return "encoder"
+
     def attention_type(self, layer_index: int) -> str:
         if self.architecture == "encoder_only" or (self.decoder_layers and layer_index < self.encoder_layers):
             return "self"
@@ -223,9 +233,8 @@ def content_sha256(source: ModelSource, progress: bool = False) -> str:
     entries = []
     with _progress(progress, "hashing", source.tensor_bytes()) as advance:
         for name, array in source.tensors():
-            data = np.ascontiguousarray(array)
-            entries.append([name, dtype_name(data.dtype), list(data.shape), hashlib.sha256(data.reshape(-1).view(np.uint8)).hexdigest()])
-            advance(data.nbytes)
+            entries.append([name, dtype_name(array.dtype), list(array.shape), tensors.content_digest(array)])
+            advance(array.nbytes)
     canonical = json.dumps({"config": source.config, "tensors": entries}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -275,15 +284,13 @@ def import_model(
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
         existing = conn.execute(
-            "select model_id from models where content_sha256 = %s and tenant_id = coalesce("
-            "nullif(current_setting('app.tenant_id', true), ''), 'default')", (digest,),
+            f"select model_id from models where content_sha256 = %s and tenant_id = {_CURRENT_TENANT}", (digest,),
         ).fetchone()
         if existing:
             return _summary(conn, existing[0], created=False)
         # Names are unique per tenant (models_tenant_name_key), whatever the version.
         clash = conn.execute(
-            "select version from models where model_name = %s and tenant_id = coalesce("
-            "nullif(current_setting('app.tenant_id', true), ''), 'default')", (name,),
+            f"select version from models where model_name = %s and tenant_id = {_CURRENT_TENANT}", (name,),
         ).fetchone()
         if clash:
             raise ModelImportError(
@@ -339,9 +346,7 @@ def _insert_layers(conn, model_id: uuid.UUID, shape: ModelShape) -> dict[int, uu
                                                num_attention_heads, activation, normalization, dropout, config)
                values (%s, %s, 'transformer_block', %s, %s, %s, %s, %s, %s, %s) returning layer_id""",
             (model_id, index, shape.hidden_size, shape.intermediate_size, shape.heads, shape.activation,
-             shape.normalization, shape.dropout,
-             json.dumps({"stack": "decoder" if index >= shape.encoder_layers else
-                         "encoder" if shape.architecture != "decoder_only" else "decoder"})),
+             shape.normalization, shape.dropout, json.dumps({"stack": shape.stack(index)})),
         ).fetchone()[0]
         with conn.cursor().copy(
             "copy attention_heads (layer_id, head_index, head_dim, attention_type, kv_head_index) from stdin"
@@ -378,11 +383,9 @@ def _summary(conn, model_id: uuid.UUID, created: bool) -> ImportResult:
 def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | Path, progress: bool = False) -> Path:
     """Write every stored tensor of `model` (id or name) to one safetensors file; returns its path."""
     rows = conn.execute(
-        """select model_weights.parameter_name, model_weights.tensor_id, tensor_metadata.byte_size
+        f"""select model_weights.parameter_name, model_weights.tensor_id, tensor_metadata.byte_size
            from model_weights join tensor_metadata using (tensor_id)
-           where model_weights.model_id = (
-               select model_id from models where model_id::text = %s or model_name = %s
-               order by created_at desc limit 1)
+           where model_weights.model_id = {tensors.MODEL_BY_ID_OR_NAME}
            order by model_weights.parameter_name""",
         (str(model), str(model)),
     ).fetchall()

@@ -17,8 +17,8 @@ import os
 import struct
 import tempfile
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -141,6 +141,11 @@ def _sha256(data: memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def content_digest(array: np.ndarray) -> str:
+    """The SHA-256 `put` records as content_sha256 for `array` (its little-endian C-order bytes)."""
+    return _sha256(_raw_bytes(array)[1])
+
+
 def put(
     conn: psycopg.Connection,
     array: np.ndarray,
@@ -164,22 +169,16 @@ def put(
             digest = hasher.submit(_sha256, raw)
             uri = store.write(raw)
             content_sha256 = digest.result()
-    columns = (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256)
+    # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
+    storage = ("external", uri, None, None) if store else ("chunked", None, chunk_bytes, chunk_count)
     with conn.transaction():
-        if uri is not None:
-            return conn.execute(
-                """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
-                                                storage_kind, external_uri)
-                   values (%s, %s, %s, %s, %s, %s, 'external', %s) returning tensor_id""",
-                (*columns, uri),
-            ).fetchone()[0]
         tensor_id = conn.execute(
             """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
-                                            storage_kind, chunk_size_bytes, chunk_count)
-               values (%s, %s, %s, %s, %s, %s, 'chunked', %s, %s) returning tensor_id""",
-            (*columns, chunk_bytes, chunk_count),
+                                            storage_kind, external_uri, chunk_size_bytes, chunk_count)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
+            (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256, *storage),
         ).fetchone()[0]
-        if chunk_count:
+        if store is None and chunk_count:
             with conn.cursor().copy(
                 "copy tensor_data (tensor_id, chunk_index, chunk_data, chunk_sha256) from stdin (format binary)"
             ) as copy:
@@ -189,6 +188,10 @@ def put(
                     copy.write_row((tensor_id, index, chunk, _sha256(chunk)))
     return tensor_id
 
+
+# A model named by id or by name (its newest registration); two parameters, both the model.
+MODEL_BY_ID_OR_NAME = """(select model_id from models where model_id::text = %s or model_name = %s
+                         order by created_at desc limit 1)"""
 
 _INFO_COLUMNS = """tensor_metadata.tensor_id, tensor_name, shape, dtype, byte_size, content_sha256, storage_kind,
                    external_uri, chunk_size_bytes, chunk_count"""
@@ -211,11 +214,7 @@ def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_n
         f"""select {_INFO_COLUMNS}
             from model_weights
             join tensor_metadata on tensor_metadata.tensor_id = model_weights.tensor_id
-            where model_weights.parameter_name = %s
-              and model_weights.model_id = (
-                  select model_id from models
-                  where model_id::text = %s or model_name = %s
-                  order by created_at desc limit 1)""",
+            where model_weights.parameter_name = %s and model_weights.model_id = {MODEL_BY_ID_OR_NAME}""",
         (parameter_name, str(model), str(model)),
     ).fetchone()
     if row is None:

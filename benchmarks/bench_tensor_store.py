@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ import psycopg
 from safetensors.numpy import load_file, save_file
 
 from arc_halo import tensors
-from common import report, scratch_database
+from common import report, scratch_database, timings_ms
 
 
 def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
@@ -47,12 +45,8 @@ def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
 
 
 def best_of(action, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return min(samples)
+    """Seconds of the fastest of `repeats` runs (no warm-up: every write starts from an empty table)."""
+    return min(timings_ms(action, repeats, warmup=0)) / 1000
 
 
 def main() -> None:

@@ -7,6 +7,9 @@ import os
 import shlex
 import sys
 import uuid
+from typing import NoReturn
+
+import psycopg
 
 from arc_halo import config, dbt, embedded
 from arc_halo.errors import ArcHaloError
@@ -201,8 +204,39 @@ def cmd_run(args: argparse.Namespace) -> None:
         print('  dbt/psql:  eval "$(.venv/bin/arc-halo db env)"')
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line (the usage text is one `--help` away), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"arc-halo: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts and sizes: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts that may be zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arc-halo", description=__doc__)
+    parser = OneLineParser(prog="arc-halo", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also ARC_HALO_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="the embedded PostgreSQL server").add_subparsers(dest="db_command", required=True)
@@ -230,13 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     lint_parser.set_defaults(func=cmd_lint)
     cache = commands.add_parser("cache", help="inference cache housekeeping").add_subparsers(dest="cache_command", required=True)
     purge = cache.add_parser("purge", help="delete expired activation_cache and kv_cache rows in batches")
-    purge.add_argument("--batch-size", type=int, default=5000)
+    purge.add_argument("--batch-size", type=positive_int, default=5000)
     purge.set_defaults(func=cmd_cache_purge)
     partitions = commands.add_parser("partitions", help="training_metrics partitions").add_subparsers(
         dest="partitions_command", required=True)
     create = partitions.add_parser("create", help="create missing monthly partitions (never drops)")
-    create.add_argument("--months-back", type=int, default=1)
-    create.add_argument("--months-ahead", type=int, default=3)
+    create.add_argument("--months-back", type=non_negative_int, default=1)
+    create.add_argument("--months-ahead", type=non_negative_int, default=3)
     create.set_defaults(func=cmd_partitions_create)
     schema = commands.add_parser("schema", help="the psql path").add_subparsers(dest="schema_command", required=True)
     schema.add_parser("export", help="regenerate db/schema/00_master_schema.sql from the dbt project").set_defaults(
@@ -298,21 +332,64 @@ def cmd_branch(args: argparse.Namespace) -> None:
         print(f"deleted branch {args.name}")
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of an expected error as one line: the first line of what the exception says."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _database_error_line(exc: psycopg.Error) -> str:
+    """A constraint violation names its constraint; bad data names what PostgreSQL found wrong."""
+    diag = exc.diag
+    if diag.constraint_name:
+        table = f" on {diag.table_name}" if diag.table_name else ""
+        return f"refused by constraint {diag.constraint_name}{table}: {diag.message_primary}; nothing was changed"
+    return f"the database refused the input: {_one_line(exc)}; nothing was changed"
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """One line for an error a user can fix, or None for a fault in arc-halo itself."""
+    if isinstance(exc, ArcHaloError):
+        return _one_line(exc)
+    if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction)):
+        return (f"this database has no Arc-Halo schema, or an older one ({_one_line(exc)}): "
+                "build it first with `arc-halo build` (or `make run`)")
+    if isinstance(exc, (psycopg.errors.IntegrityError, psycopg.errors.DataError)):
+        return _database_error_line(exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return f"the database connection failed: {_one_line(exc)}; check that the server runs, then retry"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where}"
+    return None
+
+
+def _debugging(args: argparse.Namespace | None = None) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("ARC_HALO_DEBUG", "") not in ("", "0", "false", "no")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.dbt_args = args.psql_args = extra
-    if getattr(args, "database", "unset") is None:
-        args.database = config.local_database()
     try:
+        if getattr(args, "database", "unset") is None:
+            args.database = config.local_database()
         args.func(args)
-    except ArcHaloError as exc:
-        print(f"arc-halo: {exc}", file=sys.stderr)
-        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if _debugging(args):
+            raise
+        line = _user_error(exc)
+        if line is None:  # a fault in arc-halo, not in the input: still one line, but say how to see more
+            print(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                  "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+            sys.exit(1)
+        print(f"arc-halo: error: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from arc_halo import config, embedded
+from arc_halo.errors import describe_connection_failure
 
 CONNECT_ATTEMPTS = 4
 
@@ -26,16 +27,21 @@ def database_url() -> str:
     return server.url(database)
 
 
+# libpq's answers that no retry changes: a missing database or role, a refused login
+_PERMANENT_CONNECT_FAILURES = ("does not exist", "authentication failed")
+
+
 def connect(url: str | None = None, autocommit: bool = False, attempts: int = CONNECT_ATTEMPTS) -> psycopg.Connection:
-    """A psycopg connection with the pgvector adapter registered."""
+    """A psycopg connection with the pgvector adapter registered. A connection that cannot be made raises
+    DatabaseUnavailableError saying whether the host, the database or the login is wrong."""
     target = url or database_url()
     for attempt in range(attempts):
         try:
             conn = psycopg.connect(target, autocommit=autocommit, connect_timeout=config.NEON_CONNECT_TIMEOUT_SECONDS)
             break
-        except psycopg.OperationalError:
-            if attempt == attempts - 1:
-                raise
+        except psycopg.OperationalError as exc:
+            if attempt == attempts - 1 or any(text in str(exc) for text in _PERMANENT_CONNECT_FAILURES):
+                raise describe_connection_failure(exc, target) from exc
             time.sleep(min(0.5 * 2**attempt, 8))
     register_vector(conn)
     return conn

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from arc_halo import config, embedded
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, describe_connection_failure
 
 
 def ensure_profile() -> Path:
@@ -56,10 +56,9 @@ def probe(
             last_error = exc
             if attempt < attempts - 1:
                 time.sleep(min(2**attempt, 5))
-    reason = str(last_error).strip().splitlines()[0] if last_error else "unknown error"
-    raise ArcHaloError(
-        f"cannot reach {label} host {conninfo.get('host')} after {attempts} attempts of {timeout}s: {reason}"
-    )
+    from psycopg.conninfo import make_conninfo
+
+    raise describe_connection_failure(last_error, make_conninfo(**conninfo), label, f"after {attempts} attempts of {timeout}s")
 
 
 # libpq connection keywords and the environment variables the `ci` target reads them from.

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from arc_halo.errors import InvalidInputError
+
 NUMPY_DTYPES: dict[str, np.dtype] = {
     "float64": np.dtype(np.float64),
     "float32": np.dtype(np.float32),
@@ -34,7 +36,7 @@ def dtype_name(dtype: np.dtype) -> str:
     """The tensor_dtypes name of a numpy dtype (byte order ignored: data is stored little-endian)."""
     name = _NAMES.get(np.dtype(dtype).newbyteorder("="))
     if name is None:
-        raise ValueError(f"dtype {dtype} is not storable; supported: {', '.join(NUMPY_DTYPES)}")
+        raise InvalidInputError(f"dtype {dtype} is not storable; supported: {', '.join(NUMPY_DTYPES)}")
     return name
 
 
@@ -42,4 +44,4 @@ def numpy_dtype(name: str) -> np.dtype:
     try:
         return NUMPY_DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown tensor dtype {name!r}; supported: {', '.join(NUMPY_DTYPES)}") from None
+        raise InvalidInputError(f"unknown tensor dtype {name!r}; supported: {', '.join(NUMPY_DTYPES)}") from None

@@ -7,7 +7,7 @@ import uuid
 
 import psycopg
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import InvalidInputError, NotFoundError
 
 
 def create_reactor(conn: psycopg.Connection, name: str, strategy: str, config: dict | None = None,
@@ -22,18 +22,18 @@ def attach_model(conn: psycopg.Connection, reactor_id, model_id, weight: float, 
                  priority: int = 0) -> uuid.UUID:
     """Map a model into a reactor. A weighted_average reactor's active weights may not add up past 1."""
     if not 0 <= weight <= 1:
-        raise ArcHaloError(f"weight {weight} must be within [0, 1]")
+        raise InvalidInputError(f"weight {weight} must be within [0, 1]")
     with conn.transaction():
         # Lock the reactor row first, so two attaches cannot both pass the weight check.
         found = conn.execute("select fusion_strategy from cognitive_fusion_reactors where reactor_id = %s for update",
                              (reactor_id,)).fetchone()
         if found is None:
-            raise ArcHaloError(f"no reactor {reactor_id}")
+            raise NotFoundError(f"no reactor {reactor_id}")
         strategy = found[0]
         total = conn.execute("select coalesce(sum(weight), 0) from reactor_models where reactor_id = %s and is_active",
                              (reactor_id,)).fetchone()[0]
         if strategy == "weighted_average" and total + weight > 1 + 1e-9:
-            raise ArcHaloError(f"weights of a weighted_average reactor would sum to {total + weight:.3f} (> 1)")
+            raise InvalidInputError(f"weights of a weighted_average reactor would sum to {total + weight:.3f} (> 1)")
         return conn.execute(
             "insert into reactor_models (reactor_id, model_id, weight, role, priority) values (%s, %s, %s, %s, %s)"
             " returning reactor_model_id", (reactor_id, model_id, weight, role, priority)).fetchone()[0]
@@ -65,5 +65,5 @@ def status(conn: psycopg.Connection, reactor_id) -> dict:
     cursor = conn.execute("select * from v_reactor_status where reactor_id = %s", (reactor_id,))
     row = cursor.fetchone()
     if row is None:
-        raise ArcHaloError(f"no reactor {reactor_id}")
+        raise NotFoundError(f"no reactor {reactor_id}")
     return dict(zip([c.name for c in cursor.description], row))

@@ -27,7 +27,7 @@ from safetensors.numpy import save_file
 
 from arc_halo import tensors
 from arc_halo.dtypes import dtype_name
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, InvalidInputError, NotFoundError
 
 SINGLE_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
@@ -60,7 +60,7 @@ _EMBEDDING_TABLES = {
 _CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')"
 
 
-class ModelImportError(ArcHaloError):
+class ModelImportError(InvalidInputError):
     """The directory is not an importable model; the message says what to fix."""
 
 
@@ -390,7 +390,7 @@ def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | P
         (str(model), str(model)),
     ).fetchall()
     if not rows:
-        raise ArcHaloError(f"no stored weights for model {model}; `arc-halo model list` shows what is registered")
+        raise NotFoundError(f"no stored weights for model {model}; `arc-halo model list` shows what is registered")
     arrays = {}
     with _progress(progress, f"exporting {model}", sum(row[2] for row in rows)) as advance:
         for parameter, tensor_id, size in rows:

@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 
 from arc_halo.dtypes import dtype_name, numpy_dtype
+from arc_halo.errors import InvalidInputError
 
 
 def start_session(conn: psycopg.Connection, model_id, generation_config: dict | None = None,
@@ -38,7 +39,7 @@ class KVEntry:
 
 def _ttl(ttl: timedelta | None) -> timedelta | None:
     if ttl is not None and ttl <= timedelta(0):
-        raise ValueError("ttl must be positive (or None for no expiry)")
+        raise InvalidInputError("ttl must be positive (or None for no expiry)")
     return ttl
 
 
@@ -46,7 +47,7 @@ def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, val
            position_start: int, head_index: int | None = None, ttl: timedelta | None = timedelta(hours=1)) -> None:
     """Store (or replace) the keys and values of one layer (and head, or all heads) over a position range."""
     if keys.shape != values.shape or keys.dtype != values.dtype:
-        raise ValueError(f"keys {keys.shape} {keys.dtype} and values {values.shape} {values.dtype} must match")
+        raise InvalidInputError(f"keys {keys.shape} {keys.dtype} and values {values.shape} {values.dtype} must match")
     position_end = position_start + (keys.shape[-2] if keys.ndim >= 2 else 1)
     keys, values = np.ascontiguousarray(keys), np.ascontiguousarray(values)
     with conn.transaction():
@@ -114,7 +115,7 @@ def record_attention(conn: psycopg.Connection, session_id, layer_id, head_index:
                      query_start: int = 0, key_start: int = 0) -> None:
     """One head's attention weights (queries x keys), with the summaries the views use."""
     if weights.ndim != 2:
-        raise ValueError(f"attention weights must be 2-d (queries x keys), got shape {weights.shape}")
+        raise InvalidInputError(f"attention weights must be 2-d (queries x keys), got shape {weights.shape}")
     entropy, max_weight = attention_summary(weights)
     with conn.transaction():
         conn.execute(

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import psycopg
 
+from arc_halo.validation import whole_number
+
+MAX_PURGE_BATCH = 1_000_000
+MAX_PARTITION_MONTHS = 120  # ten years either way; more is a typo, not a plan
+
 
 def purge_expired_cache(conn: psycopg.Connection, batch_size: int = 5000) -> dict[str, int]:
     """Delete every expired activation_cache and kv_cache row, batch by batch; returns counts per table."""
-    if batch_size <= 0:
-        raise ValueError("batch_size must be positive")
+    whole_number("batch_size", batch_size, 1, MAX_PURGE_BATCH)
     totals = {"activation_cache": 0, "kv_cache": 0}
     while True:
         with conn.transaction():
@@ -25,6 +29,8 @@ def purge_expired_cache(conn: psycopg.Connection, batch_size: int = 5000) -> dic
 
 def create_metric_partitions(conn: psycopg.Connection, months_back: int = 1, months_ahead: int = 3) -> list[str]:
     """Create missing monthly partitions of training_metrics; returns the names created."""
+    whole_number("months_back", months_back, 0, MAX_PARTITION_MONTHS)
+    whole_number("months_ahead", months_ahead, 0, MAX_PARTITION_MONTHS)
     with conn.transaction():
         return [row[0] for row in conn.execute(
             "select * from create_training_metrics_partitions(%s, %s)", (months_back, months_ahead)

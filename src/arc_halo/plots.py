@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import NotFoundError
 
 
 def training_curves(conn: psycopg.Connection, session: str, output: Path) -> Path:
@@ -21,7 +21,7 @@ def training_curves(conn: psycopg.Connection, session: str, output: Path) -> Pat
         " where session_name = %s or training_session_id::text = %s", (session, session),
     ).fetchone()
     if row is None:
-        raise ArcHaloError(f"no training session named or with id {session!r}: see `select session_name from training_sessions`")
+        raise NotFoundError(f"no training session named or with id {session!r}: see `select session_name from training_sessions`")
     session_id, name = row
     series: dict[str, tuple[list, list]] = {"loss": ([], []), "learning_rate": ([], [])}
     for metric, step, value in conn.execute(
@@ -31,7 +31,7 @@ def training_curves(conn: psycopg.Connection, session: str, output: Path) -> Pat
         series[metric][0].append(step)
         series[metric][1].append(value)
     if not series["loss"][0]:
-        raise ArcHaloError(f"session {name!r} has no logged loss yet")
+        raise NotFoundError(f"session {name!r} has no logged loss yet")
     figure, loss_axis = plt.subplots(figsize=(9, 4.5), dpi=110)
     loss_axis.plot(*series["loss"], color="tab:blue", label="loss")
     loss_axis.set_xlabel("step")

@@ -16,6 +16,7 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict
 
 from arc_halo import config, dbt, embedded
+from arc_halo.errors import ConfigurationError
 
 MASTER_FILE = Path("db/schema/00_master_schema.sql")
 SCHEMAS = ("public", "reference", "analytics")
@@ -60,7 +61,7 @@ def _pg_dump(url: str, *args: str) -> str:
     command = [str(embedded.bin_dir(18) / "pg_dump"), "--no-owner", "--no-privileges", *args, "--dbname", url]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"pg_dump of {info.get('dbname')} failed: {result.stderr.strip()}")
+        raise ConfigurationError(f"pg_dump of {info.get('dbname')} failed: {result.stderr.strip()}")
     return result.stdout
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 
+from arc_halo.errors import NotFoundError
+
 INDEXED_WIDTHS_MAX_VECTOR = 2000  # wider vectors are indexed as halfvec (see models/raw/tensor_storage/embeddings.sql)
 
 
@@ -37,5 +39,5 @@ def nearest_to_token(conn: psycopg.Connection, model_id, token_index: int, k: in
     row = conn.execute("select embedding::real[] from embeddings where model_id = %s and embedding_type = 'token'"
                        " and embedding_index = %s", (model_id, token_index)).fetchone()
     if row is None:
-        raise KeyError(f"model {model_id} has no token embedding {token_index}")
+        raise NotFoundError(f"model {model_id} has no token embedding {token_index}")
     return nearest(conn, np.array(row[0], dtype=np.float32), k, model_id=model_id, embedding_type="token", **options)

@@ -28,6 +28,7 @@ import numpy as np
 import psycopg
 
 from arc_halo.dtypes import dtype_name, numpy_dtype
+from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError
 
 # Chosen by benchmarks/bench_tensor_store.py (figures in its docstring): TOAST splits any larger value
 # into ~2 KB rows with an index entry each, so writes cost the same per byte from 64 KiB to 8 MiB and
@@ -35,8 +36,8 @@ from arc_halo.dtypes import dtype_name, numpy_dtype
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 
-class TensorIntegrityError(Exception):
-    """Stored bytes do not match their checksum, or chunks are missing."""
+class TensorIntegrityError(IntegrityError):
+    """Stored bytes do not match their checksum, dtype or shape, or chunks are missing or surplus."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class FileStore:
 def _file_path(uri: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
-        raise ValueError(f"not a local file URI: {uri}")
+        raise InvalidInputError(f"not a local file URI: {uri}")
     return Path(unquote(parsed.path))
 
 
@@ -124,7 +125,7 @@ def _reader_for(uri: str):
     try:
         return _READERS[scheme]
     except KeyError:
-        raise ValueError(
+        raise InvalidInputError(
             f"no blob store for {scheme}:// URIs; register one with arc_halo.tensors.register_store({scheme!r}, store)"
         ) from None
 
@@ -158,7 +159,7 @@ def put(
     Atomic: inside the caller's transaction, or its own. Tensors up to `chunk_bytes` are one chunk.
     """
     if chunk_bytes <= 0:
-        raise ValueError("chunk_bytes must be positive")
+        raise InvalidInputError("chunk_bytes must be positive")
     data, raw = _raw_bytes(array)
     total = len(raw)
     chunk_count = (total + chunk_bytes - 1) // chunk_bytes
@@ -204,7 +205,7 @@ def _info(row) -> TensorInfo:
 def info(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> TensorInfo:
     row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s", (tensor_id,)).fetchone()
     if row is None:
-        raise KeyError(f"no tensor {tensor_id}")
+        raise NotFoundError(f"no tensor {tensor_id}")
     return _info(row)
 
 
@@ -218,7 +219,7 @@ def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_n
         (parameter_name, str(model), str(model)),
     ).fetchone()
     if row is None:
-        raise KeyError(f"model {model} has no parameter {parameter_name!r}")
+        raise NotFoundError(f"model {model} has no parameter {parameter_name!r}")
     return _info(row)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 
 from arc_halo import tensors
+from arc_halo.errors import InvalidInputError, NotFoundError
 
 COPY_METRICS = ("copy training_metrics (training_session_id, metric_name, step, epoch, value, recorded_at)"
                 " from stdin (format binary)")
@@ -124,7 +125,7 @@ def save_checkpoint(
     """Weights and optimizer state (e.g. Adam's exp_avg / exp_avg_sq per parameter, SGD's
     momentum_buffer) in one transaction: a checkpoint is there whole or not at all."""
     if optimizer_state and not optimizer_type:
-        raise ValueError("optimizer_state needs optimizer_type (adam, adamw, sgd, ...)")
+        raise InvalidInputError("optimizer_state needs optimizer_type (adam, adamw, sgd, ...)")
     with conn.transaction():
         weight_ids = {name: str(tensors.put(conn, array, name)) for name, array in weights.items()}
         if is_best and session_id is not None:
@@ -156,7 +157,7 @@ def load_checkpoint(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) ->
     row = conn.execute("select step, epoch, weight_tensors from model_checkpoints where checkpoint_id = %s",
                        (checkpoint_id,)).fetchone()
     if row is None:
-        raise KeyError(f"no checkpoint {checkpoint_id}")
+        raise NotFoundError(f"no checkpoint {checkpoint_id}")
     step, epoch, weight_ids = row
     weights = {name: tensors.get(conn, tensor_id) for name, tensor_id in weight_ids.items()}
     optimizer: dict[str, dict[str, np.ndarray]] = {}

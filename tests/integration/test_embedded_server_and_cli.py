@@ -110,7 +110,7 @@ def test_neon_target_names_every_missing_variable() -> None:
     result = arc("build", env=clean_env(ARC_HALO_TARGET="neon", NEON_HOST="ep-example.neon.tech"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "arc-halo: target 'neon' needs NEON_USER, NEON_PASSWORD, NEON_DATABASE set in the environment (see README, Targets)"
+        "arc-halo: error: target 'neon' needs NEON_USER, NEON_PASSWORD, NEON_DATABASE set in the environment (see README, Targets)"
     ]
 
 
@@ -139,7 +139,7 @@ def test_neon_target_with_weak_sslmode_is_refused() -> None:
                                         NEON_PASSWORD="x", NEON_DATABASE="d", NEON_SSLMODE="disable"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "arc-halo: target 'neon' (NEON_SSLMODE): sslmode=disable for remote host ep-cool.example.com is refused; "
+        "arc-halo: error: target 'neon' (NEON_SSLMODE): sslmode=disable for remote host ep-cool.example.com is refused; "
         "use sslmode=require or stronger"
     ]
 
@@ -149,7 +149,7 @@ def test_neon_target_probes_an_unreachable_host() -> None:
     result = arc("build", env=clean_env(ARC_HALO_TARGET="neon", NEON_HOST="127.0.0.1", NEON_USER="u",
                                         NEON_PASSWORD="x", NEON_DATABASE="d"), timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("arc-halo: cannot reach neon host 127.0.0.1 after 3 attempts of 15s:")
+    assert result.stderr.strip().startswith("arc-halo: error: cannot reach neon host 127.0.0.1 (port 5432) after 3 attempts of 15s:")
 
 
 def test_library_refuses_plaintext_neon_url() -> None:
@@ -183,7 +183,7 @@ def test_unreachable_host_times_out_with_a_clear_message() -> None:
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()
     try:
-        with pytest.raises(ArcHaloError, match=r"cannot reach neon host 127.0.0.1 after 2 attempts of 1s"):
+        with pytest.raises(ArcHaloError, match=r"cannot reach neon host 127.0.0.1 \(port \d+\) after 2 attempts of 1s"):
             dbt.probe({"host": "127.0.0.1", "port": str(port), "user": "u", "dbname": "d"}, "neon",
                       timeout=1, attempts=2)
     finally:

@@ -153,17 +153,22 @@ def put(
     name: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     store: BlobStore | None = None,
+    content_sha256: str | None = None,
 ) -> uuid.UUID:
     """Store `array` (in tensor_data, or in `store` when given); returns its tensor_id.
 
     Atomic: inside the caller's transaction, or its own. Tensors up to `chunk_bytes` are one chunk.
+    `content_sha256` is `content_digest(array)` when the caller has already computed it (model import
+    hashes every tensor for the model's content hash), so the bytes are not hashed twice.
     """
     if chunk_bytes <= 0:
         raise InvalidInputError("chunk_bytes must be positive")
     data, raw = _raw_bytes(array)
     total = len(raw)
     chunk_count = (total + chunk_bytes - 1) // chunk_bytes
-    if store is None:
+    if content_sha256 is not None:
+        uri = store.write(raw) if store else None
+    elif store is None:
         content_sha256, uri = _sha256(raw), None
     else:  # hashlib releases the GIL: the digest is computed while the store writes the bytes
         with ThreadPoolExecutor(max_workers=1) as hasher:

@@ -49,7 +49,8 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_embedded_server_and_cli.py --ignore tests/integration/test_docs_site.py \
 		--ignore tests/integration/test_branches.py --ignore tests/integration/test_delivery_hygiene.py \
 		--ignore tests/integration/test_model_import.py --ignore tests/integration/test_tensor_store.py \
-		--ignore tests/integration/test_ml_api.py --ignore tests/integration/test_lifecycle_and_search.py
+		--ignore tests/integration/test_ml_api.py --ignore tests/integration/test_lifecycle_and_search.py \
+		--ignore tests/integration/test_object_storage.py
 
 docs: $(STAMP)
 	$(ARC) dbt docs generate

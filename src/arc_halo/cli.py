@@ -141,9 +141,13 @@ def cmd_plot_training(args: argparse.Namespace) -> None:
 
 
 def cmd_model_import(args: argparse.Namespace) -> None:
-    from arc_halo import db, hf, tensors
+    from arc_halo import db, hf
 
-    store = tensors.FileStore(args.external_dir) if args.external_dir else None
+    store = None
+    if args.external or args.external_dir:
+        from arc_halo import objectstore
+
+        store = objectstore.open_store(args.external or args.external_dir)
     with db.connect() as conn:
         result = hf.import_model(conn, args.directory, args.name, args.version, progress=True, store=store)
     verb = "imported" if result.created else "already registered (same content), nothing written:"
@@ -156,6 +160,23 @@ def cmd_model_export(args: argparse.Namespace) -> None:
 
     with db.connect() as conn:
         print(f"wrote {hf.export_model(conn, args.model, args.output, progress=True)}")
+
+
+def cmd_storage_orphans(args: argparse.Namespace) -> None:
+    from arc_halo import db, objectstore
+
+    age = objectstore.parse_age(args.older_than)
+    with db.connect() as conn:
+        orphans = objectstore.find_orphans(conn, args.prefix, age)
+    for item in orphans:
+        print(f"{item.uri}\t{item.size}\t{item.last_modified.isoformat(timespec='seconds')}")
+    total = sum(item.size for item in orphans)
+    summary = f"{len(orphans)} orphaned object(s), {total:,} bytes, under {args.prefix} older than {args.older_than}"
+    if args.delete:
+        objectstore.delete_objects([item.uri for item in orphans])
+        print(f"deleted {summary}")
+    else:
+        print(f"{summary}{'; --delete removes them' if orphans else ''} (dry run)")
 
 
 def cmd_model_list(args: argparse.Namespace) -> None:
@@ -301,13 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
     model_import.add_argument("directory")
     model_import.add_argument("--name", help="model_name (default: the directory's name)")
     model_import.add_argument("--version", default="1.0.0")
-    model_import.add_argument("--external-dir", help="keep tensor bytes as file:// objects here, not in the database")
+    external = model_import.add_mutually_exclusive_group()
+    external.add_argument("--external", metavar="URI", help="keep tensor bytes at s3://bucket/prefix, gs://, az:// "
+                          "or file:///directory, not in the database (credentials from AWS_*/GOOGLE_*/AZURE_* variables)")
+    external.add_argument("--external-dir", metavar="DIR", help="the same as --external file://DIR")
     model_import.set_defaults(func=cmd_model_import)
     model_export = model.add_parser("export", help="write a stored model's tensors to a safetensors file")
     model_export.add_argument("model", help="model id or name")
     model_export.add_argument("output", help="path of the .safetensors file to write")
     model_export.set_defaults(func=cmd_model_export)
     model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
+    storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
+        dest="storage_command", required=True)
+    orphans = storage.add_parser("orphans", help="list (or --delete) objects under a prefix that no tensor points to")
+    orphans.add_argument("prefix", help="s3://bucket/prefix, gs://..., az://... or file:///directory")
+    orphans.add_argument("--delete", action="store_true", help="remove them (default: only list)")
+    orphans.add_argument("--older-than", default="24h", metavar="AGE",
+                         help="only objects last written longer ago than this (30s, 15m, 1h, 2d; default 24h), so an "
+                              "upload whose metadata has not committed yet is never removed")
+    orphans.set_defaults(func=cmd_storage_orphans)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

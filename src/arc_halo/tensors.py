@@ -122,6 +122,10 @@ def register_store(scheme: str, store: BlobStore) -> None:
 
 def _reader_for(uri: str):
     scheme = urlparse(uri).scheme
+    if scheme not in _READERS and scheme in ("s3", "gs", "az"):
+        from arc_halo import objectstore  # obstore loads only when an object-store tensor is read
+
+        objectstore.register_readers()
     try:
         return _READERS[scheme]
     except KeyError:

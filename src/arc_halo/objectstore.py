@@ -30,7 +30,7 @@ import psycopg
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
 from arc_halo import tensors
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ConfigurationError, InvalidInputError
 
 SCHEMES = ("s3", "gs", "az")
 PART_BYTES = 8 * 1024 * 1024   # multipart part size (S3's minimum is 5 MiB)
@@ -56,10 +56,10 @@ class Location:
     def parse(cls, uri: str) -> Location:
         parsed = urlparse(uri)
         if parsed.scheme not in SCHEMES or not parsed.netloc:
-            raise ArcHaloError(f"not an object-store URI: {uri!r}; expected s3://bucket/prefix, gs://bucket/prefix "
+            raise InvalidInputError(f"not an object-store URI: {uri!r}; expected s3://bucket/prefix, gs://bucket/prefix "
                                "or az://container/prefix")
         if parsed.username or parsed.password or parsed.query:
-            raise ArcHaloError(f"{parsed.scheme}:// URIs carry no credentials or options; set "
+            raise InvalidInputError(f"{parsed.scheme}:// URIs carry no credentials or options; set "
                                f"{_ENVIRONMENT_HINTS[parsed.scheme]} in the environment instead")
         return cls(parsed.scheme, parsed.netloc, parsed.path.strip("/"))
 
@@ -83,7 +83,7 @@ def _bucket_store(scheme: str, bucket: str, environment: frozenset):
     try:
         return kind.from_url(f"{scheme}://{bucket}", client_options=_client_options(scheme) or None)
     except obstore.exceptions.BaseError as exc:
-        raise ArcHaloError(f"cannot configure {scheme}://{bucket}: {_first_line(exc)}; set "
+        raise ConfigurationError(f"cannot configure {scheme}://{bucket}: {_first_line(exc)}; set "
                            f"{_ENVIRONMENT_HINTS[scheme]}") from None
 
 
@@ -97,11 +97,11 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _object_error(exc: obstore.exceptions.BaseError, uri: str, action: str) -> ArcHaloError:
+def _object_error(exc: obstore.exceptions.BaseError, uri: str, action: str) -> ConfigurationError:
     scheme = urlparse(uri).scheme
     if isinstance(exc, (obstore.exceptions.PermissionDeniedError, obstore.exceptions.UnauthenticatedError)):
-        return ArcHaloError(f"{action} {uri} was refused ({_first_line(exc)}); check {_ENVIRONMENT_HINTS[scheme]}")
-    return ArcHaloError(f"{action} {uri} failed: {_first_line(exc)}")
+        return ConfigurationError(f"{action} {uri} was refused ({_first_line(exc)}); check {_ENVIRONMENT_HINTS[scheme]}")
+    return ConfigurationError(f"{action} {uri} failed: {_first_line(exc)}")
 
 
 class ObjectStore:
@@ -146,7 +146,7 @@ class _SchemeReader:
     """Reads any object of one scheme, whichever prefix wrote it (registered with the tensor store)."""
 
     def write(self, data: memoryview) -> str:
-        raise ArcHaloError("a reader cannot write; use objectstore.open_store(uri)")
+        raise InvalidInputError("a reader cannot write; use objectstore.open_store(uri)")
 
     def read_into(self, uri: str, target: memoryview) -> int:
         return read_into(uri, target)
@@ -170,10 +170,10 @@ def open_store(uri: str) -> tensors.BlobStore:
 def _local_root(uri: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme not in ("", "file"):
-        raise ArcHaloError(f"unsupported external store {uri!r}; use s3://bucket/prefix, gs://bucket/prefix, "
+        raise InvalidInputError(f"unsupported external store {uri!r}; use s3://bucket/prefix, gs://bucket/prefix, "
                            "az://container/prefix or file:///directory")
     if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
-        raise ArcHaloError(f"file:// URIs name a local path (file:///directory), not a host: {uri!r}")
+        raise InvalidInputError(f"file:// URIs name a local path (file:///directory), not a host: {uri!r}")
     return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).resolve()
 
 
@@ -219,7 +219,7 @@ def find_orphans(conn: psycopg.Connection, prefix_uri: str, older_than: timedelt
     committed) out of the list: make it longer than the longest import."""
     if conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]:
         # Row-level security hides other tenants' tensors, whose objects would look orphaned.
-        raise ArcHaloError("finding orphaned objects needs every tenant's tensor_metadata rows, and row-level "
+        raise ConfigurationError("finding orphaned objects needs every tenant's tensor_metadata rows, and row-level "
                            "security hides some from this role; run it as the schema owner")
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     candidates = [item for item in list_objects(prefix_uri) if item.last_modified <= cutoff]
@@ -250,7 +250,7 @@ def parse_age(text: str) -> timedelta:
     try:
         seconds = float(number) * units[unit]
     except ValueError:
-        raise ArcHaloError(f"not an age: {text!r}; use e.g. 30s, 15m, 1h or 2d") from None
+        raise InvalidInputError(f"not an age: {text!r}; use e.g. 30s, 15m, 1h or 2d") from None
     if seconds < 0:
-        raise ArcHaloError(f"an age cannot be negative: {text!r}")
+        raise InvalidInputError(f"an age cannot be negative: {text!r}")
     return timedelta(seconds=seconds)

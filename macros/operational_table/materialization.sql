@@ -90,11 +90,34 @@
 {%- endmacro %}
 
 
-{% macro operational_refuse(relation, problem, migration) -%}
+{% macro operational_refuse(relation, problem, what, migration_sql) -%}
+    {#- The advice works when followed literally: a file name the migration runner accepts, the SQL to
+        put in it (unqualified names: the runner puts the target schema first on the search path), and
+        the command that applies it. -#}
+    {%- set version = modules.datetime.datetime.utcnow().strftime('%Y%m%d%H%M%S') -%}
+    {%- set file_name = 'migrations/' ~ version ~ '_' ~ modules.re.sub('[^a-z0-9_]+', '_', (relation.identifier ~ '_' ~ what) | lower) ~ '.sql' -%}
     {{ exceptions.raise_compiler_error(
         "arc-halo refuses to change " ~ relation ~ ": " ~ problem ~ ". Nothing was changed. "
-        ~ "Write a migration in migrations/ (" ~ migration ~ ") and apply it with `arc-halo db migrate`, "
+        ~ "Write the change as a migration: create " ~ file_name ~ " containing `" ~ migration_sql ~ "` "
+        ~ "then run `arc-halo db migrate` (every build also applies pending migrations first) and build again; "
         ~ "or restore the contract in the model's YAML.") }}
+{%- endmacro %}
+
+
+{% macro operational_dependent_views(relation, column_name) -%}
+    {#- Views reading a column: ALTER COLUMN TYPE refuses while they exist; the build re-creates them. -#}
+    {%- set query -%}
+        select distinct format('%I.%I', n.nspname, v.relname) as view_name
+        from pg_depend as d
+        join pg_rewrite as r on r.oid = d.objid
+        join pg_class as v on v.oid = r.ev_class
+        join pg_namespace as n on n.oid = v.relnamespace
+        join pg_attribute as a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
+        where d.classid = 'pg_rewrite'::regclass and d.refobjid = '{{ relation }}'::regclass
+            and a.attname = {{ dbt.string_literal(column_name) }} and v.oid <> d.refobjid
+        order by 1
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values() | list) }}
 {%- endmacro %}
 
 
@@ -144,21 +167,34 @@ $arc_halo_guard$;
     {%- set has_rows = run_query('select exists (select 1 from ' ~ relation ~ ') as has_rows').columns[0].values()[0] -%}
 
     {#- 1. Refuse what would lose or reinterpret data, before changing anything. -#}
+    {%- set table_name = relation.identifier -%}
     {%- for name in actual if name not in wanted -%}
-        {{ operational_refuse(relation, "column " ~ name ~ " is in the table but no longer in the contract; dropping it would lose its data",
-                              "alter table " ~ relation ~ " drop column " ~ name ~ ", after saving what it holds") }}
+        {%- set renamed = [] -%}
+        {%- for new_name, column in wanted.items() if new_name not in actual and column.data_type == actual[name].data_type -%}
+            {%- do renamed.append(new_name) -%}
+        {%- endfor -%}
+        {%- if renamed | length == 1 -%}
+            {{ operational_refuse(relation, "column " ~ name ~ " is in the table but no longer in the contract, which has a new column " ~ renamed[0] ~ " of the same type; if it was renamed",
+                                  "rename_" ~ name ~ "_to_" ~ renamed[0], "alter table " ~ table_name ~ " rename column " ~ name ~ " to " ~ renamed[0] ~ ";") }}
+        {%- else -%}
+            {{ operational_refuse(relation, "column " ~ name ~ " is in the table but no longer in the contract; dropping it would lose its data, so save what it holds first",
+                                  "drop_" ~ name, "alter table " ~ table_name ~ " drop column " ~ name ~ ";") }}
+        {%- endif -%}
     {%- endfor -%}
     {%- for name, column in wanted.items() if name in actual and actual[name].data_type != column.data_type -%}
+        {%- set views = operational_dependent_views(relation, name) -%}
         {{ operational_refuse(relation, "column " ~ name ~ " is " ~ actual[name].data_type ~ " in the table but " ~ column.data_type ~ " in the contract",
-                              "alter table " ~ relation ~ " alter column " ~ name ~ " type " ~ column.data_type ~ " using ..., checked against the rows") }}
+                              name ~ "_to_" ~ column.data_type,
+                              ("drop view if exists " ~ (views | join(', ')) ~ " cascade; " if views else "")
+                              ~ "alter table " ~ table_name ~ " alter column " ~ name ~ " type " ~ column.data_type ~ " using " ~ name ~ "::" ~ column.data_type ~ ";") }}
     {%- endfor -%}
     {%- for name, constraint in wanted_constraints.items() if name in actual_constraints and constraint.type in ('p', 'u') and actual_constraints[name].definition != constraint.definition -%}
-        {{ operational_refuse(relation, "key " ~ name ~ " is " ~ actual_constraints[name].definition ~ " in the table but " ~ constraint.definition ~ " in the contract",
-                              "drop and re-create " ~ name ~ " after checking the rows are unique under the new key") }}
+        {{ operational_refuse(relation, "key " ~ name ~ " is " ~ actual_constraints[name].definition ~ " in the table but " ~ constraint.definition ~ " in the contract (check the rows are unique under the new key)",
+                              "change_" ~ name, "alter table " ~ table_name ~ " drop constraint " ~ name ~ ", add constraint " ~ name ~ " " ~ constraint.definition ~ ";") }}
     {%- endfor -%}
     {%- for column in columns if column.name not in actual and column.not_null and column.default is none and has_rows -%}
-        {{ operational_refuse(relation, "new column " ~ column.name ~ " is NOT NULL without a default, but the table has rows",
-                              "add the column, fill it, then set not null; or give it a default in the contract") }}
+        {{ operational_refuse(relation, "new column " ~ column.name ~ " is NOT NULL without a default, but the table has rows (or give it a default in the contract)",
+                              "add_" ~ column.name, "alter table " ~ table_name ~ " add column " ~ column.name ~ " " ~ column.data_type ~ "; update " ~ table_name ~ " set " ~ column.name ~ " = <its value for existing rows>;") }}
     {%- endfor -%}
 
     {#- 2. Additive changes. -#}

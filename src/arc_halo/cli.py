@@ -69,6 +69,11 @@ def cmd_db_psql(args: argparse.Namespace) -> None:
     os.execv(psql, [psql, server.url(args.database), *args.psql_args])
 
 
+def cmd_db_migrate(args: argparse.Namespace) -> None:
+    """Apply migrations/ to the current target's database (the one dbt builds: local, ci or neon)."""
+    print(dbt.apply_migrations(dbt.target_environment()).summary())
+
+
 def cmd_dbt(args: argparse.Namespace) -> None:
     sys.exit(dbt.run_dbt(args.dbt_args, check=False))
 
@@ -264,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("start", help="start the server (and create the database)").set_defaults(func=cmd_db_start)
     db.add_parser("stop", help="stop the server").set_defaults(func=cmd_db_stop)
     db.add_parser("status", help="is it running, and where").set_defaults(func=cmd_db_status)
+    db.add_parser("migrate", help="apply pending migrations/ to the current target (local, ci or neon)").set_defaults(
+        func=cmd_db_migrate)
     for name, func, text in (
         ("url", cmd_db_url, "print the libpq URL of the local database, nothing else"),
         ("env", cmd_db_env, "print shell exports for dbt, psql and the library"),

@@ -162,6 +162,14 @@ def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
     return {key: merged[variable] for key, variable in LIBPQ_VARIABLES.items() if merged.get(variable)}
 
 
+def apply_migrations(env: dict[str, str], project: Path | None = None):
+    """Apply the pending migrations/ of `project` to the database of a target environment."""
+    from arc_halo import migrations
+
+    with psycopg.connect(**connection_kwargs(env), connect_timeout=config.NEON_CONNECT_TIMEOUT_SECONDS) as conn:
+        return migrations.migrate(conn, migrations.folder(project or config.project_dir()))
+
+
 def build(
     args: list[str], env: dict[str, str] | None = None, project: Path | None = None,
     before_python_models: Callable[[psycopg.Connection], None] | None = None,
@@ -173,6 +181,10 @@ def build(
     from arc_halo import pymodels
 
     env = env if env is not None else target_environment()
+    # Migrations first, so the models evolve from the schema they leave.
+    outcome = apply_migrations(env, project)
+    if outcome.applied or outcome.baselined:
+        print(f"arc-halo: {outcome.summary()}", flush=True)
     if has_selection(args):
         run_dbt(["build", *args], env=env, project=project)
         return

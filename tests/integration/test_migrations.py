@@ -1,0 +1,88 @@
+"""Issue 13: migrations exist, follow the refusal's advice literally, and never lose or change a row."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from conftest import build
+from rows import insert_everything, row_counts
+from test_operational_tables import CORE_YAML, _edit
+
+from arc_halo import dbt
+
+ADVICE = re.compile(r"create (migrations/\d+_[a-z0-9_]+\.sql) containing `([^`]+)` then run `arc-halo db migrate`")
+MODEL_ROWS = "select model_id, model_name, hidden_size, {notes} from models order by model_id"
+
+
+def arc_halo(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, pointed at the test database and the project copy."""
+    env = {**os.environ, **dbt.url_environment(url), "ARC_HALO_PROJECT_DIR": str(project)}
+    arc = Path(sys.executable).parent / "arc-halo"
+    return subprocess.run([str(arc), *args], env=env, capture_output=True, text=True, check=False)
+
+
+def follow_refusal(test_server, database: str, project: Path) -> str:
+    """Run the models build, expect the refusal, write the migration it names and run the command it
+    names; returns the migration's file name."""
+    result = build(test_server, database, "--select", "models", project=project, check=False, command="run")
+    assert result.returncode != 0
+    output = re.sub(r"\s+", " ", result.stdout)
+    advice = ADVICE.search(output)
+    assert advice, output[-3000:]
+    path = project / advice[1]
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(advice[2] + "\n")
+    migrate = arc_halo(project, test_server.url(database), "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr
+    assert f"applied 1 migration(s): {path.name}" in migrate.stdout
+    return path.name
+
+
+def test_worked_example_widen_and_rename(test_server, built_copy: str, project_copy: Path) -> None:
+    url = test_server.url(built_copy)
+    with psycopg.connect(url) as conn:
+        insert_everything(conn)
+        conn.execute("update models set description = 'note ' || model_name")
+        conn.commit()
+        before = row_counts(conn)
+        models_before = conn.execute(MODEL_ROWS.format(notes="description")).fetchall()
+
+    # 1. models.hidden_size integer -> bigint: the refusal names the view to drop and the cast.
+    _edit(project_copy, CORE_YAML, "      - name: hidden_size\n        data_type: integer\n",
+          "      - name: hidden_size\n        data_type: bigint\n")
+    widen = follow_refusal(test_server, built_copy, project_copy)
+    assert "v_model_architecture" in (project_copy / "migrations" / widen).read_text()
+
+    # 2. models.description renamed to notes: the refusal recognises the rename.
+    _edit(project_copy, CORE_YAML, "      - name: description\n        data_type: text\n        description: Notes for people.\n",
+          "      - name: notes\n        data_type: text\n        description: Notes for people.\n")
+    rename = follow_refusal(test_server, built_copy, project_copy)
+    assert "rename column description to notes" in (project_copy / "migrations" / rename).read_text()
+
+    # The build passes afterwards (the dropped view is built again, with the tests downstream).
+    build(test_server, built_copy, "--select", "models", "v_model_architecture", project=project_copy)
+    with psycopg.connect(url) as conn:
+        assert row_counts(conn) == before
+        assert conn.execute(MODEL_ROWS.format(notes="notes")).fetchall() == models_before
+        assert conn.execute(
+            "select data_type from information_schema.columns where table_name = 'models' and column_name = 'hidden_size'"
+        ).fetchone()[0] == "bigint"
+        assert conn.execute("select count(*) from v_model_architecture").fetchone()[0] > 0
+        ledger = conn.execute("select file_name, baseline from arc_halo_meta.schema_migrations order by version").fetchall()
+        assert ledger == [(widen, False), (rename, False)]
+
+    # Applying twice is a no-op; an applied migration edited afterwards is refused by name.
+    again = arc_halo(project_copy, url, "db", "migrate")
+    assert (again.returncode, again.stdout.strip()) == (0, "no pending migrations")
+    edited = project_copy / "migrations" / widen
+    edited.write_text(edited.read_text().replace("bigint", "numeric"))
+    refused = arc_halo(project_copy, url, "db", "migrate")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert f"migration {widen} was changed after it was applied" in refused.stderr

@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         commands.add_parser(name, help=text + " (extra arguments go to dbt)").set_defaults(func=func, passthrough=True)
 
-    lint_parser = commands.add_parser("lint", help="sqlfluff (dbt templater) over models, macros, tests, analyses")
+    lint_parser = commands.add_parser(
+        "lint", help="the lint gate: sqlfluff (dbt templater), squawk over migrations/, YAML, workflow, credentials")
     lint_parser.add_argument("paths", nargs="*")
     lint_parser.set_defaults(func=cmd_lint)
     cache = commands.add_parser("cache", help="inference cache housekeeping").add_subparsers(dest="cache_command", required=True)

@@ -22,7 +22,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from arc_halo import config, dbt, embedded
 from arc_halo.errors import ArcHaloError
 
-PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests", "analyses", "functions", "migrations")
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests", "analyses", "functions", "migrations",
+                 ".squawk.toml")
 
 
 @dataclass(frozen=True)

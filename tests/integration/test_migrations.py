@@ -86,3 +86,21 @@ def test_worked_example_widen_and_rename(test_server, built_copy: str, project_c
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1, refused.stderr
     assert f"migration {widen} was changed after it was applied" in refused.stderr
+
+
+def test_lint_gate_fails_on_a_blocking_index_build(project_copy: Path) -> None:
+    """squawk in the lint gate: a plain CREATE INDEX in a new migration fails it, with a GitHub annotation
+    in Actions; the CONCURRENTLY form outside a transaction passes."""
+    folder = project_copy / "migrations"
+    folder.mkdir(exist_ok=True)
+    blocking = folder / "20261201000000_index_models_status.sql"
+    blocking.write_text("create index models_status_idx on models (status);\n")
+    env = {**os.environ, "ARC_HALO_PROJECT_DIR": str(project_copy), "GITHUB_ACTIONS": "true"}
+    arc = str(Path(sys.executable).parent / "arc-halo")
+    failed = subprocess.run([arc, "lint", str(blocking)], env=env, capture_output=True, text=True, check=False)
+    assert failed.returncode != 0
+    assert ("::error file=migrations/20261201000000_index_models_status.sql,line=1,col=1,"
+            "title=squawk require-concurrent-index-creation::") in failed.stdout
+    blocking.write_text("-- arc-halo: no-transaction\ncreate index concurrently if not exists models_status_idx on models (status);\n")
+    passed = subprocess.run([arc, "lint", str(blocking)], env=env, capture_output=True, text=True, check=False)
+    assert (passed.returncode, passed.stdout.strip()) == (0, ""), passed.stdout

@@ -14,7 +14,7 @@ from conftest import build
 from rows import insert_everything, row_counts
 from test_operational_tables import CORE_YAML, _edit
 
-from arc_halo import dbt
+from arc_halo import dbt, migrations, schema_export
 
 ADVICE = re.compile(r"create (migrations/\d+_[a-z0-9_]+\.sql) containing `([^`]+)` then run `arc-halo db migrate`")
 MODEL_ROWS = "select model_id, model_name, hidden_size, {notes} from models order by model_id"
@@ -104,3 +104,20 @@ def test_lint_gate_fails_on_a_blocking_index_build(project_copy: Path) -> None:
     blocking.write_text("-- arc-halo: no-transaction\ncreate index concurrently if not exists models_status_idx on models (status);\n")
     passed = subprocess.run([arc, "lint", str(blocking)], env=env, capture_output=True, text=True, check=False)
     assert (passed.returncode, passed.stdout.strip()) == (0, ""), passed.stdout
+
+
+def test_psql_path_database_is_upgraded_by_migrations(test_server, fresh_database: str, tmp_path: Path) -> None:
+    """A database created from db/schema/00_master_schema.sql takes later migrations; the file records
+    the ones its schema already includes, so they are not run again."""
+    from test_master_schema import psql_file
+
+    url = test_server.url(fresh_database)
+    created = psql_file(url)
+    assert created.returncode == 0, created.stderr
+    (tmp_path / "20261201000000_models_license.sql").write_text("alter table models add column license text;\n")
+    with psycopg.connect(url) as conn:
+        outcome = migrations.migrate(conn, tmp_path)
+        assert outcome.applied == ["20261201000000_models_license.sql"] and not outcome.baselined
+        assert conn.execute("select count(*) from models where license is null").fetchone()[0] == 0
+    recorded = schema_export._ledger_rows(url)
+    assert "(20261201000000, '20261201000000_models_license.sql', '" in recorded and "', true)" in recorded

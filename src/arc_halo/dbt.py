@@ -164,9 +164,16 @@ def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
 
 def apply_migrations(env: dict[str, str], project: Path | None = None):
     """Apply the pending migrations/ of `project` to the database of a target environment."""
+    from psycopg.conninfo import make_conninfo
+
     from arc_halo import migrations
 
-    with psycopg.connect(**connection_kwargs(env), connect_timeout=config.NEON_CONNECT_TIMEOUT_SECONDS) as conn:
+    conninfo = make_conninfo(**connection_kwargs(env))
+    try:
+        conn = psycopg.connect(conninfo, connect_timeout=config.NEON_CONNECT_TIMEOUT_SECONDS)
+    except psycopg.OperationalError as exc:
+        raise describe_connection_failure(exc, conninfo) from exc
+    with conn:
         return migrations.migrate(conn, migrations.folder(project or config.project_dir()))
 
 

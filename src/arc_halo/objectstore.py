@@ -30,7 +30,7 @@ import psycopg
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
 from arc_halo import tensors
-from arc_halo.errors import ConfigurationError, InvalidInputError
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError
 
 SCHEMES = ("s3", "gs", "az")
 PART_BYTES = 8 * 1024 * 1024   # multipart part size (S3's minimum is 5 MiB)
@@ -56,11 +56,11 @@ class Location:
     def parse(cls, uri: str) -> Location:
         parsed = urlparse(uri)
         if parsed.scheme not in SCHEMES or not parsed.netloc:
-            raise InvalidInputError(f"not an object-store URI: {uri!r}; expected s3://bucket/prefix, gs://bucket/prefix "
-                               "or az://container/prefix")
+            raise InvalidInputError(f"not an object-store URI: {uri!r}; expected s3://bucket/prefix, "
+                                    "gs://bucket/prefix or az://container/prefix")
         if parsed.username or parsed.password or parsed.query:
             raise InvalidInputError(f"{parsed.scheme}:// URIs carry no credentials or options; set "
-                               f"{_ENVIRONMENT_HINTS[parsed.scheme]} in the environment instead")
+                                    f"{_ENVIRONMENT_HINTS[parsed.scheme]} in the environment instead")
         return cls(parsed.scheme, parsed.netloc, parsed.path.strip("/"))
 
     def uri(self, key: str | None = None) -> str:
@@ -84,7 +84,7 @@ def _bucket_store(scheme: str, bucket: str, environment: frozenset):
         return kind.from_url(f"{scheme}://{bucket}", client_options=_client_options(scheme) or None)
     except obstore.exceptions.BaseError as exc:
         raise ConfigurationError(f"cannot configure {scheme}://{bucket}: {_first_line(exc)}; set "
-                           f"{_ENVIRONMENT_HINTS[scheme]}") from None
+                                 f"{_ENVIRONMENT_HINTS[scheme]}") from None
 
 
 def _store_for(scheme: str, bucket: str):
@@ -97,8 +97,10 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _object_error(exc: obstore.exceptions.BaseError, uri: str, action: str) -> ConfigurationError:
+def _object_error(exc: obstore.exceptions.BaseError, uri: str, action: str) -> ArcHaloError:
     scheme = urlparse(uri).scheme
+    if "NoSuchBucket" in str(exc) or "ContainerNotFound" in str(exc):
+        return NotFoundError(f"{action} {uri} failed: no bucket {urlparse(uri).netloc!r} on this {scheme} endpoint")
     if isinstance(exc, (obstore.exceptions.PermissionDeniedError, obstore.exceptions.UnauthenticatedError)):
         return ConfigurationError(f"{action} {uri} was refused ({_first_line(exc)}); check {_ENVIRONMENT_HINTS[scheme]}")
     return ConfigurationError(f"{action} {uri} failed: {_first_line(exc)}")
@@ -126,7 +128,11 @@ class ObjectStore:
 
 def read_into(uri: str, target: memoryview) -> int:
     """Fill `target` from the object at `uri`; return the object's size. A missing object (or bucket)
-    raises FileNotFoundError, which the tensor store reports with the tensor's name."""
+    raises FileNotFoundError, which the tensor store reports with the tensor's name.
+
+    One streamed GET: parallel byte ranges (obstore.get_ranges, 8 MiB x 8) read at half its speed from
+    the loopback SeaweedFS here (82 vs 159 MB/s, 200 MB); a remote store with slow single connections
+    may favour ranges."""
     location = Location.parse(uri)
     try:
         result = obstore.get(_store_for(location.scheme, location.bucket), location.key)
@@ -170,8 +176,8 @@ def open_store(uri: str) -> tensors.BlobStore:
 def _local_root(uri: str) -> Path:
     parsed = urlparse(uri)
     if parsed.scheme not in ("", "file"):
-        raise InvalidInputError(f"unsupported external store {uri!r}; use s3://bucket/prefix, gs://bucket/prefix, "
-                           "az://container/prefix or file:///directory")
+        raise InvalidInputError(f"unsupported external store {uri!r}; use s3://bucket/prefix, "
+                                "gs://bucket/prefix, az://container/prefix or file:///directory")
     if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
         raise InvalidInputError(f"file:// URIs name a local path (file:///directory), not a host: {uri!r}")
     return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).resolve()
@@ -219,8 +225,8 @@ def find_orphans(conn: psycopg.Connection, prefix_uri: str, older_than: timedelt
     committed) out of the list: make it longer than the longest import."""
     if conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]:
         # Row-level security hides other tenants' tensors, whose objects would look orphaned.
-        raise ConfigurationError("finding orphaned objects needs every tenant's tensor_metadata rows, and row-level "
-                           "security hides some from this role; run it as the schema owner")
+        raise ConfigurationError("finding orphaned objects needs every tenant's tensor_metadata rows, and "
+                                 "row-level security hides some from this role; run it as the schema owner")
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     candidates = [item for item in list_objects(prefix_uri) if item.last_modified <= cutoff]
     referenced = _referenced(conn, [item.uri for item in candidates]) if candidates else set()

@@ -130,6 +130,9 @@ def test_killed_upload_leaves_no_tensor_and_orphans_removes_the_object_only_when
     assert set(object_keys(s3_prefix)) == {kept.external_uri}
     with psycopg.connect(url) as conn:
         assert tensors.get(conn, kept.tensor_id).tolist() == list(np.arange(10.0))
+    missing = arc_halo(url, "storage", "orphans", "s3://no-such-bucket/models")
+    assert missing.returncode == 2 and "no bucket 'no-such-bucket'" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
 
 
 def test_orphans_on_a_file_store(db, tmp_path) -> None:

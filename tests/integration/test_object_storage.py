@@ -135,18 +135,27 @@ def test_killed_upload_leaves_no_tensor_and_orphans_removes_the_object_only_when
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
-def test_orphans_on_a_file_store(db, tmp_path) -> None:
-    store = objectstore.open_store((tmp_path / "blobs").as_uri())
-    kept = tensors.info(db, tensors.put(db, np.arange(4, dtype=np.int32), "kept", store=store))
-    stray = tmp_path / "blobs" / "ab" / ".partial-left-by-a-killed-writer"
+def test_external_dir_import_and_orphans_on_a_file_store(test_server, built_copy, tmp_path) -> None:
+    url = test_server.url(built_copy)
+    shards = write_sharded(tmp_path / "tiny-llama", llama_tensors())
+    blobs = tmp_path / "blobs"
+    result = arc_halo(url, "model", "import", str(tmp_path / "tiny-llama"), "--external-dir", str(blobs))
+    assert result.returncode == 0, result.stderr
+    stray = blobs / "ab" / ".partial-left-by-a-killed-writer"
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"partial")
-    prefix = (tmp_path / "blobs").as_uri()
-    assert [item.uri for item in objectstore.find_orphans(db, prefix, timedelta(0))] == [stray.as_uri()]
-    assert objectstore.find_orphans(db, prefix, timedelta(hours=1)) == []  # too young to be judged
-    objectstore.delete_objects([stray.as_uri()])
-    assert not stray.exists() and Path(kept.external_uri[len("file://"):]).exists()
-    assert objectstore.find_orphans(db, (tmp_path / "nothing-here").as_uri(), timedelta(0)) == []
+    listed = arc_halo(url, "storage", "orphans", blobs.as_uri(), "--older-than", "0s")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()[:-1]] == [stray.as_uri()]
+    with psycopg.connect(url) as conn:
+        assert objectstore.find_orphans(conn, blobs.as_uri(), timedelta(hours=1)) == []  # too young to judge
+        assert objectstore.find_orphans(conn, (tmp_path / "nothing-here").as_uri(), timedelta(0)) == []
+    deleted = arc_halo(url, "storage", "orphans", blobs.as_uri(), "--older-than", "0s", "--delete")
+    assert deleted.returncode == 0 and "deleted 1 orphaned object(s), 7 bytes" in deleted.stdout
+    assert not stray.exists()
+    exported = tmp_path / "out.safetensors"
+    assert arc_halo(url, "model", "export", "tiny-llama", str(exported)).returncode == 0
+    assert_same_tensors(shards, exported)  # every object a tensor points to is still there
 
 
 def test_orphans_refuse_when_row_level_security_hides_tenants(test_server, built_copy, tmp_path) -> None:

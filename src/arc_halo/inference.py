@@ -10,6 +10,7 @@ from datetime import timedelta
 import numpy as np
 import psycopg
 
+from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError
 
@@ -94,10 +95,11 @@ def put_activation(conn: psycopg.Connection, session_id, layer_id, name: str, ac
 
 
 def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float]) -> None:
-    with conn.transaction(), conn.cursor().copy(
-            "copy inference_metrics (inference_session_id, metric_name, value) from stdin") as copy:
+    with bulk.copy_into(conn, "inference_metrics", ("inference_session_id", "metric_name", "value"),
+                        ("uuid", "text", "float8")) as copy:
+        session = uuid.UUID(str(session_id))
         for name, value in values.items():
-            copy.write_row((session_id, name, float(value)))
+            copy.write_row((session, name, float(value)))
 
 
 def row_entropies(weights: np.ndarray) -> np.ndarray:

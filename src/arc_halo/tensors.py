@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import psycopg
 
+from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError
 
@@ -189,10 +190,8 @@ def put(
             (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256, *storage),
         ).fetchone()[0]
         if store is None and chunk_count:
-            with conn.cursor().copy(
-                "copy tensor_data (tensor_id, chunk_index, chunk_data, chunk_sha256) from stdin (format binary)"
-            ) as copy:
-                copy.set_types(["uuid", "int4", "bytea", "text"])
+            with bulk.copy_into(conn, "tensor_data", ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256"),
+                                ("uuid", "int4", "bytea", "text")) as copy:
                 for index in range(chunk_count):
                     chunk = raw[index * chunk_bytes:(index + 1) * chunk_bytes]
                     copy.write_row((tensor_id, index, chunk, _sha256(chunk)))

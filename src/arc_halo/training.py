@@ -1,7 +1,8 @@
 """Training runs from ML code: sessions, progress, buffered metric logging, checkpoints that restore exactly.
 
 Metrics go through MetricLogger: values are buffered in memory and written with one binary COPY per
-flush; the training_metrics_after_insert trigger keeps training_metrics_latest current for every flush.
+flush (through a staging table when row-level security applies, see bulk.py); the
+training_metrics_after_insert trigger keeps training_metrics_latest current for every flush.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from datetime import datetime, timezone
 import numpy as np
 import psycopg
 
-from arc_halo import tensors
+from arc_halo import bulk, tensors
 from arc_halo.errors import InvalidInputError, NotFoundError
 
-COPY_METRICS = ("copy training_metrics (training_session_id, metric_name, step, epoch, value, recorded_at)"
-                " from stdin (format binary)")
+METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value", "recorded_at")
 # The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
 # the server decodes the field with uuid's receive function, and the per-row Python uuid dumper was a
 # fifth of the logger's client time (benchmarks/bench_metric_ingest.py).
@@ -91,8 +91,7 @@ class MetricLogger:
         self._last_flush = time.monotonic()
         if not rows:
             return 0
-        with self.conn.transaction(), self.conn.cursor().copy(COPY_METRICS) as copy:
-            copy.set_types(METRIC_TYPES)
+        with bulk.copy_into(self.conn, "training_metrics", METRIC_COLUMNS, METRIC_TYPES) as copy:
             for row in rows:
                 copy.write_row(row)
         return len(rows)

@@ -4,6 +4,11 @@
 metric history and checkpoints, an inference session with caches and attention patterns, and an
 active reactor fusing it with `gpt-fusion-mini`. Loaded in one transaction, and only once: a second
 load finds `gpt-fusion-1` and changes nothing.
+
+Written through the library's own write paths (tensors.put, bulk.copy_into, MetricLogger,
+inference.record_attention, the fusion API), so it loads as the application role with row-level
+security on, for the tenant of the connection. Rows the library has no call for, or whose timestamps
+the sample backdates (checkpoints, caches, operations), are plain INSERTs.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import psycopg
+from pgvector.psycopg import register_vector
 
-from arc_halo import inference, tensors
+from arc_halo import bulk, fusion, inference, tensors, training
+from arc_halo.hf import writes as hf_writes
 
 SAMPLE_MODEL = "gpt-fusion-1"
 SEED = 2026
@@ -78,9 +85,9 @@ def _register_model(conn: psycopg.Connection, shape: ModelShape, rng: np.random.
             (model_id, layer, shape.hidden, shape.intermediate, shape.heads),
         ).fetchone()[0]
         layer_ids.append(layer_id)
-        with conn.cursor().copy("copy attention_heads (layer_id, head_index, head_dim, attention_type) from stdin") as copy:
+        with bulk.copy_into(conn, "attention_heads", hf_writes.HEAD_COLUMNS, hf_writes.HEAD_TYPES) as copy:
             for head in range(shape.heads):
-                copy.write_row((layer_id, head, shape.hidden // shape.heads, "causal_self"))
+                copy.write_row((layer_id, head, shape.hidden // shape.heads, "causal_self", None))
     weights = {}
     for name, layer, kind, tensor_shape in gpt2_parameters(shape):
         values = (rng.standard_normal(tensor_shape) * 0.02).astype(np.float32)
@@ -94,13 +101,10 @@ def _register_model(conn: psycopg.Connection, shape: ModelShape, rng: np.random.
         )
         weights[name] = (tensor_id, values)
     wte, wpe = weights["wte.weight"][1], weights["wpe.weight"][1]
-    with conn.cursor().copy(
-        "copy embeddings (model_id, embedding_type, embedding_index, token_text, dimensions, embedding) from stdin"
-    ) as copy:
+    with bulk.copy_into(conn, "embeddings", hf_writes.EMBEDDING_COLUMNS, hf_writes.EMBEDDING_TYPES) as copy:
         for kind, table in (("token", wte), ("position", wpe)):
             for index, row in enumerate(table):
-                text = f"<tok{index}>" if kind == "token" else None
-                copy.write_row((model_id, kind, index, text, shape.hidden, "[" + ",".join(f"{x:.6g}" for x in row) + "]"))
+                copy.write_row((model_id, kind, index, f"<tok{index}>" if kind == "token" else None, shape.hidden, row))
     conn.execute(
         "insert into gradient_checkpoints (model_id, strategy, segment_count, expected_memory_saving_ratio)"
         " values (%s, 'full', %s, 0.6)", (model_id, shape.layers),
@@ -121,9 +125,7 @@ def _training(conn: psycopg.Connection, model: dict, rng: np.random.Generator, n
          total_steps, current_step, started, now),
     ).fetchone()[0]
     losses = {}
-    with conn.cursor().copy(
-        "copy training_metrics (training_session_id, metric_name, step, epoch, value, recorded_at) from stdin"
-    ) as copy:
+    with training.MetricLogger(conn, session_id, flush_seconds=float("inf")) as logger:
         for step in range(0, current_step + 1, 5):
             at = started + timedelta(seconds=step * seconds_per_step)
             epoch = step * 3 // total_steps
@@ -132,7 +134,7 @@ def _training(conn: psycopg.Connection, model: dict, rng: np.random.Generator, n
             losses[step] = loss
             for name, value in (("loss", loss), ("learning_rate", lr), ("grad_norm", 1.5 * math.exp(-step / 300) + 0.3),
                                 ("accuracy", 0.2 + 0.5 * (1 - math.exp(-step / 200)))):
-                copy.write_row((session_id, name, step, epoch, value, at))
+                logger.log(name, value, step, epoch, at)
     best_step = 400
     for step in (100, 200, 300, 400):
         checkpoint_id = conn.execute(
@@ -168,11 +170,10 @@ def _inference(conn: psycopg.Connection, model: dict, shape: ModelShape, rng: np
              json.dumps({"temperature": 0.8, "top_p": 0.95, "max_new_tokens": 64}), 40 + request * 8, started,
              started + timedelta(seconds=2 + request) if request < 2 else None),
         ).fetchone()[0]
-        for latency in rng.gamma(4.0, 12.0, size=8):
-            conn.execute(
-                "insert into inference_metrics (inference_session_id, metric_name, value, recorded_at)"
-                " values (%s, 'latency_ms', %s, %s)", (session_id, float(latency), started),
-            )
+        with bulk.copy_into(conn, "inference_metrics", ("inference_session_id", "metric_name", "value", "recorded_at"),
+                            ("uuid", "text", "float8", "timestamptz")) as copy:
+            for latency in rng.gamma(4.0, 12.0, size=8):
+                copy.write_row((session_id, "latency_ms", float(latency), started))
         for layer_index, layer_id in enumerate(model["layer_ids"]):
             for block, (start, end) in enumerate(((0, 32), (32, 64))):
                 kv = rng.standard_normal((shape.heads, end - start, head_dim)).astype(np.float16)
@@ -210,20 +211,11 @@ def _attention_patterns(conn, session_id, layer_id, shape: ModelShape, rng: np.r
 
 
 def _reactor(conn: psycopg.Connection, primary: dict, expert: dict, rng: np.random.Generator, now: datetime) -> None:
-    reactor_id = conn.execute(
-        """insert into cognitive_fusion_reactors (reactor_name, fusion_strategy, status, config)
-           values ('arc-halo-prime', 'weighted_average', 'active', %s) returning reactor_id""",
-        (json.dumps({"temperature": 0.7, "min_confidence": 0.5}),),
-    ).fetchone()[0]
-    conn.execute(
-        """insert into reactor_models (reactor_id, model_id, weight, role, priority)
-           values (%s, %s, 0.7, 'primary', 0), (%s, %s, 0.3, 'expert', 1)""",
-        (reactor_id, primary["model_id"], reactor_id, expert["model_id"]),
-    )
-    conn.execute(
-        """insert into model_interaction_graph (reactor_id, source_model_id, target_model_id, interaction_type, strength)
-           values (%s, %s, %s, 'verifies', 0.8)""", (reactor_id, expert["model_id"], primary["model_id"]),
-    )
+    reactor_id = fusion.create_reactor(conn, "arc-halo-prime", "weighted_average",
+                                       {"temperature": 0.7, "min_confidence": 0.5}, status="active")
+    fusion.attach_model(conn, reactor_id, primary["model_id"], 0.7, role="primary", priority=0)
+    fusion.attach_model(conn, reactor_id, expert["model_id"], 0.3, role="expert", priority=1)
+    fusion.add_edge(conn, reactor_id, expert["model_id"], primary["model_id"], "verifies", strength=0.8)
     for index in range(50):
         started = now - timedelta(minutes=50 - index)
         status = "failed" if index % 17 == 5 else ("running" if index >= 48 else "completed")
@@ -253,6 +245,7 @@ def _reactor(conn: psycopg.Connection, primary: dict, expert: dict, rng: np.rand
 
 def load(conn: psycopg.Connection) -> uuid.UUID | None:
     """Load the sample dataset; returns gpt-fusion-1's id, or None when it was already there."""
+    register_vector(conn)  # embeddings are copied as binary vectors
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('arc_halo.sample'))")  # two loaders never both insert
         if conn.execute("select 1 from models where model_name = %s", (SAMPLE_MODEL,)).fetchone():

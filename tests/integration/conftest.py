@@ -166,3 +166,40 @@ def s3_prefix(s3_server, monkeypatch) -> str:
 
 def database_host_is_local(url: str) -> bool:
     return config.is_local_host(conninfo_to_dict(url).get("host"))
+
+
+APP_LOGIN = "arc_halo_app_tester"
+
+
+@pytest.fixture(scope="session")
+def app_login(test_server: TestServer, rls_template_database: str) -> str:
+    """A login role that is a member of arc_halo_app (which the build creates) and owns nothing, so the
+    policies apply to it as to an application's login. Roles are cluster-wide; this one is kept."""
+    with psycopg.connect(test_server.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("""do $$ begin
+            if not exists (select from pg_roles where rolname = {name}) then
+                create role {role} login;
+            end if; end $$""").format(name=sql.Literal(APP_LOGIN), role=sql.Identifier(APP_LOGIN)))
+        conn.execute(sql.SQL("grant arc_halo_app to {}").format(sql.Identifier(APP_LOGIN)))
+    return APP_LOGIN
+
+
+@pytest.fixture(scope="session")
+def rls_template_database(test_server: TestServer) -> Iterator[str]:
+    """The project built once with row_level_security on (without dbt's tests); tests copy it."""
+    name = test_server.create_database()
+    try:
+        build(test_server, name, "--vars", "{row_level_security: true}", "--exclude", "resource_type:test")
+        yield name
+    finally:
+        test_server.drop_database(name)
+
+
+@pytest.fixture
+def rls_copy(test_server: TestServer, rls_template_database: str) -> Iterator[str]:
+    """A private database built with row_level_security on; its name."""
+    name = test_server.create_database(template=rls_template_database)
+    try:
+        yield name
+    finally:
+        test_server.drop_database(name)

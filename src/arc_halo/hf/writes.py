@@ -10,11 +10,18 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from arc_halo import bulk
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.source import ModelSource
 
 # The tenant a new row gets by default (the tenant_id columns' default expression).
 CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')"
+
+# Columns and binary wire types of the bulk-copied tables (the sample load writes them the same way).
+HEAD_COLUMNS = ("layer_id", "head_index", "head_dim", "attention_type", "kv_head_index")
+HEAD_TYPES = ("uuid", "int4", "int4", "text", "int4")
+EMBEDDING_COLUMNS = ("model_id", "embedding_type", "embedding_index", "token_text", "dimensions", "embedding")
+EMBEDDING_TYPES = ("uuid", "text", "int4", "text", "int4", "vector")
 
 
 @dataclass(frozen=True)
@@ -69,9 +76,7 @@ def insert_layers(conn, model_id: uuid.UUID, shape: ModelShape) -> dict[int, uui
             (model_id, index, shape.hidden_size, shape.intermediate_size, shape.heads, shape.activation,
              shape.normalization, shape.dropout, json.dumps({"stack": shape.stack(index)})),
         ).fetchone()[0]
-        with conn.cursor().copy(
-            "copy attention_heads (layer_id, head_index, head_dim, attention_type, kv_head_index) from stdin"
-        ) as copy:
+        with bulk.copy_into(conn, "attention_heads", HEAD_COLUMNS, HEAD_TYPES) as copy:
             for head in range(shape.heads):
                 copy.write_row((layer_ids[index], head, shape.head_dim, shape.attention_type(index),
                                 head // group if group else None))
@@ -90,11 +95,7 @@ def insert_weight(conn, model_id: uuid.UUID, layer_id: uuid.UUID | None, paramet
 def insert_embeddings(conn, model_id: uuid.UUID, shape: ModelShape, tables: dict[str, np.ndarray],
                       vocabulary: list[str | None]) -> None:
     register_vector(conn)  # the binary COPY below needs the vector type's adapter, whoever opened conn
-    with conn.cursor().copy(
-        "copy embeddings (model_id, embedding_type, embedding_index, token_text, dimensions, embedding)"
-        " from stdin (format binary)"
-    ) as copy:
-        copy.set_types(["uuid", "text", "int4", "text", "int4", "vector"])
+    with bulk.copy_into(conn, "embeddings", EMBEDDING_COLUMNS, EMBEDDING_TYPES) as copy:
         for embedding_type, table in tables.items():
             values = np.asarray(table, dtype=np.float32)
             for index, row in enumerate(values):

@@ -9,8 +9,10 @@ PgBouncer server connection. `connect(tenant=...)` and `pool(tenant=...)` give c
 transaction acts as that tenant; `with tenant(conn, "acme"):` runs one transaction as a tenant on any
 connection (e.g. a pool serving many tenants). Pools reset every connection they take back.
 
-Behind a transaction-mode pooler (a Neon `-pooler` host, PgBouncer; or ARC_HALO_POOLED=1) psycopg's
-automatic prepared statements are off: the next transaction may run on another server connection.
+Behind a transaction-mode pooler (a Neon `-pooler` host, or ARC_HALO_POOLED=1 e.g. for PgBouncer) the
+next transaction may run on another server connection: psycopg's automatic prepared statements are
+off, and a connection without a tenant sets an empty one per transaction, so it sees nothing whatever
+an earlier client left on the server connection.
 """
 
 from __future__ import annotations
@@ -64,22 +66,29 @@ def _check_tenant(tenant: str | None) -> None:
 
 
 class TenantConnection(psycopg.Connection):
-    """A psycopg connection whose every transaction starts by acting as `tenant` (None: no tenant set).
+    """A psycopg connection whose every transaction starts by acting as `tenant`.
 
     psycopg starts each transaction with one BEGIN command (the implicit one before the first statement
     and the one `transaction()` sends); the tenant is set right after it, inside the same transaction.
+    Behind a pooler (`pooled`) a connection without a tenant sets an empty one the same way, so it sees
+    nothing whatever an earlier client left on the shared server connection (e.g. a session-level SET).
     """
 
     _tenant: str | None = None
+    _pinned: str | None = None  # what each transaction sets app.tenant_id to; None: nothing
 
     @classmethod
-    def connect(cls, conninfo: str = "", *, tenant: str | None = None, **kwargs) -> TenantConnection:  # type: ignore[override]
+    def connect(cls, conninfo: str = "", *, tenant: str | None = None, pooled: bool = False,  # type: ignore[override]
+                **kwargs) -> TenantConnection:
         _check_tenant(tenant)
         if tenant is not None and kwargs.get("autocommit"):
             # Outside a transaction block each statement is its own transaction, and nothing sets the tenant.
             raise InvalidInputError("a tenant connection cannot be autocommit: each transaction sets the tenant")
+        if pooled:
+            kwargs["prepare_threshold"] = None  # the next transaction may run on another server connection
         conn = super().connect(conninfo, **kwargs)
         conn._tenant = tenant
+        conn._pinned = tenant if tenant is not None else ("" if pooled else None)
         return conn
 
     @property
@@ -88,15 +97,14 @@ class TenantConnection(psycopg.Connection):
 
     def _exec_command(self, command, *args, **kwargs):
         result = yield from super()._exec_command(command, *args, **kwargs)
-        if self._tenant is not None and command == self._get_tx_start_command():
-            yield from super()._exec_command(sql.SQL(SET_TENANT).format(sql.Literal(self._tenant)))
+        if self._pinned is not None and command == self._get_tx_start_command():
+            yield from super()._exec_command(sql.SQL(SET_TENANT).format(sql.Literal(self._pinned)))
         return result
 
 
 def _connect_options(target: str, pooled: bool | None) -> dict:
-    use_pooler = is_pooled(target) if pooled is None else pooled
     return {"connect_timeout": config.NEON_CONNECT_TIMEOUT_SECONDS,
-            **({"prepare_threshold": None} if use_pooler else {})}
+            "pooled": is_pooled(target) if pooled is None else pooled}
 
 
 def connect(url: str | None = None, autocommit: bool = False, attempts: int = CONNECT_ATTEMPTS, *,

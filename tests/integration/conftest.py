@@ -203,3 +203,17 @@ def rls_copy(test_server: TestServer, rls_template_database: str) -> Iterator[st
         yield name
     finally:
         test_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(test_server: TestServer, app_login: str):
+    """A PgBouncer in transaction mode in front of the test server, one server connection per database
+    and user (tests/integration/pgbouncer.py); skipped, saying how to install it, where it is missing."""
+    from pgbouncer import INSTALL_HINT, PgBouncer, executable
+
+    if executable() is None:
+        pytest.skip(INSTALL_HINT)
+    owner = conninfo_to_dict(test_server.admin_url).get("user") or "postgres"
+    bouncer = PgBouncer(test_server.admin_url, [app_login, owner])
+    yield bouncer
+    bouncer.stop()

@@ -25,8 +25,8 @@ import numpy as np
 import psycopg
 from safetensors.numpy import load_file, save_file
 
-from arc_halo import local_s3, objectstore, tensors
-from common import report, scratch_database, timings_ms
+from arc_halo import db, local_s3, objectstore, tensors
+from common import app_url, report, scratch_database, timings_ms
 
 
 def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
@@ -78,19 +78,26 @@ def main() -> None:
         for tensor_id in ids:
             tensors.get(conn, tensor_id)
 
-    with scratch_database() as url, psycopg.connect(url, autocommit=True) as conn:
+    # Built with row-level security on: the owner is exempt from the policies (its COPY goes straight into
+    # tensor_data, as with RLS off); the application's login is not (staging table + INSERT ... SELECT).
+    with scratch_database(row_level_security=True) as url, psycopg.connect(url, autocommit=True) as conn, \
+            db.connect(app_url(url), tenant="bench") as app:
         for chunk_mib in args.chunk_mib:
             chunk_bytes = int(chunk_mib * 2**20)
 
-            def write() -> None:
+            def write(writer: psycopg.Connection = conn) -> None:
                 conn.execute("truncate tensor_metadata cascade")
                 ids.clear()
-                with conn.transaction():
-                    ids.extend(tensors.put(conn, array, name, chunk_bytes) for name, array in arrays.items())
+                with writer.transaction():
+                    ids.extend(tensors.put(writer, array, name, chunk_bytes) for name, array in arrays.items())
 
             write_s = best_of(write, args.repeats)
             read_s = best_of(read, args.repeats)
             report_pair(f"in database, {chunk_mib:g} MiB chunks", write_s, read_s)
+            app_write_s = best_of(lambda: write(app), args.repeats)
+            report(f"tensor write as arc_halo_app, RLS on (staging + INSERT ... SELECT), {chunk_mib:g} MiB chunks",
+                   size_mb / app_write_s, "MB/s", "RLS not applied (owner, direct COPY)", size_mb / write_s,
+                   target=">= 0.7x", met=write_s / app_write_s >= 0.7)
 
         with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as blobs:
             store = tensors.FileStore(blobs)

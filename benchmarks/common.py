@@ -13,20 +13,37 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import psycopg
+from psycopg.conninfo import make_conninfo
+
 from arc_halo import dbt, embedded
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(row_level_security: bool = False) -> Iterator[str]:
     """The project built (without dbt tests) into a throwaway database on the embedded server."""
     server = embedded.ensure_running()
     name = f"arc_halo_bench_{uuid.uuid4().hex[:8]}"
     embedded.ensure_database(server, name)
+    variables = ["--vars", "{row_level_security: true}"] if row_level_security else []
     try:
-        dbt.build(["--exclude", "resource_type:test", "--quiet"], env=dbt.local_environment(server, name))
+        dbt.build(["--exclude", "resource_type:test", "--quiet", *variables], env=dbt.local_environment(server, name))
         yield server.url(name)
     finally:
         embedded.drop_database(server, name)
+
+
+APP_LOGIN = "arc_halo_bench_app"
+
+
+def app_url(url: str) -> str:
+    """`url` as a login in arc_halo_app that owns nothing, so row-level security applies to it as to an
+    application (the owner, which built the schema, is exempt from the policies)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_roles where rolname = %s", (APP_LOGIN,)).fetchone():
+            conn.execute(f"create role {APP_LOGIN} login")
+        conn.execute(f"grant arc_halo_app to {APP_LOGIN}")
+    return make_conninfo(url, user=APP_LOGIN)
 
 
 def timings_ms(action: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:

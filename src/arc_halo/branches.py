@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,11 +23,15 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from arc_halo import config
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 NEON_API = "https://console.neon.tech/api/v2"
-PARENT_COMMENT = "arc-halo branch of "  # a local branch's database comment records the database it copies
+# The mark of a database the branch tool made: its comment, which also records the database it copies
+# (what reset copies again). reset and delete touch no database without it.
+PARENT_COMMENT = "arc-halo branch of "
+# Scratch names for reset's fresh copy and the replaced branch; '_' never occurs in a branch name.
+SCRATCH_PREFIX = "arc_halo_reset_"
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,10 @@ class Branch:
 
 def validate_name(name: str) -> str:
     if name == "main":
-        raise ArcHaloError("'main' names the main database, not a branch: choose another name")
+        raise InvalidInputError("'main' names the main database, not a branch: choose another name")
     if not NAME_PATTERN.match(name):
-        raise ArcHaloError(f"branch name {name!r} is invalid: use 1-40 lowercase letters, digits and '-', starting with a letter or digit")
+        raise InvalidInputError(f"branch name {name!r} is invalid: use 1-40 lowercase letters, digits and '-', "
+                                "starting with a letter or digit")
     return name
 
 
@@ -63,30 +69,56 @@ class LocalBranches:
         return conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone() is not None
 
     def _copy(self, conn: psycopg.Connection, source: str, target: str) -> None:
-        """Copy `source` to `target` and record `source` as the parent (what reset copies again)."""
-        others = conn.execute("select count(*) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
-                              (source,)).fetchone()[0]
-        if others:
-            raise ArcHaloError(f"database {source} has {others} open connection(s); PostgreSQL copies a database only "
-                               "when nobody is connected: close them (psql, apps) and try again")
-        conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(target), sql.Identifier(source)))
-        conn.execute(sql.SQL("comment on database {} is {}").format(
-            sql.Identifier(target), sql.Literal(PARENT_COMMENT + source)))
+        """Copy `source` to `target` and mark it as a branch of `source`. A copy that fails leaves
+        no `target` behind."""
+        try:
+            conn.execute(sql.SQL("create database {} template {}").format(
+                sql.Identifier(target), sql.Identifier(source)))
+        except psycopg.errors.ObjectInUse:
+            others = conn.execute("select count(*) from pg_stat_activity where datname = %s", (source,)).fetchone()[0]
+            raise ConfigurationError(
+                f"database {source} has {others} open connection(s); PostgreSQL copies a database only when "
+                "nobody is connected: close them (psql, apps) and try again") from None
+        try:
+            conn.execute(sql.SQL("comment on database {} is {}").format(
+                sql.Identifier(target), sql.Literal(PARENT_COMMENT + source)))
+        except BaseException:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(target)))
+            raise
+
+    def _branch_parent(self, conn: psycopg.Connection, name: str) -> str:
+        """The database a branch copies, from its mark; refuses main and any database the branch tool
+        did not make."""
+        if name == "main":
+            raise InvalidInputError("'main' is the main database, not a branch: reset and delete change only "
+                                    "branches that `arc-halo branch create` made")
+        target = self._database(validate_name(name))
+        row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = %s",
+                           (target,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no branch {name!r} (database {target})")
+        parent = self._parent_database(row[0])
+        if parent is None:
+            raise InvalidInputError(f"database {target} was not made by `arc-halo branch create` (it has no branch "
+                                    "mark); refusing to change it")
+        return parent
 
     @staticmethod
     def _parent_database(comment: str | None) -> str | None:
-        return (comment or "").removeprefix(PARENT_COMMENT) or None
+        if not comment or not comment.startswith(PARENT_COMMENT):
+            return None
+        return comment.removeprefix(PARENT_COMMENT) or None
 
     def create(self, name: str, parent: str | None = None, at: datetime | None = None) -> Branch:
         if at is not None:
-            raise ArcHaloError("local branches copy the current state; branches from a past timestamp need Neon "
-                               "(ARC_HALO_TARGET=neon)")
+            raise InvalidInputError("local branches copy the current state; branches from a past timestamp need Neon "
+                                    "(ARC_HALO_TARGET=neon)")
         target, source = self._database(validate_name(name)), self._database(parent)
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             if self._exists(conn, target):
-                raise ArcHaloError(f"branch {name!r} already exists (database {target})")
+                raise InvalidInputError(f"branch {name!r} already exists (database {target})")
             if not self._exists(conn, source):
-                raise ArcHaloError(f"parent {parent or 'main'!r} does not exist (database {source})")
+                raise NotFoundError(f"parent {parent or 'main'!r} does not exist (database {source})")
             self._copy(conn, source, target)
         return Branch(name, parent or "main", target)
 
@@ -97,7 +129,7 @@ class LocalBranches:
                 "select datname, shobj_description(oid, 'pg_database') from pg_database"
                 " where starts_with(datname, %s) order by datname", (prefix,)).fetchall()
         return [Branch(name[len(prefix):], self._branch_of(self._parent_database(comment)), name)
-                for name, comment in rows]
+                for name, comment in rows if self._parent_database(comment)]
 
     def _branch_of(self, database: str | None) -> str | None:
         if not database:
@@ -105,25 +137,43 @@ class LocalBranches:
         return "main" if database == self.main else database.removeprefix(f"{self.main}__")
 
     def reset(self, name: str) -> Branch:
-        """Throw the branch's changes away: copy its parent again."""
-        target = self._database(name)
+        """Throw the branch's changes away: copy its parent again. The copy is made under a scratch name
+        first and swapped in, so a copy that fails leaves the branch as it was."""
+        fresh = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            comment = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = %s",
-                                   (target,)).fetchone()
-            if comment is None:
-                raise ArcHaloError(f"no branch {name!r}")
-            source = self._parent_database(comment[0]) or self.main
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(target)))
-            self._copy(conn, source, target)
+            source = self._branch_parent(conn, name)
+            target = self._database(name)
+            if not self._exists(conn, source):
+                raise NotFoundError(f"the parent of branch {name!r} (database {source}) no longer exists; "
+                                    "delete the branch and create it again")
+            self._copy(conn, source, fresh)
+            try:
+                self._swap(conn, fresh, target)
+            finally:
+                conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(fresh)))
         return Branch(name, source, target)
 
+    def _swap(self, conn: psycopg.Connection, fresh: str, target: str) -> None:
+        """Put `fresh` in `target`'s place in one transaction (both renames or neither); `fresh` then
+        names the replaced copy, which the caller drops."""
+        parked = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        rename = "alter database {} rename to {}"
+        conn.execute(sql.SQL("alter database {} allow_connections false").format(sql.Identifier(target)))
+        try:
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (target,))
+            with conn.transaction():
+                for old, new in ((target, parked), (fresh, target), (parked, fresh)):
+                    conn.execute(sql.SQL(rename).format(sql.Identifier(old), sql.Identifier(new)))
+        except psycopg.errors.ObjectInUse:
+            raise ConfigurationError(f"database {target} stayed in use; the branch is unchanged: close its "
+                                     "connections and reset again") from None
+        finally:  # the fresh copy after the swap, the untouched branch after a failure
+            conn.execute(sql.SQL("alter database {} allow_connections true").format(sql.Identifier(target)))
+
     def delete(self, name: str) -> None:
-        target = self._database(name)
-        if target == self.main:
-            raise ArcHaloError("the main database is not a branch and cannot be deleted this way")
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            if not self._exists(conn, target):
-                raise ArcHaloError(f"no branch {name!r}")
+            self._branch_parent(conn, name)
+            target = self._database(name)
             conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(target)))
 
     def url(self, name: str | None) -> str:
@@ -138,7 +188,7 @@ class NeonBranches:
         self.base_url = (base_url or os.environ.get("NEON_API_URL") or NEON_API).rstrip("/")
         parsed = urlparse(self.base_url)
         if parsed.scheme != "https" and not config.is_local_host(parsed.hostname):
-            raise ArcHaloError(f"NEON_API_URL {self.base_url} must use https")
+            raise ConfigurationError(f"NEON_API_URL {self.base_url} must use https")
 
     @classmethod
     def from_environment(cls) -> NeonBranches:
@@ -157,9 +207,9 @@ class NeonBranches:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
-            raise ArcHaloError(f"Neon API {method} {path} failed with HTTP {exc.code}: {detail}") from exc
+            raise ConfigurationError(f"Neon API {method} {path} failed with HTTP {exc.code}: {detail}") from exc
         except urllib.error.URLError as exc:
-            raise ArcHaloError(f"cannot reach the Neon API at {self.base_url}: {exc.reason}") from exc
+            raise ConfigurationError(f"cannot reach the Neon API at {self.base_url}: {exc.reason}") from exc
         return json.loads(payload) if payload else {}
 
     def _branches(self) -> list[dict]:
@@ -169,7 +219,7 @@ class NeonBranches:
         for branch in self._branches():
             if branch["name"] == name:
                 return branch
-        raise ArcHaloError(f"no Neon branch {name!r} in project {self.project_id}")
+        raise NotFoundError(f"no Neon branch {name!r} in project {self.project_id}")
 
     def create(self, name: str, parent: str | None = None, at: datetime | None = None) -> Branch:
         spec: dict = {"name": validate_name(name)}
@@ -177,7 +227,7 @@ class NeonBranches:
             spec["parent_id"] = self._find(parent)["id"]
         if at is not None:
             if at.tzinfo is None:
-                raise ArcHaloError("--at needs a time zone, e.g. 2026-11-26T12:00:00Z")
+                raise InvalidInputError("--at needs a time zone, e.g. 2026-11-26T12:00:00Z")
             spec["parent_timestamp"] = at.isoformat().replace("+00:00", "Z")
         created = self._call("POST", "/branches", {"branch": spec, "endpoints": [{"type": "read_write"}]})["branch"]
         return Branch(created["name"], parent, created["id"])
@@ -187,15 +237,25 @@ class NeonBranches:
         by_id = {b["id"]: b["name"] for b in branches}
         return [Branch(b["name"], by_id.get(b.get("parent_id")), b["id"]) for b in branches]
 
-    def reset(self, name: str) -> Branch:
+    def _changeable(self, name: str) -> dict:
+        """The branch `name`, unless it is the project's default (primary) or a protected branch."""
         branch = self._find(name)
+        if branch.get("default") or branch.get("primary"):
+            raise InvalidInputError(f"Neon branch {name!r} is the project's default branch; refusing to reset or "
+                                    "delete it")
+        if branch.get("protected"):
+            raise InvalidInputError(f"Neon branch {name!r} is protected; refusing to reset or delete it")
+        return branch
+
+    def reset(self, name: str) -> Branch:
+        branch = self._changeable(name)
         if not branch.get("parent_id"):
-            raise ArcHaloError(f"Neon branch {name!r} has no parent to reset to")
+            raise InvalidInputError(f"Neon branch {name!r} has no parent to reset to")
         self._call("POST", f"/branches/{branch['id']}/restore", {"source_branch_id": branch["parent_id"]})
         return Branch(name, branch["parent_id"], branch["id"])
 
     def delete(self, name: str) -> None:
-        self._call("DELETE", f"/branches/{self._find(name)['id']}")
+        self._call("DELETE", f"/branches/{self._changeable(name)['id']}")
 
 
 def for_target():

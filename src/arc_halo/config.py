@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError
 
 TARGETS = ("local", "neon", "ci")
 NEON_VARIABLES = ("NEON_HOST", "NEON_USER", "NEON_PASSWORD", "NEON_DATABASE")
@@ -48,7 +48,10 @@ def local_database() -> str:
     """The local database commands use: arc_halo, or the local branch ARC_HALO_BRANCH names."""
     from arc_halo.branches import branch_database
 
-    return branch_database(LOCAL_DATABASE, os.environ.get("ARC_HALO_BRANCH"))
+    try:
+        return branch_database(LOCAL_DATABASE, os.environ.get("ARC_HALO_BRANCH"))
+    except InvalidInputError as exc:
+        raise ConfigurationError(f"ARC_HALO_BRANCH: {exc}") from None
 
 
 def postgres_version() -> int:

@@ -11,7 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from arc_halo.branches import LocalBranches, NeonBranches
+from psycopg import sql
+
+from arc_halo.branches import SCRATCH_PREFIX, LocalBranches, NeonBranches
 from arc_halo.errors import ArcHaloError
 from rows import insert_everything, row_counts
 
@@ -64,6 +66,70 @@ def test_branch_names_are_validated(local, name) -> None:
         local.create(name)
 
 
+@pytest.mark.parametrize("verb", ["reset", "delete"])
+def test_main_is_never_reset_or_deleted(local, verb) -> None:
+    with psycopg.connect(local.url(None)) as conn:
+        before = row_counts(conn)
+    with pytest.raises(ArcHaloError, match="'main' is the main database, not a branch"):
+        getattr(local, verb)("main")
+    with psycopg.connect(local.url(None)) as conn:
+        assert row_counts(conn) == before
+
+
+@pytest.mark.parametrize("verb", ["reset", "delete"])
+def test_a_database_the_branch_tool_did_not_make_is_refused(local, test_server, verb) -> None:
+    """A database named like a branch but without the branch mark (made by hand, restored from a dump)."""
+    unmarked = f"{local.main}__by-hand"
+    with psycopg.connect(test_server.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(unmarked),
+                                                                      sql.Identifier(local.main)))
+    try:
+        with pytest.raises(ArcHaloError, match="was not made by `arc-halo branch create`"):
+            getattr(local, verb)("by-hand")
+        with psycopg.connect(test_server.url(unmarked)) as conn:
+            assert conn.execute("select count(*) from models").fetchone()[0] > 0
+        assert "by-hand" not in [branch.name for branch in local.list()]
+    finally:
+        test_server.drop_database(unmarked)
+
+
+def test_a_reset_whose_copy_fails_leaves_the_branch_as_it_was(local, test_server) -> None:
+    local.create("feature-3")
+    with psycopg.connect(local.url("feature-3")) as conn:
+        conn.execute("update models set description = 'kept'")
+        conn.commit()
+        kept = row_counts(conn)
+    # PostgreSQL copies a database only when nobody is connected to it: an open connection to the
+    # parent makes CREATE DATABASE ... TEMPLATE fail.
+    with psycopg.connect(local.url(None)):
+        with pytest.raises(ArcHaloError, match="open connection"):
+            local.reset("feature-3")
+    with psycopg.connect(local.url("feature-3")) as conn:
+        assert row_counts(conn) == kept
+        assert conn.execute("select count(*) from models where description = 'kept'").fetchone()[0] == kept["models"]
+    with psycopg.connect(test_server.admin_url) as conn:
+        assert conn.execute("select count(*) from pg_database where starts_with(datname, %s)",
+                            (SCRATCH_PREFIX,)).fetchone()[0] == 0
+    local.reset("feature-3")  # with the parent free again, the reset goes through
+    with psycopg.connect(local.url("feature-3")) as conn:
+        assert conn.execute("select count(*) from models where description = 'kept'").fetchone()[0] == 0
+    assert [(b.name, b.parent) for b in local.list()] == [("feature-3", "main")]
+
+
+def test_reset_swaps_while_the_branch_is_in_use(local) -> None:
+    """Connections to the branch are ended by the swap; the branch keeps its name and mark."""
+    local.create("feature-4")
+    holder = psycopg.connect(local.url("feature-4"))
+    holder.execute("update models set description = 'gone after reset'")
+    holder.commit()
+    local.reset("feature-4")
+    with pytest.raises(psycopg.OperationalError):
+        holder.execute("select 1")
+    with psycopg.connect(local.url("feature-4")) as conn:
+        assert conn.execute("select count(*) from models where description = 'gone after reset'").fetchone()[0] == 0
+    assert [(b.name, b.parent) for b in local.list()] == [("feature-4", "main")]
+
+
 def test_local_point_in_time_is_refused_clearly(local) -> None:
     with pytest.raises(ArcHaloError, match="need Neon"):
         local.create("pitr", at=datetime(2026, 1, 1, tzinfo=timezone.utc))
@@ -108,7 +174,8 @@ class FakeNeon(BaseHTTPRequestHandler):
             spec = body["branch"]
             branch_id = f"br-{len(self.state['branches']) + 1}"
             branch = {"id": branch_id, "name": spec["name"], "parent_id": spec.get("parent_id", "br-main"),
-                      "parent_timestamp": spec.get("parent_timestamp")}
+                      "parent_timestamp": spec.get("parent_timestamp"), "default": False, "primary": False,
+                      "protected": spec.get("protected", False)}
             self.state["branches"][branch_id] = branch
             self.state["bodies"].append(body)
             self._reply(201, {"branch": branch, "endpoints": [{"type": "read_write"}]})
@@ -129,7 +196,9 @@ class FakeNeon(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def neon():
-    FakeNeon.state = {"branches": {"br-main": {"id": "br-main", "name": "main", "parent_id": None}},
+    # Neon marks the project's default branch with "default" (and the older "primary") in every listing.
+    FakeNeon.state = {"branches": {"br-main": {"id": "br-main", "name": "main", "parent_id": None,
+                                               "default": True, "primary": True}},
                       "requests": [], "bodies": [], "restores": []}
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeNeon)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -172,3 +241,16 @@ def test_neon_errors_are_one_clear_line(neon) -> None:
         wrong.list()
     with pytest.raises(ArcHaloError, match="must use https"):
         NeonBranches("k", "p", base_url="http://api.example.com/api/v2")
+
+
+@pytest.mark.parametrize("verb", ["reset", "delete"])
+def test_neon_default_and_protected_branches_are_never_reset_or_deleted(neon, verb) -> None:
+    client, state = neon
+    state["branches"]["br-prod"] = {"id": "br-prod", "name": "production", "parent_id": "br-main",
+                                    "default": False, "primary": False, "protected": True}
+    with pytest.raises(ArcHaloError, match="'main' is the project's default branch"):
+        getattr(client, verb)("main")
+    with pytest.raises(ArcHaloError, match="'production' is protected"):
+        getattr(client, verb)("production")
+    assert [method for method, _, _ in state["requests"]] == ["GET", "GET"]  # nothing but the two lookups
+    assert state["restores"] == [] and {"br-main", "br-prod"} <= set(state["branches"])

@@ -62,7 +62,7 @@ def probe(
 
 
 # libpq connection keywords and the environment variables the `ci` target reads them from.
-LIBPQ_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+LIBPQ_VARIABLES = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
                    "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
 
 
@@ -78,7 +78,7 @@ def url_environment(url: str) -> dict[str, str]:
     env = {"ARC_HALO_TARGET": "ci", "DBT_PROFILES_DIR": str(config.project_dir())}
     env.update({variable: str(info[key]) for key, variable in LIBPQ_VARIABLES.items() if info.get(key)})
     env.setdefault("PGPORT", "5432")
-    config.check_transport(env.get("PGHOST"), env.get("PGSSLMODE"), "database URL")
+    config.check_libpq_transport(url, "database URL")
     return env
 
 
@@ -94,12 +94,14 @@ def target_environment(database: str | None = None, check_reachable: bool = True
     if target == "neon":
         config.require_variables(config.NEON_VARIABLES, target)
         conninfo = neon_conninfo()
-        config.check_transport(conninfo["host"], conninfo["sslmode"], "target 'neon' (NEON_SSLMODE)")
+        config.check_libpq_transport(conninfo, "target 'neon' (NEON_HOST, NEON_SSLMODE)")
         if check_reachable:
             probe(conninfo, "neon")
         return env
     config.require_variables(config.CI_VARIABLES, target)
-    config.check_transport(os.environ.get("PGHOST"), os.environ.get("PGSSLMODE"), "target 'ci' (PGHOST)")
+    # dbt passes host and sslmode from PGHOST and PGSSLMODE; libpq adds the rest (PGHOSTADDR...) itself.
+    config.check_libpq_transport({"host": os.environ.get("PGHOST"), "sslmode": os.environ.get("PGSSLMODE")},
+                                 "target 'ci' (PG* variables)")
     return env
 
 

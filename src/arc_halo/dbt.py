@@ -22,8 +22,11 @@ def ensure_profile() -> Path:
     the environment, so the copy never holds one either."""
     root = config.project_dir()
     profile = root / "profiles.yml"
-    if not profile.exists():
-        shutil.copyfile(root / "profiles.yml.example", profile)
+    example = root / "profiles.yml.example"
+    # Refreshed when the example changes, so an older copy does not miss what the build relies on
+    # (the connections' application_name that the build lock reads).
+    if not profile.exists() or profile.stat().st_mtime < example.stat().st_mtime:
+        shutil.copyfile(example, profile)
     return profile
 
 
@@ -62,8 +65,8 @@ def probe(
 
 
 # libpq connection keywords and the environment variables the `ci` target reads them from.
-LIBPQ_VARIABLES = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
-                   "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
+LIBPQ_VARIABLES = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER",
+                   "password": "PGPASSWORD", "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
 
 
 def neon_conninfo() -> dict[str, str]:

@@ -1,0 +1,109 @@
+"""Issue 10 §1: two builds at once on one database. Plain `dbt build` processes (what CI jobs and
+developers run), through the `ci` target's libpq variables and the shipped profiles.yml.example:
+the second build says it waits and runs after the first, or stops at once with a clear message;
+never a deadlock, never a lost row."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from arc_halo import config, dbt
+from rows import insert_everything, row_counts
+
+SELECTION = ["--select", "models", "v_model_architecture"]
+WAITING = "build lock: another build"
+
+
+def start_dbt(url: str, workdir: Path, name: str, *args: str, **variables: str) -> tuple[subprocess.Popen, Path]:
+    """A plain dbt process on the database at `url`, with its own target and log folders (two dbt
+    processes must not write one target/ folder) and the shipped profile; its output goes to a file."""
+    profiles = workdir / "profiles"
+    if not profiles.exists():
+        profiles.mkdir()
+        shutil.copy(config.project_dir() / "profiles.yml.example", profiles / "profiles.yml")
+    env = {**os.environ, **dbt.url_environment(url), "DBT_PROFILES_DIR": str(profiles),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **variables}
+    output = workdir / f"{name}.log"
+    process = subprocess.Popen(
+        [dbt.dbt_executable(), *args, "--target-path", str(workdir / name), "--log-path", str(workdir / name)],
+        cwd=config.project_dir(), env=env, stdout=output.open("w"), stderr=subprocess.STDOUT,
+    )
+    return process, output
+
+
+def wait_for(condition, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def lease_holders(conn: psycopg.Connection) -> list[str]:
+    if conn.execute("select to_regclass('arc_halo_build.lease')").fetchone()[0] is None:
+        return []
+    return [row[0] for row in conn.execute("select holder_invocation from arc_halo_build.lease")]
+
+
+@pytest.fixture
+def database(test_server, built_copy) -> str:
+    url = test_server.url(built_copy)
+    with psycopg.connect(url) as conn:
+        insert_everything(conn)
+    return url
+
+
+def test_builds_at_once_wait_for_each_other_stop_at_once_or_take_over_an_abandoned_lock(database, tmp_path) -> None:
+    """One database for the three cases, so the test costs four short dbt runs."""
+    with psycopg.connect(database, autocommit=True) as observer:
+        before = row_counts(observer)
+
+        # 1. Two builds at once: the second says that it waits, then runs; both succeed.
+        blocker = psycopg.connect(database)  # keeps the first build inside its run: it needs `models`
+        blocker.execute("lock table models in access exclusive mode")
+        first, first_log = start_dbt(database, tmp_path, "first", "build", *SELECTION)
+        try:
+            wait_for(lambda: lease_holders(observer), "the first build to take the build lock")
+            second, second_log = start_dbt(database, tmp_path, "second", "build", *SELECTION)
+            wait_for(lambda: WAITING in second_log.read_text(), "the second build to say that it waits")
+        finally:
+            blocker.rollback()
+            blocker.close()
+        first_code, second_code = first.wait(timeout=600), second.wait(timeout=600)
+        outputs = first_log.read_text() + second_log.read_text()
+        assert "deadlock detected" not in outputs
+        assert (first_code, second_code) == (0, 0), outputs[-4000:]
+        assert WAITING not in first_log.read_text()
+        assert lease_holders(observer) == []
+
+        # 2. A live holder (a connection named as dbt names a build's connections, with its lease) and
+        # no patience: the build stops at once, changing nothing.
+        view_oid = "select 'v_model_architecture'::regclass::oid"
+        holder = psycopg.connect(database, autocommit=True, application_name="dbt live-holder")
+        holder.execute("insert into arc_halo_build.lease (lock_name, holder_invocation, holder_application)"
+                       " values ('build', 'live-holder', 'dbt live-holder')")
+        oid_held = observer.execute(view_oid).fetchone()[0]
+        stopped, stopped_log = start_dbt(database, tmp_path, "stopped", "run", "--select", "v_model_architecture",
+                                         ARC_HALO_BUILD_LOCK_WAIT_SECONDS="0")
+        assert stopped.wait(timeout=600) != 0
+        text = stopped_log.read_text()
+        assert "another build of this database is running (dbt invocation live-holder" in text
+        assert "nothing was changed" in text and "deadlock detected" not in text
+        assert observer.execute(view_oid).fetchone()[0] == oid_held  # the view was not rebuilt
+        assert lease_holders(observer) == ["live-holder"]
+
+        # 3. The holder ends without releasing (killed): the next build takes its lease over.
+        holder.close()
+        takeover, takeover_log = start_dbt(database, tmp_path, "takeover", "run", "--select", "v_model_architecture",
+                                           "--vars", "{build_lock_stale_seconds: 1}")
+        assert takeover.wait(timeout=600) == 0, takeover_log.read_text()[-3000:]
+        assert observer.execute(view_oid).fetchone()[0] != oid_held
+        assert lease_holders(observer) == []
+        assert row_counts(observer) == before

@@ -254,3 +254,13 @@ def test_neon_default_and_protected_branches_are_never_reset_or_deleted(neon, ve
         getattr(client, verb)("production")
     assert [method for method, _, _ in state["requests"]] == ["GET", "GET"]  # nothing but the two lookups
     assert state["restores"] == [] and {"br-main", "br-prod"} <= set(state["branches"])
+
+
+def test_the_cli_refuses_main_and_an_invalid_branch_variable_in_one_line(test_server) -> None:
+    from test_errors_and_cli import arc, assert_one_line_user_error
+
+    for verb in ("reset", "delete"):
+        assert_one_line_user_error(arc("branch", verb, "main", ARC_HALO_TARGET="local"),
+                                   "'main' is the main database, not a branch")
+    assert_one_line_user_error(arc("db", "url", ARC_HALO_BRANCH="Feature_1"),
+                               "ARC_HALO_BRANCH: branch name 'Feature_1' is invalid")

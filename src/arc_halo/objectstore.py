@@ -101,9 +101,10 @@ def _object_error(exc: obstore.exceptions.BaseError, uri: str, action: str) -> A
     scheme = urlparse(uri).scheme
     if "NoSuchBucket" in str(exc) or "ContainerNotFound" in str(exc):
         return NotFoundError(f"{action} {uri} failed: no bucket {urlparse(uri).netloc!r} on this {scheme} endpoint")
+    hint = f"; check {_ENVIRONMENT_HINTS[scheme]}" if scheme in _ENVIRONMENT_HINTS else ""
     if isinstance(exc, (obstore.exceptions.PermissionDeniedError, obstore.exceptions.UnauthenticatedError)):
-        return ConfigurationError(f"{action} {uri} was refused ({_first_line(exc)}); check {_ENVIRONMENT_HINTS[scheme]}")
-    return ConfigurationError(f"{action} {uri} failed: {_first_line(exc)}")
+        return ConfigurationError(f"{action} {uri} was refused ({_first_line(exc)}){hint}")
+    return ConfigurationError(f"{action} {uri} failed: {_first_line(exc)}{hint}")
 
 
 class ObjectStore:

@@ -2783,6 +2783,49 @@ COMMENT ON COLUMN public.gradient_checkpoints.created_at IS 'When the row was in
 COMMENT ON COLUMN public.gradient_checkpoints.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
 
 --
+-- Name: metric_batches; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.metric_batches (
+    metric_batch_id uuid NOT NULL,
+    training_session_id uuid NOT NULL,
+    row_count integer NOT NULL,
+    written_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT metric_batches_row_count_check CHECK ((row_count > 0))
+);
+
+--
+-- Name: TABLE metric_batches; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.metric_batches IS 'One row per batch of metrics a MetricLogger wrote, inserted in the same transaction as the batch''s rows. A logger that retries a flush after an ambiguous failure (the connection was lost during commit) finds its batch id here and skips the rows it already wrote, so a retry neither loses nor duplicates a value. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN metric_batches.metric_batch_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.metric_batches.metric_batch_id IS 'Primary key, chosen by the logger when it forms the batch and kept across retries.';
+
+--
+-- Name: COLUMN metric_batches.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.metric_batches.training_session_id IS 'The run the batch''s metrics belong to; deleting the run deletes its batch records.';
+
+--
+-- Name: COLUMN metric_batches.row_count; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.metric_batches.row_count IS 'Number of training_metrics rows the batch wrote.';
+
+--
+-- Name: COLUMN metric_batches.written_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.metric_batches.written_at IS 'When the batch was committed.';
+
+--
 -- Name: model_interaction_graph; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -3518,6 +3561,13 @@ ALTER TABLE ONLY public.kv_cache
     ADD CONSTRAINT kv_cache_pkey PRIMARY KEY (kv_cache_id);
 
 --
+-- Name: metric_batches metric_batches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.metric_batches
+    ADD CONSTRAINT metric_batches_pkey PRIMARY KEY (metric_batch_id);
+
+--
 -- Name: model_checkpoints model_checkpoints_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -4031,6 +4081,13 @@ ALTER TABLE ONLY public.kv_cache
 
 ALTER TABLE ONLY public.kv_cache
     ADD CONSTRAINT kv_cache_value_tensor_id_fkey FOREIGN KEY (value_tensor_id) REFERENCES public.tensor_metadata(tensor_id) ON DELETE CASCADE;
+
+--
+-- Name: metric_batches metric_batches_training_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.metric_batches
+    ADD CONSTRAINT metric_batches_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE CASCADE;
 
 --
 -- Name: model_checkpoints model_checkpoints_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

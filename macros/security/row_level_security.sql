@@ -15,6 +15,7 @@
         'embeddings': ('model_id', 'models', 'model_id'),
         'training_metrics': ('training_session_id', 'training_sessions', 'training_session_id'),
         'training_metrics_latest': ('training_session_id', 'training_sessions', 'training_session_id'),
+        'metric_batches': ('training_session_id', 'training_sessions', 'training_session_id'),
         'optimizer_state': ('training_session_id', 'training_sessions', 'training_session_id'),
         'model_checkpoints': ('model_id', 'models', 'model_id'),
         'gradient_checkpoints': ('model_id', 'models', 'model_id'),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import uuid
 
 from arc_halo.errors import InvalidInputError
 
@@ -25,3 +26,13 @@ def bounded_text(name: str, value: object, max_length: int) -> str:
     if any(ord(character) < 32 or character == "\x7f" for character in value):
         raise InvalidInputError(f"{name} {value[:40]!r} contains control characters")
     return value
+
+
+def as_uuid(name: str, value: object) -> uuid.UUID:
+    """An id given as a UUID or its text."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInputError(f"{name} {value!r} is not a UUID") from None

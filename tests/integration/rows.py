@@ -10,9 +10,9 @@ SHA = hashlib.sha256(b"arc-halo").hexdigest()
 TABLES = (
     "models", "transformer_layers", "attention_heads", "tensor_dtypes", "tensor_metadata", "tensor_data",
     "model_weights", "embeddings", "training_sessions", "training_metrics", "training_metrics_latest",
-    "optimizer_state", "model_checkpoints", "gradient_checkpoints", "inference_sessions", "activation_cache",
-    "kv_cache", "inference_metrics", "attention_patterns", "cognitive_fusion_reactors", "reactor_models",
-    "fusion_operations", "model_interaction_graph", "cognitive_state", "reactor_metrics",
+    "metric_batches", "optimizer_state", "model_checkpoints", "gradient_checkpoints", "inference_sessions",
+    "activation_cache", "kv_cache", "inference_metrics", "attention_patterns", "cognitive_fusion_reactors",
+    "reactor_models", "fusion_operations", "model_interaction_graph", "cognitive_state", "reactor_metrics",
 )
 
 
@@ -76,6 +76,8 @@ def insert_everything(conn: psycopg.Connection, suffix: str = "") -> dict[str, s
         "insert into training_metrics (training_session_id, metric_name, step, value) values (%s, 'loss', 1, 2.5)",
         (ids["session"],),
     )
+    conn.execute("insert into metric_batches (metric_batch_id, training_session_id, row_count)"
+                 " values (gen_random_uuid(), %s, 1)", (ids["session"],))
     ids["checkpoint"] = conn.execute(
         "insert into model_checkpoints (model_id, training_session_id, step) values (%s, %s, 1) returning checkpoint_id",
         (ids["model"], ids["session"]),

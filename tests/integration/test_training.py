@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
+
 import numpy as np
 import psycopg
 import pytest
 
 from arc_halo import training
+from arc_halo.errors import InvalidInputError, NotFoundError
 from rows import insert_model
 
 
@@ -91,9 +95,11 @@ def test_metrics_of_an_unknown_session_are_refused_whole(db, session) -> None:
     with training.MetricLogger(db, session_id) as logger:
         logger.log("loss", 1.0, step=1)
     unknown = "00000000-0000-0000-0000-00000000dead"
+    with pytest.raises(NotFoundError, match=f"no training session {unknown}"):
+        training.MetricLogger(db, unknown)
     with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
-        with training.MetricLogger(db, unknown) as logger:
-            logger.log("loss", 2.0, step=2)
+        with db.transaction():
+            training.copy_metric_rows(db, [(uuid.UUID(unknown).bytes, "loss", 2, None, 2.0, datetime.now(timezone.utc))])
     assert refused.value.diag.constraint_name == "training_metrics_training_session_id_fkey"
     assert f"Key (training_session_id)=({unknown}) is not present" in refused.value.diag.message_detail
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match="training_metrics_training_session_id_fkey"):
@@ -136,6 +142,7 @@ def test_logger_encoding_round_trips_every_field(db, session) -> None:
     assert rows[2][:4] == ("loss", 2**40 + 1, None, 2.25)
     assert abs(rows[2][4] - datetime.now(timezone.utc)) < timedelta(minutes=5)
     assert rows[3] == ("perplexité", 7, 0, -1.7976931348623157e308, at)
-    with pytest.raises(psycopg.errors.CheckViolation, match="training_metrics_metric_name_check"):
-        with training.MetricLogger(db, session_id) as logger:
-            logger.log("", 1.0, step=1)
+    with pytest.raises(InvalidInputError, match="metric name must be a string of 1 to 250 characters"):
+        training.MetricLogger(db, session_id).log("", 1.0, step=1)
+    with pytest.raises(psycopg.errors.CheckViolation, match="training_metrics_metric_name_check"), db.transaction():
+        training.copy_metric_rows(db, [(uuid.UUID(str(session_id)).bytes, "", 1, None, 1.0, at)])

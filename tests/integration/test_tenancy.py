@@ -8,7 +8,7 @@ outlives a transaction, and a pool hands nothing of one borrower to the next.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import psycopg
@@ -16,6 +16,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from arc_halo import bulk, db, hf, inference, sample, tensors, training
+from arc_halo.errors import NotFoundError
 from rows import insert_model
 from test_model_import import llama_tensors, write_sharded
 
@@ -141,10 +142,11 @@ def test_bulk_write_under_another_tenants_parent_is_refused_and_writes_nothing(t
     with db.connect(app_url, tenant="A") as conn:
         session = training.start_session(conn, insert_model(conn, "model-A"), "a-run")
     with db.connect(app_url, tenant="B") as conn:
-        logger = training.MetricLogger(conn, session)
-        logger.log("loss", 1.0, step=1)
-        with pytest.raises(psycopg.Error, match="row-level security|foreign key"):
-            logger.flush()
+        with pytest.raises(NotFoundError, match=f"no training session {session}"):  # invisible to tenant B
+            training.MetricLogger(conn, session)
+        conn.rollback()
+        with pytest.raises(psycopg.Error, match="row-level security|foreign key"), conn.transaction():
+            training.copy_metric_rows(conn, [(session.bytes, "loss", 1, None, 1.0, datetime.now(timezone.utc))])
         conn.rollback()
         with pytest.raises(psycopg.Error, match="row-level security|foreign key"):
             inference.log_metrics(conn, session, {"latency_ms": 1.0})

@@ -17,6 +17,7 @@ only trace a killed upload can leave. `find_orphans` lists those, `delete_object
 from __future__ import annotations
 
 import functools
+import math
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -256,6 +257,8 @@ def parse_age(text: str) -> timedelta:
     number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
     try:
         seconds = float(number) * units[unit]
+        if not math.isfinite(seconds):
+            raise ValueError(text)
     except ValueError:
         raise InvalidInputError(f"not an age: {text!r}; use e.g. 30s, 15m, 1h or 2d") from None
     if seconds < 0:

@@ -232,5 +232,6 @@ def test_uris_carry_no_credentials_and_unknown_stores_are_refused() -> None:
     with pytest.raises(ArcHaloError, match="unsupported external store 'ftp://host/x'"):
         objectstore.open_store("ftp://host/x")
     assert objectstore.parse_age("90m") == timedelta(minutes=90)
-    with pytest.raises(ArcHaloError, match="not an age: 'soon'"):
-        objectstore.parse_age("soon")
+    for text in ("soon", "nan", "infh"):
+        with pytest.raises(ArcHaloError, match=f"not an age: '{text}'"):
+            objectstore.parse_age(text)

@@ -191,7 +191,7 @@ def put(
         ).fetchone()[0]
         if store is None and chunk_count:
             with bulk.copy_into(conn, "tensor_data", ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256"),
-                                ("uuid", "int4", "bytea", "text")) as copy:
+                                ("uuid", "int4", "bytea", "text"), wide_rows=True) as copy:
                 for index in range(chunk_count):
                     chunk = raw[index * chunk_bytes:(index + 1) * chunk_bytes]
                     copy.write_row((tensor_id, index, chunk, _sha256(chunk)))

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,7 +23,7 @@ def ensure_profile() -> Path:
     profile = root / "profiles.yml"
     example = root / "profiles.yml.example"
     # Refreshed when the example changes, so an older copy does not miss what the build relies on
-    # (the connections' application_name that the build lock reads).
+    # (the connections' application_name that the build lock reads, the adapter type).
     if not profile.exists() or profile.stat().st_mtime < example.stat().st_mtime:
         shutil.copyfile(example, profile)
     return profile
@@ -147,15 +146,6 @@ def run_dbt(
     return result.returncode
 
 
-# --exclude combines with the phases; a positive selection replaces them.
-SELECTION_FLAGS = ("--select", "-s", "--selector", "--models", "-m")
-
-
-def has_selection(args: list[str]) -> bool:
-    """True when dbt arguments select nodes themselves (then the Python-model phases do not apply)."""
-    return any(arg.split("=")[0] in SELECTION_FLAGS for arg in args)
-
-
 def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
     """psycopg keyword arguments for the database a dbt target environment points at."""
     target = env.get("ARC_HALO_TARGET", "local")
@@ -182,28 +172,13 @@ def apply_migrations(env: dict[str, str], project: Path | None = None):
         return migrations.migrate(conn, migrations.folder(project or config.project_dir()))
 
 
-def build(
-    args: list[str], env: dict[str, str] | None = None, project: Path | None = None,
-    before_python_models: Callable[[psycopg.Connection], None] | None = None,
-) -> None:
-    """`dbt build` with the Python models in their place: dbt builds and tests everything upstream of
-    them, they run in dependency order, then dbt builds them (their tests) and everything downstream.
-    `before_python_models` may write data the Python models should see (the sample dataset).
-    With an explicit selection the user's dbt build runs as given."""
-    from arc_halo import pymodels
-
+def build(args: list[str], env: dict[str, str] | None = None, project: Path | None = None) -> None:
+    """Plain `dbt build` on the current target, after its pending migrations. The project's adapter
+    (profile `type: arc_halo`) runs the Python models in their place in the DAG, so this only supplies
+    the target's environment and the migrations."""
     env = env if env is not None else target_environment()
     # Migrations first, so the models evolve from the schema they leave.
     outcome = apply_migrations(env, project)
     if outcome.applied or outcome.baselined:
         print(f"arc-halo: {outcome.summary()}", flush=True)
-    if has_selection(args):
-        run_dbt(["build", *args], env=env, project=project)
-        return
-    run_dbt(["build", "--exclude", f"tag:{pymodels.TAG}+", *args], env=env, project=project)
-    manifest = (project or config.project_dir()) / "target" / "manifest.json"
-    with psycopg.connect(**connection_kwargs(env)) as conn:
-        if before_python_models is not None:
-            before_python_models(conn)
-        pymodels.run(conn, pymodels.load_models(manifest))
-    run_dbt(["build", "--select", f"tag:{pymodels.TAG}+", *args], env=env, project=project)
+    run_dbt(["build", *args], env=env, project=project)

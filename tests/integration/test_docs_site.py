@@ -36,7 +36,7 @@ def docs_site(built_database, tmp_path_factory) -> Path:
 def test_docs_describe_tables_views_functions_and_python_models(docs_site) -> None:
     text = docs_site.read_text()
     for name in ("model.arc_halo.models", "model.arc_halo.v_training_progress", "function.arc_halo.calculate_model_parameters",
-                 "model.arc_halo.attention_head_stats", "Python model (src/arc_halo/python_models/attention_head_stats.py)"):
+                 "model.arc_halo.attention_head_stats", "Python model (models/python/attention_head_stats.py)"):
         assert name in text, name
 
 

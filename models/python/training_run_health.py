@@ -1,23 +1,21 @@
-"""Training-run health from training_metrics: smoothed loss, divergence and plateau flags per session."""
+"""Training-run health from training_metrics: smoothed loss, divergence and plateau flags per session.
 
-from __future__ import annotations
+Column types and descriptions are in _python__models.yml.
+"""
 
 import math
 
 import numpy as np
 
-# Read only the loss history, in order, instead of every metric of every run.
-INPUT_QUERIES = {
-    "training_metrics": "select training_session_id, step, value from {relation}"
-                        " where metric_name = 'loss' order by training_session_id, step, recorded_at",
-}
 EMA_ALPHA = 0.1
 MIN_POINTS = 10
 DIVERGENCE_RATIO = 1.25  # smoothed loss 25% above its best so far
 PLATEAU_IMPROVEMENT = 0.01  # under 1% better over the last quarter of the run
+COLUMNS = ("training_session_id", "loss_points", "last_step", "last_loss", "smoothed_loss", "min_loss",
+           "min_loss_step", "loss_slope_per_100_steps", "is_diverging", "is_plateau", "health")
 
 
-def _ema(values: np.ndarray) -> np.ndarray:
+def ema(values: np.ndarray) -> np.ndarray:
     smoothed = np.empty_like(values)
     level = values[0]
     for index, value in enumerate(values):
@@ -26,8 +24,9 @@ def _ema(values: np.ndarray) -> np.ndarray:
     return smoothed
 
 
-def _health(steps: np.ndarray, losses: np.ndarray) -> dict:
-    smoothed = _ema(losses)
+def health(steps: np.ndarray, losses: np.ndarray) -> dict:
+    """One session's output columns (without its id) from its loss history in step order."""
+    smoothed = ema(losses)
     finite = np.isfinite(losses)
     best = int(np.nanargmin(np.where(finite, losses, np.nan))) if finite.any() else 0
     quarter = max(len(losses) // 4, 2)
@@ -40,29 +39,33 @@ def _health(steps: np.ndarray, losses: np.ndarray) -> dict:
     improvement = (start - smoothed[-1]) / abs(start) if math.isfinite(start) and start != 0 else math.nan
     plateau = (not diverging) and math.isfinite(improvement) and improvement < PLATEAU_IMPROVEMENT
     if len(losses) < MIN_POINTS:
-        health = "insufficient_data"
+        verdict = "insufficient_data"
     else:
-        health = "diverging" if diverging else ("plateau" if plateau else "improving")
+        verdict = "diverging" if diverging else ("plateau" if plateau else "improving")
     return {
         "loss_points": len(losses), "last_step": int(steps[-1]), "last_loss": float(losses[-1]),
         "smoothed_loss": float(smoothed[-1]), "min_loss": float(losses[best]), "min_loss_step": int(steps[best]),
         "loss_slope_per_100_steps": slope, "is_diverging": bool(diverging and len(losses) >= MIN_POINTS),
-        "is_plateau": bool(plateau and len(losses) >= MIN_POINTS), "health": health,
+        "is_plateau": bool(plateau and len(losses) >= MIN_POINTS), "health": verdict,
     }
 
 
-def compute(inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, list]:
-    metrics = inputs["training_metrics"]
-    columns = ["training_session_id", "loss_points", "last_step", "last_loss", "smoothed_loss", "min_loss",
-               "min_loss_step", "loss_slope_per_100_steps", "is_diverging", "is_plateau", "health"]
-    out: dict[str, list] = {name: [] for name in columns}
-    sessions = metrics["training_session_id"]
+def model(dbt, session):
+    dbt.config(materialized="table")
+    metrics = dbt.ref("training_metrics")
+    # Only the loss history, in order, instead of every metric of every run.
+    loss = session.sql(
+        f"select training_session_id, step, value from {metrics.relation}"
+        " where metric_name = 'loss' order by training_session_id, step, recorded_at"
+    )
+    out: dict[str, list] = {name: [] for name in COLUMNS}
+    sessions = loss["training_session_id"]
     if len(sessions) == 0:
         return out
     boundaries = np.flatnonzero(sessions[1:] != sessions[:-1]) + 1
     for rows in np.split(np.arange(len(sessions)), boundaries):
-        health = _health(metrics["step"][rows].astype(np.int64), metrics["value"][rows].astype(np.float64))
-        out["training_session_id"].append(sessions[rows[0]])
-        for name in columns[1:]:
-            out[name].append(health[name])
+        row = {"training_session_id": sessions[rows[0]],
+               **health(loss["step"][rows].astype(np.int64), loss["value"][rows].astype(np.float64))}
+        for name in COLUMNS:
+            out[name].append(row[name])
     return out

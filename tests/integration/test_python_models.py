@@ -1,0 +1,152 @@
+"""Issue 12: the Python models are dbt Python models, built by plain `dbt build` through the project's
+adapter (profile `type: arc_halo`): declared column types, grants and docs, DAG order with their tests
+before their views, `--select model+`, an atomic replace, a broken input failing the build, `dbt retry`."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import psycopg
+import pytest
+import yaml
+from dbt_common.exceptions import DbtRuntimeError
+
+from arc_halo import config, sample
+from conftest import build
+from dbt.adapters.arc_halo.python_model import rows_for
+
+PYTHON_MODELS = ("attention_head_stats", "training_run_health")
+
+
+def declared_types() -> dict[str, list[tuple[str, str]]]:
+    document = yaml.safe_load((config.project_dir() / "models" / "python" / "_python__models.yml").read_text())
+    return {model["name"]: [(c["name"], c["data_type"]) for c in model["columns"]] for model in document["models"]}
+
+
+def run_results() -> dict[str, dict]:
+    """The last dbt command's nodes (not its on-run-start/end hooks) by unique id."""
+    results = json.loads((config.project_dir() / "target" / "run_results.json").read_text())["results"]
+    return {result["unique_id"]: result for result in results if not result["unique_id"].startswith("operation.")}
+
+
+def manifest() -> dict:
+    return json.loads((config.project_dir() / "target" / "manifest.json").read_text())
+
+
+def attached_tests(nodes: dict, model: str) -> set[str]:
+    """Data and unit tests of one model."""
+    return {unique_id for unique_id, node in nodes.items()
+            if node.get("attached_node") == f"model.arc_halo.{model}"
+            or node["resource_type"] == "unit_test" and node.get("model") == model}
+
+
+@pytest.fixture
+def sample_copy(test_server, template_database):
+    """A private built database with the sample data loaded (Python models not yet rebuilt)."""
+    name = test_server.create_database(template=template_database)
+    with psycopg.connect(test_server.url(name)) as conn:
+        sample.load(conn)
+    yield name
+    test_server.drop_database(name)
+
+
+def test_plain_build_creates_the_declared_tables_with_grants_and_docs(built_database) -> None:
+    """The template was built by plain `dbt build` on an empty database through the `ci` target."""
+    with psycopg.connect(built_database) as conn:
+        for model, columns in declared_types().items():
+            relation = f"analytics.{model}"
+            actual = conn.execute(
+                "select attname, format_type(atttypid, atttypmod) from pg_attribute"
+                " where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum", (relation,),
+            ).fetchall()
+            assert actual == columns, model
+            assert conn.execute(f"select count(*) from {relation}").fetchone()[0] == 0  # no data yet
+            assert conn.execute("select has_table_privilege('arc_halo_analyst', %s, 'select')", (relation,)).fetchone()[0]
+            assert conn.execute("select obj_description(%s::regclass)", (relation,)).fetchone()[0].startswith(
+                f"Python model (models/python/{model}.py)")
+            column_comment = conn.execute("select col_description(%s::regclass, 1)", (relation,)).fetchone()[0]
+            assert column_comment and column_comment.startswith("The ")
+
+
+def test_select_model_plus_builds_model_tests_then_view_only_and_readers_never_see_it_empty(
+    test_server, sample_copy,
+) -> None:
+    url = test_server.url(sample_copy)
+    build(test_server, sample_copy, "--select", "attention_head_stats+")
+    with psycopg.connect(url) as conn:
+        expected = conn.execute("select count(*) from analytics.attention_head_stats").fetchone()[0]
+        expected_view = conn.execute("select count(*) from analytics.attention_head_profiles").fetchone()[0]
+    assert expected > 0 and expected_view > 0
+
+    seen: list[tuple[int, int]] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not done.is_set():
+                try:
+                    seen.append((conn.execute("select count(*) from analytics.attention_head_stats").fetchone()[0],
+                                 conn.execute("select count(*) from analytics.attention_head_profiles").fetchone()[0]))
+                except psycopg.Error as exc:
+                    errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        build(test_server, sample_copy, "--select", "attention_head_stats+")
+    finally:
+        done.set()
+        reader.join()
+    assert not errors
+    assert seen and set(seen) == {(expected, expected_view)}  # old rows or new, never none or some
+
+    nodes = manifest()["nodes"] | manifest()["unit_tests"]
+    results = run_results()
+    model, view = "model.arc_halo.attention_head_stats", "model.arc_halo.attention_head_profiles"
+    model_tests, view_tests = attached_tests(nodes, "attention_head_stats"), attached_tests(nodes, "attention_head_profiles")
+    assert model_tests and view_tests
+    assert set(results) == {model, view} | model_tests | view_tests
+    assert all(result["status"] in ("success", "pass") for result in results.values())
+
+    def finished(unique_id: str) -> str:
+        return results[unique_id]["timing"][-1]["completed_at"]
+
+    def started(unique_id: str) -> str:
+        return results[unique_id]["timing"][0]["started_at"]
+
+    data_tests = {t for t in model_tests if t.startswith("test.")}
+    assert all(finished(model) <= started(test) for test in data_tests)  # the model's tests after it
+    assert all(finished(test) <= started(view) for test in data_tests)  # its views after its tests
+
+
+def test_broken_input_fails_the_tests_and_build_skips_downstream_and_retry_reruns_them(test_server, sample_copy) -> None:
+    with psycopg.connect(test_server.url(sample_copy)) as conn:
+        layer_id, session_id = conn.execute(
+            "select layer_id, inference_session_id from attention_patterns limit 1").fetchone()
+        conn.execute(  # rows that sum to 0.5 and 1.5: not attention distributions
+            """insert into attention_patterns (inference_session_id, layer_id, head_index, query_start, query_end,
+                   key_start, key_end, weights) values (%s, %s, 40, 0, 2, 0, 2, '{0.25,0.25,0.75,0.75}')""",
+            (session_id, layer_id))
+    failed = build(test_server, sample_copy, check=False)
+    assert failed.returncode == 1
+    assert "expression_is_true_attention_head_stats_max_row_sum_error" in failed.stdout
+    results = run_results()
+    assert results["model.arc_halo.attention_head_stats"]["status"] == "success"
+    assert results["model.arc_halo.attention_head_profiles"]["status"] == "skipped"  # nothing downstream built
+    assert results["model.arc_halo.training_health_overview"]["status"] == "success"  # other branches still build
+    unfinished = {unique_id for unique_id, result in results.items() if result["status"] in ("fail", "error", "skipped")}
+
+    retried = build(test_server, sample_copy, command="retry", check=False)
+    assert retried.returncode == 1  # the input is still broken
+    assert set(run_results()) == unfinished  # retry reruns exactly what failed or was skipped
+
+
+def test_a_model_must_return_exactly_its_declared_columns() -> None:
+    declared = ["a", "b"]
+    assert rows_for({"b": [1, 2], "a": ["x", "y"]}, declared, "m") == [("x", 1), ("y", 2)]
+    with pytest.raises(DbtRuntimeError, match=r"missing \['b'\], undeclared \['c'\]"):
+        rows_for({"a": [1], "c": [2]}, declared, "m")
+    with pytest.raises(DbtRuntimeError, match="different lengths"):
+        rows_for({"a": [1], "b": [1, 2]}, declared, "m")

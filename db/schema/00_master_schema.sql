@@ -334,6 +334,85 @@ CREATE TABLE analytics.attention_head_stats (
 );
 
 --
+-- Name: TABLE attention_head_stats; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON TABLE analytics.attention_head_stats IS 'Python model (models/python/attention_head_stats.py): per inference session, layer and head, the entropy, sparsity and locality of the head''s stored attention patterns.
+';
+
+--
+-- Name: COLUMN attention_head_stats.inference_session_id; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.inference_session_id IS 'The session.';
+
+--
+-- Name: COLUMN attention_head_stats.layer_id; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.layer_id IS 'The layer.';
+
+--
+-- Name: COLUMN attention_head_stats.head_index; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.head_index IS 'The head within the layer.';
+
+--
+-- Name: COLUMN attention_head_stats.pattern_count; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.pattern_count IS 'Stored patterns of the head.';
+
+--
+-- Name: COLUMN attention_head_stats.query_count; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.query_count IS 'Query rows over those patterns.';
+
+--
+-- Name: COLUMN attention_head_stats.mean_entropy; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.mean_entropy IS 'Mean Shannon entropy of a query row, in nats.';
+
+--
+-- Name: COLUMN attention_head_stats.normalized_entropy; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.normalized_entropy IS 'Entropy over log(key count): 0 = one key, 1 = uniform.';
+
+--
+-- Name: COLUMN attention_head_stats.sparsity; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.sparsity IS 'Share of weights under 1%.';
+
+--
+-- Name: COLUMN attention_head_stats.mean_attention_distance; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.mean_attention_distance IS 'Weight-averaged |query - key| distance in tokens.';
+
+--
+-- Name: COLUMN attention_head_stats.local_attention_share; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.local_attention_share IS 'Share of attention on keys within 2 tokens of the query.';
+
+--
+-- Name: COLUMN attention_head_stats.max_row_sum_error; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.max_row_sum_error IS 'Largest |row sum - 1|: a row that is not a distribution is bad input.';
+
+--
+-- Name: COLUMN attention_head_stats.attention_style; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.attention_head_stats.attention_style IS '`local` (>= 70% within 2 tokens), `broad` (normalised entropy >= 0.6) or `mixed`.';
+
+--
 -- Name: models; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2086,6 +2165,79 @@ CREATE TABLE analytics.training_run_health (
     is_plateau boolean,
     health text
 );
+
+--
+-- Name: TABLE training_run_health; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON TABLE analytics.training_run_health IS 'Python model (models/python/training_run_health.py): per training session, the exponentially smoothed loss, its trend, and divergence and plateau flags.
+';
+
+--
+-- Name: COLUMN training_run_health.training_session_id; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.training_session_id IS 'The session.';
+
+--
+-- Name: COLUMN training_run_health.loss_points; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.loss_points IS 'Logged loss values.';
+
+--
+-- Name: COLUMN training_run_health.last_step; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.last_step IS 'Step of the last loss.';
+
+--
+-- Name: COLUMN training_run_health.last_loss; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.last_loss IS 'Last logged loss.';
+
+--
+-- Name: COLUMN training_run_health.smoothed_loss; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.smoothed_loss IS 'Exponential moving average of the loss (alpha 0.1).';
+
+--
+-- Name: COLUMN training_run_health.min_loss; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.min_loss IS 'Lowest loss logged.';
+
+--
+-- Name: COLUMN training_run_health.min_loss_step; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.min_loss_step IS 'Its step.';
+
+--
+-- Name: COLUMN training_run_health.loss_slope_per_100_steps; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.loss_slope_per_100_steps IS 'Slope of the smoothed loss over the last quarter of the run, per 100 steps.';
+
+--
+-- Name: COLUMN training_run_health.is_diverging; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.is_diverging IS 'Smoothed loss 25% above its best, or a non-finite loss.';
+
+--
+-- Name: COLUMN training_run_health.is_plateau; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.is_plateau IS 'Less than 1% improvement over the last quarter, not diverging.';
+
+--
+-- Name: COLUMN training_run_health.health; Type: COMMENT; Schema: analytics; Owner: -
+--
+
+COMMENT ON COLUMN analytics.training_run_health.health IS '`improving`, `plateau`, `diverging`, or `insufficient_data` (< 10 points).';
 
 --
 -- Name: training_metrics_latest; Type: TABLE; Schema: public; Owner: -

@@ -1,0 +1,446 @@
+"""`arc-halo`: a thin command line over the library. Errors a user can fix print as one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import uuid
+from typing import NoReturn
+
+import psycopg
+
+from arc_halo import config, dbt, embedded
+from arc_halo.errors import ArcHaloError
+
+EXAMPLE_QUERIES = (
+    "SELECT * FROM v_model_architecture WHERE model_name = 'gpt-fusion-1';",
+    "SELECT * FROM v_training_progress WHERE status = 'running';",
+    "SELECT * FROM v_reactor_status WHERE status = 'active';",
+)
+
+
+def _local_server(database: str) -> embedded.ServerInfo:
+    if config.current_target() != "local":
+        raise ArcHaloError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{config.current_target()}'")
+    server = embedded.ensure_running()
+    embedded.ensure_database(server, database)
+    return server
+
+
+def cmd_db_start(args: argparse.Namespace) -> None:
+    server = _local_server(config.local_database())
+    print(f"embedded PostgreSQL {server.version} running (pid {server.pid}), data in {server.data_dir}")
+    print(server.url())
+
+
+def cmd_db_stop(args: argparse.Namespace) -> None:
+    print("stopped" if embedded.stop() else "not running")
+
+
+def cmd_db_status(args: argparse.Namespace) -> None:
+    server = embedded.status()
+    if server is None:
+        print(f"not running (data directory {embedded.data_dir()})")
+        sys.exit(1)
+    print(f"running: PostgreSQL {server.version}, pid {server.pid}, data {server.data_dir}")
+    print(f"url: {server.url()}")
+
+
+def cmd_db_url(args: argparse.Namespace) -> None:
+    print(_local_server(args.database).url(args.database))
+
+
+def cmd_db_env(args: argparse.Namespace) -> None:
+    """Exports for `eval "$(arc-halo db env)"`: then `dbt`, `psql` and the library all use this server."""
+    server = _local_server(args.database)
+    variables = dbt.local_environment(server, args.database)
+    variables["ARC_HALO_DATABASE_URL"] = server.url(args.database)
+    variables["PATH"] = f"{embedded.bin_dir(server.version)}:{os.environ.get('PATH', '')}"
+    dbt.ensure_profile()
+    for name, value in variables.items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+def cmd_db_psql(args: argparse.Namespace) -> None:
+    server = _local_server(args.database)
+    psql = str(embedded.bin_dir(server.version) / "psql")
+    os.execv(psql, [psql, server.url(args.database), *args.psql_args])
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> None:
+    """Apply migrations/ to the current target's database (the one dbt builds: local, ci or neon)."""
+    print(dbt.apply_migrations(dbt.target_environment()).summary())
+
+
+def cmd_dbt(args: argparse.Namespace) -> None:
+    sys.exit(dbt.run_dbt(args.dbt_args, check=False))
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    dbt.build(args.dbt_args)
+
+
+def cmd_lint(args: argparse.Namespace) -> None:
+    """sqlfluff with the dbt templater needs a reachable target to compile; start it first."""
+    from arc_halo import lint
+
+    sys.exit(lint.run(args.paths))
+
+
+def cmd_scratch_build(args: argparse.Namespace) -> None:
+    """dbt build into a throwaway database on the embedded server, dropped afterwards."""
+    server = embedded.ensure_running()
+    name = f"arc_halo_scratch_{uuid.uuid4().hex[:8]}"
+    embedded.ensure_database(server, name)
+    try:
+        dbt.build(args.dbt_args, env=dbt.local_environment(server, name))
+    finally:
+        embedded.drop_database(server, name)
+
+
+def cmd_cache_purge(args: argparse.Namespace) -> None:
+    from arc_halo import db, lifecycle
+
+    with db.connect(autocommit=True) as conn:
+        totals = lifecycle.purge_expired_cache(conn, args.batch_size)
+    print(f"purged expired rows: activation_cache={totals['activation_cache']} kv_cache={totals['kv_cache']}")
+
+
+def cmd_partitions_create(args: argparse.Namespace) -> None:
+    from arc_halo import db, lifecycle
+
+    with db.connect(autocommit=True) as conn:
+        created = lifecycle.create_metric_partitions(conn, args.months_back, args.months_ahead)
+    print("created: " + (", ".join(created) or "none needed"))
+
+
+def cmd_schema_export(args: argparse.Namespace) -> None:
+    from arc_halo import schema_export
+
+    print(f"wrote {schema_export.export()}")
+
+
+def _load_sample(conn) -> None:
+    from arc_halo import sample
+
+    model_id = sample.load(conn)
+    print(f"loaded sample data ({sample.SAMPLE_MODEL} = {model_id})" if model_id else "sample data already loaded")
+
+
+def cmd_sample_load(args: argparse.Namespace) -> None:
+    from arc_halo import db
+
+    with db.connect() as conn:
+        _load_sample(conn)
+
+
+def cmd_plot_training(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from arc_halo import db, plots
+
+    with db.connect() as conn:
+        print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
+
+
+def cmd_model_import(args: argparse.Namespace) -> None:
+    from arc_halo import db, hf
+
+    store = None
+    if args.external or args.external_dir:
+        from arc_halo import objectstore
+
+        store = objectstore.open_store(args.external or args.external_dir)
+    with db.connect() as conn:
+        result = hf.import_model(conn, args.directory, args.name, args.version, progress=True, store=store)
+    verb = "imported" if result.created else "already registered (same content), nothing written:"
+    print(f"{verb} {result.model_id}: {result.tensor_count} tensors, {result.parameter_count:,} parameters, "
+          f"{result.embedding_count:,} embeddings")
+
+
+def cmd_model_export(args: argparse.Namespace) -> None:
+    from arc_halo import db, hf
+
+    with db.connect() as conn:
+        print(f"wrote {hf.export_model(conn, args.model, args.output, progress=True)}")
+
+
+def cmd_storage_orphans(args: argparse.Namespace) -> None:
+    from arc_halo import db, objectstore
+
+    age = objectstore.parse_age(args.older_than)
+    with db.connect() as conn:
+        orphans = objectstore.find_orphans(conn, args.prefix, age)
+    for item in orphans:
+        print(f"{item.uri}\t{item.size}\t{item.last_modified.isoformat(timespec='seconds')}")
+    total = sum(item.size for item in orphans)
+    summary = f"{len(orphans)} orphaned object(s), {total:,} bytes, under {args.prefix} older than {args.older_than}"
+    if args.delete:
+        objectstore.delete_objects([item.uri for item in orphans])
+        print(f"deleted {summary}")
+    else:
+        print(f"{summary}{'; --delete removes them' if orphans else ''} (dry run)")
+
+
+def cmd_model_list(args: argparse.Namespace) -> None:
+    from arc_halo import db
+
+    with db.connect() as conn:
+        for row in conn.execute(
+            """select model_id, model_name, version, architecture, num_layers, num_attention_heads, status
+               from models order by model_name, version"""
+        ):
+            print("\t".join(str(value) for value in row))
+
+
+def _print_examples() -> None:
+    """Run the seed's example statements and print their results (first columns, few rows)."""
+    from arc_halo import db, sample
+
+    with db.connect() as conn:
+        row = conn.execute("select model_id from models where model_name = %s", (sample.SAMPLE_MODEL,)).fetchone()
+        model_id = str(row[0]) if row else "00000000-0000-0000-0000-000000000000"
+        statements = [*EXAMPLE_QUERIES, f"SELECT * FROM calculate_model_parameters('{model_id}');",
+                      f"SELECT get_latest_checkpoint('{model_id}');"]
+        for statement in statements:
+            cursor = conn.execute(statement)
+            names = [column.name for column in cursor.description]
+            # ids and tenant say little at a glance; show the first telling columns
+            shown = [i for i, name in enumerate(names) if not name.endswith("_id") and name != "tenant_id"][:7] or [0]
+            rows = cursor.fetchall()
+            print(f"\n{statement}")
+            print("  " + " | ".join(names[i] for i in shown))
+            for values in rows[:4]:
+                print("  " + " | ".join(str(values[i])[:36] for i in shown))
+            print(f"  ({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+# The Python models and what is built on them: rebuilt once the sample data is in.
+PYTHON_MODELS_AND_DOWNSTREAM = "path:models/python+"
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """What `make run` does: `dbt build`, load the sample data, `dbt build` the Python models (and their
+    tests and views) again over it; then run the seed's examples and say where it all is."""
+    from arc_halo import db
+
+    dbt.build([])
+    with db.connect() as conn:
+        _load_sample(conn)
+    dbt.build(["--select", PYTHON_MODELS_AND_DOWNSTREAM])
+    _print_examples()
+    print()
+    if config.current_target() == "local":
+        server = embedded.ensure_running()
+        print(f"Arc-Halo database ready: {server.url()}")
+        print("  psql:      .venv/bin/arc-halo db psql")
+        print('  dbt/psql:  eval "$(.venv/bin/arc-halo db env)"')
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as one line (the usage text is one `--help` away), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"arc-halo: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts and sizes: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts that may be zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="arc-halo", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also ARC_HALO_DEBUG=1)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the embedded PostgreSQL server").add_subparsers(dest="db_command", required=True)
+    db.add_parser("start", help="start the server (and create the database)").set_defaults(func=cmd_db_start)
+    db.add_parser("stop", help="stop the server").set_defaults(func=cmd_db_stop)
+    db.add_parser("status", help="is it running, and where").set_defaults(func=cmd_db_status)
+    db.add_parser("migrate", help="apply pending migrations/ to the current target (local, ci or neon)").set_defaults(
+        func=cmd_db_migrate)
+    for name, func, text in (
+        ("url", cmd_db_url, "print the libpq URL of the local database, nothing else"),
+        ("env", cmd_db_env, "print shell exports for dbt, psql and the library"),
+        ("psql", cmd_db_psql, "open psql on the local database"),
+    ):
+        sub = db.add_parser(name, help=text)
+        sub.add_argument("--database", default=None, help="default: arc_halo, or the ARC_HALO_BRANCH branch")
+        sub.set_defaults(func=func, passthrough=name == "psql")
+
+    for name, func, text in (
+        ("dbt", cmd_dbt, "run dbt on the current target with its environment"),
+        ("build", cmd_build, "dbt build on the current target"),
+        ("scratch-build", cmd_scratch_build, "dbt build into a throwaway local database"),
+    ):
+        commands.add_parser(name, help=text + " (extra arguments go to dbt)").set_defaults(func=func, passthrough=True)
+
+    lint_parser = commands.add_parser(
+        "lint", help="the lint gate: sqlfluff (dbt templater), squawk over migrations/, YAML, workflow, credentials")
+    lint_parser.add_argument("paths", nargs="*")
+    lint_parser.set_defaults(func=cmd_lint)
+    cache = commands.add_parser("cache", help="inference cache housekeeping").add_subparsers(dest="cache_command", required=True)
+    purge = cache.add_parser("purge", help="delete expired activation_cache and kv_cache rows in batches")
+    purge.add_argument("--batch-size", type=positive_int, default=5000)
+    purge.set_defaults(func=cmd_cache_purge)
+    partitions = commands.add_parser("partitions", help="training_metrics partitions").add_subparsers(
+        dest="partitions_command", required=True)
+    create = partitions.add_parser("create", help="create missing monthly partitions (never drops)")
+    create.add_argument("--months-back", type=non_negative_int, default=1)
+    create.add_argument("--months-ahead", type=non_negative_int, default=3)
+    create.set_defaults(func=cmd_partitions_create)
+    schema = commands.add_parser("schema", help="the psql path").add_subparsers(dest="schema_command", required=True)
+    schema.add_parser("export", help="regenerate db/schema/00_master_schema.sql from the dbt project").set_defaults(
+        func=cmd_schema_export)
+    sample = commands.add_parser("sample", help="the sample dataset").add_subparsers(dest="sample_command", required=True)
+    sample.add_parser("load", help="load gpt-fusion-1 and friends (once; a second load changes nothing)").set_defaults(
+        func=cmd_sample_load)
+    plot = commands.add_parser("plot", help="pictures").add_subparsers(dest="plot_command", required=True)
+    curves = plot.add_parser("training", help="loss and learning rate against step for a session, to PNG/SVG/PDF")
+    curves.add_argument("session", help="session name or id")
+    curves.add_argument("--output", "-o", default="training_curves.png")
+    curves.set_defaults(func=cmd_plot_training)
+    branch = commands.add_parser(
+        "branch", help="database branches: local copies on the embedded server, or Neon branches (ARC_HALO_TARGET=neon)",
+    ).add_subparsers(dest="branch_command", required=True)
+    create_branch = branch.add_parser("create", help="create a branch (ARC_HALO_BRANCH=<name> then points commands at it)")
+    create_branch.add_argument("name")
+    create_branch.add_argument("--from", dest="parent", default=None, help="parent branch (default: main)")
+    create_branch.add_argument("--at", default=None, help="point in time, ISO 8601 with zone (Neon only)")
+    branch.add_parser("list", help="list branches")
+    for verb, text in (("reset", "discard the branch's changes: copy its parent again"), ("delete", "delete a branch")):
+        branch.add_parser(verb, help=text).add_argument("name")
+    for sub in branch.choices.values():
+        sub.set_defaults(func=cmd_branch)
+    model = commands.add_parser("model", help="Hugging Face models in and out").add_subparsers(
+        dest="model_command", required=True)
+    model_import = model.add_parser("import", help="register a model directory (config.json + safetensors)")
+    model_import.add_argument("directory")
+    model_import.add_argument("--name", help="model_name (default: the directory's name)")
+    model_import.add_argument("--version", default="1.0.0")
+    external = model_import.add_mutually_exclusive_group()
+    external.add_argument("--external", metavar="URI", help="keep tensor bytes at s3://bucket/prefix, gs://, az:// "
+                          "or file:///directory, not in the database (credentials from AWS_*/GOOGLE_*/AZURE_* variables)")
+    external.add_argument("--external-dir", metavar="DIR", help="the same as --external file://DIR")
+    model_import.set_defaults(func=cmd_model_import)
+    model_export = model.add_parser("export", help="write a stored model's tensors to a safetensors file")
+    model_export.add_argument("model", help="model id or name")
+    model_export.add_argument("output", help="path of the .safetensors file to write")
+    model_export.set_defaults(func=cmd_model_export)
+    model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
+    storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
+        dest="storage_command", required=True)
+    orphans = storage.add_parser("orphans", help="list (or --delete) objects under a prefix that no tensor points to")
+    orphans.add_argument("prefix", help="s3://bucket/prefix, gs://..., az://... or file:///directory")
+    orphans.add_argument("--delete", action="store_true", help="remove them (default: only list)")
+    orphans.add_argument("--older-than", default="24h", metavar="AGE",
+                         help="only objects last written longer ago than this (30s, 15m, 1h, 2d; default 24h), so an "
+                              "upload whose metadata has not committed yet is never removed")
+    orphans.set_defaults(func=cmd_storage_orphans)
+    commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
+    return parser
+
+
+def cmd_branch(args: argparse.Namespace) -> None:
+    from datetime import datetime
+
+    from arc_halo import branches
+
+    manager = branches.for_target()
+    if args.branch_command == "create":
+        at = datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else None
+        created = manager.create(args.name, args.parent, at)
+        print(f"created branch {created.name} from {created.parent} ({created.detail})")
+    elif args.branch_command == "list":
+        for branch in manager.list():
+            print(f"{branch.name}\tparent={branch.parent or '-'}\t{branch.detail}")
+    elif args.branch_command == "reset":
+        print(f"reset branch {manager.reset(args.name).name} to its parent")
+    elif args.branch_command == "delete":
+        manager.delete(args.name)
+        print(f"deleted branch {args.name}")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an expected error as one line: the first line of what the exception says."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _database_error_line(exc: psycopg.Error) -> str:
+    """A constraint violation names its constraint; bad data names what PostgreSQL found wrong."""
+    diag = exc.diag
+    if diag.constraint_name:
+        table = f" on {diag.table_name}" if diag.table_name else ""
+        return f"refused by constraint {diag.constraint_name}{table}: {diag.message_primary}; nothing was changed"
+    return f"the database refused the input: {_one_line(exc)}; nothing was changed"
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """One line for an error a user can fix, or None for a fault in arc-halo itself."""
+    if isinstance(exc, ArcHaloError):
+        return _one_line(exc)
+    if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction)):
+        return (f"this database has no Arc-Halo schema, or an older one ({_one_line(exc)}): "
+                "build it first with `arc-halo build` (or `make run`)")
+    if isinstance(exc, (psycopg.errors.IntegrityError, psycopg.errors.DataError)):
+        return _database_error_line(exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return f"the database connection failed: {_one_line(exc)}; check that the server runs, then retry"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where}"
+    return None
+
+
+def _debugging(args: argparse.Namespace | None = None) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("ARC_HALO_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dbt_args = args.psql_args = extra
+    try:
+        if getattr(args, "database", "unset") is None:
+            args.database = config.local_database()
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if _debugging(args):
+            raise
+        line = _user_error(exc)
+        if line is None:  # a fault in arc-halo, not in the input: still one line, but say how to see more
+            print(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                  "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+            sys.exit(1)
+        print(f"arc-halo: error: {line}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

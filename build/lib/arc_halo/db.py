@@ -1,0 +1,172 @@
+"""Connections for the library: ARC_HALO_DATABASE_URL, else NEON_DATABASE_URL, else the embedded server.
+
+Remote hosts must use TLS (sslmode=require or stronger); connects are retried with backoff, because a
+Neon compute that scaled to zero takes a few seconds to wake.
+
+Acting as a tenant: the tenant is set for each transaction only (`set_config('app.tenant_id', ..., true)`),
+never for the session, so it cannot outlive a transaction or reach the next borrower of a pooled or
+PgBouncer server connection. `connect(tenant=...)` and `pool(tenant=...)` give connections whose every
+transaction acts as that tenant; `with tenant(conn, "acme"):` runs one transaction as a tenant on any
+connection (e.g. a pool serving many tenants). Pools reset every connection they take back.
+
+Behind a transaction-mode pooler (a Neon `-pooler` host, or ARC_HALO_POOLED=1 e.g. for PgBouncer) the
+next transaction may run on another server connection: psycopg's automatic prepared statements are
+off, and a connection without a tenant sets an empty one per transaction, so it sees nothing whatever
+an earlier client left on the server connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from arc_halo import config, embedded
+from arc_halo.errors import InvalidInputError, describe_connection_failure
+
+CONNECT_ATTEMPTS = 4
+POOLED_VARIABLE = "ARC_HALO_POOLED"
+# The one statement that makes a transaction act as a tenant (the policies read app.tenant_id).
+SET_TENANT = "select set_config('app.tenant_id', {}, true)"
+
+
+def database_url() -> str:
+    remote = config.configured_database_url()
+    if remote is not None:
+        return remote.url
+    server = embedded.ensure_running()
+    database = config.local_database()
+    embedded.ensure_database(server, database)
+    return server.url(database)
+
+
+# libpq's answers that no retry changes: a missing database or role, a refused login
+_PERMANENT_CONNECT_FAILURES = ("does not exist", "authentication failed")
+
+
+def is_pooled(url: str) -> bool:
+    """True for a transaction-mode pooler: ARC_HALO_POOLED=1/0 when set, else a host named `*-pooler`
+    (Neon's pooled endpoints)."""
+    explicit = os.environ.get(POOLED_VARIABLE, "").strip().lower()
+    if explicit:
+        return explicit in ("1", "true", "yes", "on")
+    hosts = conninfo_to_dict(url).get("host") or os.environ.get("PGHOST") or ""
+    return any(host.split(".")[0].endswith("-pooler") for host in hosts.split(","))
+
+
+def _check_tenant(tenant: str | None) -> None:
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise InvalidInputError(f"tenant must be a non-empty string, got {tenant!r}")
+
+
+class TenantConnection(psycopg.Connection):
+    """A psycopg connection whose every transaction starts by acting as `tenant`.
+
+    psycopg starts each transaction with one BEGIN command (the implicit one before the first statement
+    and the one `transaction()` sends); the tenant is set right after it, inside the same transaction.
+    Behind a pooler (`pooled`) a connection without a tenant sets an empty one the same way, so it sees
+    nothing whatever an earlier client left on the shared server connection (e.g. a session-level SET).
+    """
+
+    _tenant: str | None = None
+    _pinned: str | None = None  # what each transaction sets app.tenant_id to; None: nothing
+
+    @classmethod
+    def connect(cls, conninfo: str = "", *, tenant: str | None = None, pooled: bool = False,  # type: ignore[override]
+                **kwargs) -> TenantConnection:
+        _check_tenant(tenant)
+        if tenant is not None and kwargs.get("autocommit"):
+            # Outside a transaction block each statement is its own transaction, and nothing sets the tenant.
+            raise InvalidInputError("a tenant connection cannot be autocommit: each transaction sets the tenant")
+        if pooled:
+            kwargs["prepare_threshold"] = None  # the next transaction may run on another server connection
+        conn = super().connect(conninfo, **kwargs)
+        conn._tenant = tenant
+        conn._pinned = tenant if tenant is not None else ("" if pooled else None)
+        return conn
+
+    @property
+    def tenant(self) -> str | None:
+        return self._tenant
+
+    def _exec_command(self, command, *args, **kwargs):
+        result = yield from super()._exec_command(command, *args, **kwargs)
+        if self._pinned is not None and command == self._get_tx_start_command():
+            yield from super()._exec_command(sql.SQL(SET_TENANT).format(sql.Literal(self._pinned)))
+        return result
+
+
+def _connect_options(target: str, pooled: bool | None) -> dict:
+    return {"connect_timeout": config.NEON_CONNECT_TIMEOUT_SECONDS,
+            "pooled": is_pooled(target) if pooled is None else pooled}
+
+
+def connect(url: str | None = None, autocommit: bool = False, attempts: int = CONNECT_ATTEMPTS, *,
+            tenant: str | None = None, pooled: bool | None = None) -> TenantConnection:
+    """A connection with the pgvector adapter registered; with `tenant`, every transaction acts as it.
+    `pooled` (default: detected, see `is_pooled`) turns psycopg's prepared statements off. A connection
+    that cannot be made raises DatabaseUnavailableError saying whether the host, the database or the
+    login is wrong."""
+    target = url or database_url()
+    for attempt in range(attempts):
+        try:
+            conn = TenantConnection.connect(target, autocommit=autocommit, tenant=tenant,
+                                            **_connect_options(target, pooled))
+            break
+        except psycopg.OperationalError as exc:
+            if attempt == attempts - 1 or any(text in str(exc) for text in _PERMANENT_CONNECT_FAILURES):
+                raise describe_connection_failure(exc, target) from exc
+            time.sleep(min(0.5 * 2**attempt, 8))
+    register_vector(conn)
+    return conn
+
+
+@contextlib.contextmanager
+def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
+    """One transaction acting as tenant `name`, committed at the end of the block (rolled back on error).
+
+    It must start the transaction itself: a tenant set inside an already open transaction would last
+    until that transaction ends, past this block.
+    """
+    if name is None:
+        raise InvalidInputError("tenant() needs a tenant name")
+    _check_tenant(name)
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise psycopg.ProgrammingError("db.tenant() starts its own transaction: commit or roll back the open one first")
+    with conn.transaction():
+        conn.execute(sql.SQL(SET_TENANT).format(sql.Literal(name)))
+        yield conn
+
+
+def reset_connection(conn: psycopg.Connection) -> None:
+    """What a pool does to every connection it takes back: DISCARD ALL forgets session settings (a
+    session-level `SET app.tenant_id`, `SET ROLE`), temporary tables, advisory locks and prepared
+    statements, so nothing of one borrower reaches the next."""
+    autocommit = conn.autocommit
+    conn.autocommit = True  # DISCARD ALL cannot run inside a transaction block
+    try:
+        conn.execute("discard all")
+    finally:
+        conn.autocommit = autocommit
+
+
+def pool(url: str | None = None, min_size: int = 1, max_size: int = 8, *, tenant: str | None = None,
+         pooled: bool | None = None):
+    """A psycopg_pool.ConnectionPool of `TenantConnection`s (pgvector registered; with `tenant`, every
+    transaction acts as it), reset with DISCARD ALL whenever a connection comes back.
+    Open it with `with pool() as p:`; `p.connection()` lends a connection."""
+    from psycopg_pool import ConnectionPool
+
+    _check_tenant(tenant)
+    target = url or database_url()
+    return ConnectionPool(
+        target, min_size=min_size, max_size=max_size, open=False, connection_class=TenantConnection,
+        kwargs={"tenant": tenant, **_connect_options(target, pooled)},
+        configure=register_vector, reset=reset_connection, reconnect_timeout=60,
+    )

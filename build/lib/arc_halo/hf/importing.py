@@ -1,0 +1,62 @@
+"""Import a model directory in one transaction: a model with the same content is returned as is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from arc_halo import tensors
+from arc_halo.hf import writes
+from arc_halo.hf.config import ModelShape
+from arc_halo.hf.errors import ModelImportError
+from arc_halo.hf.hashing import content_hash
+from arc_halo.hf.naming import embedding_type, layer_index, parameter_kind
+from arc_halo.hf.progress import progress_bar
+from arc_halo.hf.source import ModelSource
+from arc_halo.hf.tokenizer import vocabulary
+from arc_halo.hf.writes import ImportResult
+
+
+def import_model(
+    conn: psycopg.Connection,
+    directory: str | Path,
+    name: str | None = None,
+    version: str = "1.0.0",
+    progress: bool = False,
+    store: tensors.BlobStore | None = None,
+) -> ImportResult:
+    """Register the model in `directory`; a model with the same content already stored is returned as is."""
+    source = ModelSource.open(directory)
+    shape = ModelShape.from_config(source.config)
+    name = name or source.default_name()
+    digests = content_hash(source, progress)
+    with conn.transaction():
+        writes.lock_content(conn, digests.model_sha256)
+        existing = writes.model_with_content(conn, digests.model_sha256)
+        if existing:
+            return writes.summary(conn, existing, created=False)
+        clash = writes.registered_version(conn, name)
+        if clash:
+            raise ModelImportError(
+                f"model {name!r} (version {clash}) is already registered with other weights; "
+                "import it under another --name"
+            )
+        model_id = writes.insert_model(conn, source, shape, name, version, digests.model_sha256)
+        layer_ids = writes.insert_layers(conn, model_id, shape)
+        embedding_tables: dict[str, np.ndarray] = {}
+        with progress_bar(progress, f"importing {name}", source.tensor_bytes()) as advance:
+            for parameter, array in source.tensors():
+                tensor_id = tensors.put(conn, array, parameter, store=store,
+                                        content_sha256=digests.tensor_sha256[parameter])
+                writes.insert_weight(conn, model_id, layer_ids.get(layer_index(parameter, shape)), parameter,
+                                     parameter_kind(parameter, array), tensor_id)
+                table = embedding_type(parameter, array, shape)
+                if table:
+                    embedding_tables.setdefault(table, array)
+                advance(array.nbytes)
+        writes.insert_embeddings(conn, model_id, shape, embedding_tables,
+                                 vocabulary(source.directory, shape.vocab_size))
+        return writes.summary(conn, model_id, created=True)
+

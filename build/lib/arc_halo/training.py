@@ -1,0 +1,341 @@
+"""Training runs from ML code: sessions, progress, buffered metric logging, checkpoints that restore exactly.
+
+Metrics go through MetricLogger: values are checked and buffered in memory and written with one binary
+COPY per flush (through a staging table when row-level security applies, see bulk.py), each flush
+recorded in metric_batches so a retried flush writes nothing twice; the training_metrics_after_insert
+trigger keeps training_metrics_latest current for every flush.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import psycopg
+
+from arc_halo import bulk, db, tensors
+from arc_halo.errors import InvalidInputError, NotFoundError
+from arc_halo.validation import as_uuid
+
+METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value", "recorded_at")
+# The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
+# the server decodes the field with uuid's receive function, and the per-row Python uuid dumper was a
+# fifth of the logger's client time (benchmarks/bench_metric_ingest.py).
+METRIC_TYPES = ["bytea", "text", "int8", "int4", "float8", "timestamptz"]
+
+
+def start_session(
+    conn: psycopg.Connection, model_id: uuid.UUID | str, name: str, total_steps: int | None = None,
+    total_epochs: int | None = None, hyperparameters: dict | None = None, dataset_name: str | None = None,
+) -> uuid.UUID:
+    with conn.transaction():
+        return conn.execute(
+            """insert into training_sessions (model_id, session_name, status, total_steps, total_epochs,
+                                              hyperparameters, dataset_name, started_at, progress_updated_at)
+               values (%s, %s, 'running', %s, %s, %s, %s, now(), now()) returning training_session_id""",
+            (model_id, name, total_steps, total_epochs, json.dumps(hyperparameters or {}), dataset_name),
+        ).fetchone()[0]
+
+
+def _require_session(conn: psycopg.Connection, session_id: uuid.UUID | str) -> None:
+    _require_updated(conn.execute("select from training_sessions where training_session_id = %s",
+                                  (as_uuid("session id", session_id),)), session_id)
+
+
+def _require_updated(cursor: psycopg.Cursor, session_id: uuid.UUID | str) -> None:
+    """A statement on one session matched it: or the id names no session (visible to this tenant)."""
+    if cursor.rowcount == 0:
+        raise NotFoundError(f"no training session {session_id}: see `select training_session_id, session_name "
+                            f"from training_sessions`")
+
+
+def update_progress(conn: psycopg.Connection, session_id: uuid.UUID | str, step: int, epoch: int | None = None) -> None:
+    _check_step(step, epoch)
+    with conn.transaction():
+        _require_updated(conn.execute(
+            """update training_sessions set current_step = %s, current_epoch = coalesce(%s, current_epoch),
+                   progress_updated_at = now() where training_session_id = %s""", (step, epoch, as_uuid("session id", session_id))),
+            session_id)
+
+
+def finish_session(conn: psycopg.Connection, session_id: uuid.UUID | str, status: str = "completed") -> None:
+    with conn.transaction():
+        _require_updated(conn.execute(
+            "update training_sessions set status = %s, ended_at = now() where training_session_id = %s",
+            (status, as_uuid("session id", session_id))), session_id)
+
+
+MAX_METRIC_NAME = 250  # training_metrics_metric_name_check
+MAX_STEP = 2**63 - 1  # bigint
+MAX_EPOCH = 2**31 - 1  # integer
+
+log = logging.getLogger(__name__)
+
+
+def _check_name(name: object) -> str:
+    if type(name) is not str or not 1 <= len(name) <= MAX_METRIC_NAME:
+        shown = f"{len(name)} characters" if isinstance(name, str) else repr(name)
+        raise InvalidInputError(f"metric name must be a string of 1 to {MAX_METRIC_NAME} characters, got {shown}")
+    return name
+
+
+def _check_step(step: object, epoch: object) -> None:
+    if type(step) is not int:  # the fast path; numpy integers and other Integrals are accepted below
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            raise InvalidInputError(f"step must be a whole number, got {step!r}")
+    if not 0 <= step <= MAX_STEP:
+        raise InvalidInputError(f"step must be between 0 and {MAX_STEP}, got {step}")
+    if epoch is not None:
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or not 0 <= epoch <= MAX_EPOCH:
+            raise InvalidInputError(f"epoch must be a whole number between 0 and {MAX_EPOCH} (or None), got {epoch!r}")
+
+
+def _check_value(name: str, value: object) -> float:
+    """A float from a Python or numpy number or a 0-d array/tensor; NaN and infinities are data."""
+    if type(value) is float:
+        return value
+    if isinstance(value, (bool, str, bytes, complex)) or value is None:
+        raise InvalidInputError(f"metric {name!r}: value must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metric {name!r}: value must be a real number, got {value!r} ({exc})") from None
+
+
+def _check_time(at: object) -> datetime:
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise InvalidInputError(f"`at` must be a datetime with a time zone, got {at!r}")
+    return at
+
+
+def copy_metric_rows(conn: psycopg.Connection, rows: list[tuple]) -> None:
+    """Write metric rows (session id bytes, name, step, epoch, value, recorded_at) with one binary COPY.
+    The one place the logger's rows go to the server."""
+    with bulk.copy_into(conn, "training_metrics", METRIC_COLUMNS, METRIC_TYPES) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _reopener(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
+    """A new connection like `conn` (same connection string, password, autocommit and tenant), read now:
+    a broken connection can no longer say where it went."""
+    dsn, password, autocommit, kind = conn.info.dsn, conn.info.password, conn.autocommit, type(conn)
+    options = {}
+    if isinstance(conn, db.TenantConnection):
+        options = {"tenant": conn.tenant, "pooled": conn.prepare_threshold is None}
+    return lambda: kind.connect(dsn, password=password, autocommit=autocommit, **options)
+
+
+@dataclass
+class _Batch:
+    """Rows handed to the server together, under an id that stays the same across retries."""
+
+    batch_id: uuid.UUID
+    rows: list[tuple]
+
+
+@dataclass
+class MetricLogger:
+    """Buffer metrics and write them with binary COPY: `log` checks the value and appends; `flush` is one
+    round trip.
+
+    Never loses a value it accepted: `log`/`log_many` refuse a bad value with InvalidInputError (the
+    values before it stay accepted), so a flush never fails on one row's data. A flush that fails keeps
+    its rows and raises; the next flush writes them, reconnecting first when the connection broke
+    (`reconnect`, a callable returning a new connection; by default the same connection string).
+    Each batch records its id in metric_batches in the batch's own transaction, so a retry after an
+    ambiguous failure (connection lost during commit) writes nothing twice.
+
+    Flushes when `buffer_rows` values are waiting or `flush_seconds` passed since the last flush, on
+    close, and when leaving a `with` block, also on an exception (logging one line if that flush fails,
+    then letting the exception through). Safe to use from several processes for one session: rows are
+    only appended, and the latest-value upsert is ordered by key.
+    """
+
+    conn: psycopg.Connection
+    session_id: uuid.UUID | str
+    buffer_rows: int = 50_000
+    flush_seconds: float = 5.0
+    reconnect: Callable[[], psycopg.Connection] | None = None
+    _rows: list = field(default_factory=list)
+    _unwritten: list[_Batch] = field(default_factory=list)
+    _last_flush: float = field(default_factory=time.monotonic)
+    _session_bytes: bytes = field(init=False)
+    _known_names: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._session_bytes = as_uuid("session id", self.session_id).bytes
+        with self.conn.transaction():
+            _require_session(self.conn, self.session_id)
+        if self.reconnect is None:
+            self.reconnect = _reopener(self.conn)
+
+    def _name(self, name: str) -> str:
+        if name not in self._known_names:
+            self._known_names.add(_check_name(name))
+        return name
+
+    def log(self, name: str, value: float, step: int, epoch: int | None = None, at: datetime | None = None) -> None:
+        _check_step(step, epoch)
+        row = (self._session_bytes, self._name(name), step, epoch, _check_value(name, value),
+               datetime.now(timezone.utc) if at is None else _check_time(at))
+        self._rows.append(row)
+        self._flush_if_due()
+
+    def log_many(self, values: dict[str, float], step: int, epoch: int | None = None) -> None:
+        """Several metrics of one step, with one timestamp. A bad name or value raises and none of this
+        call's values are taken (the step is refused whole); values logged before stay accepted."""
+        _check_step(step, epoch)
+        at, session = datetime.now(timezone.utc), self._session_bytes
+        if not self._known_names.issuperset(values) or any(type(value) is not float for value in values.values()):
+            values = {self._name(name): _check_value(name, value) for name, value in values.items()}
+        self._rows.extend([(session, name, step, epoch, value, at) for name, value in values.items()])
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        if len(self._rows) >= self.buffer_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        """Values accepted and not yet known to be written."""
+        return len(self._rows) + sum(len(batch.rows) for batch in self._unwritten)
+
+    def flush(self) -> int:
+        """Write every accepted value; returns the number of rows this call wrote. On failure the rows
+        stay (under their batch ids) for the next flush, and the error is raised."""
+        if self._rows:
+            self._unwritten.append(_Batch(uuid.uuid4(), self._rows))
+            self._rows = []
+        self._last_flush = time.monotonic()
+        written = 0
+        while self._unwritten:
+            batch = self._unwritten[0]
+            written += self._write(batch)
+            self._unwritten.pop(0)
+        return written
+
+    def _write(self, batch: _Batch) -> int:
+        if self.conn.closed or self.conn.broken:
+            self.conn = self.reconnect()
+        with self.conn.transaction():
+            recorded = self.conn.execute(
+                """insert into metric_batches (metric_batch_id, training_session_id, row_count) values (%s, %s, %s)
+                   on conflict (metric_batch_id) do nothing""",
+                (batch.batch_id, self.session_id, len(batch.rows))).rowcount
+            if not recorded:  # an earlier attempt committed before its connection was lost
+                return 0
+            copy_metric_rows(self.conn, batch.rows)
+        return len(batch.rows)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> MetricLogger:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.flush()
+            return
+        try:  # keep what was logged before the exception, then let the exception through
+            self.flush()
+        except Exception as flush_error:  # noqa: BLE001 - the caller's exception matters more
+            log.error("MetricLogger: %d metric values of session %s not written while leaving on %s: %s",
+                      self.pending, self.session_id, exc_type.__name__, str(flush_error).strip().splitlines()[0]
+                      if str(flush_error).strip() else type(flush_error).__name__)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    checkpoint_id: uuid.UUID
+    step: int
+    epoch: int
+    weights: dict[str, np.ndarray]
+    optimizer_type: str | None
+    optimizer_hyperparameters: dict
+    optimizer_state: dict[str, dict[str, np.ndarray]]  # parameter -> state name -> tensor
+
+
+def save_checkpoint(
+    conn: psycopg.Connection, model_id: uuid.UUID | str, session_id: uuid.UUID | str | None, step: int,
+    weights: dict[str, np.ndarray], optimizer_state: dict[str, dict[str, np.ndarray]] | None = None,
+    optimizer_type: str | None = None, optimizer_hyperparameters: dict | None = None, epoch: int = 0,
+    metrics: dict | None = None, is_best: bool = False,
+) -> uuid.UUID:
+    """Weights and optimizer state (e.g. Adam's exp_avg / exp_avg_sq per parameter, SGD's
+    momentum_buffer) in one transaction: a checkpoint is there whole or not at all."""
+    if optimizer_state and not optimizer_type:
+        raise InvalidInputError("optimizer_state needs optimizer_type (adam, adamw, sgd, ...)")
+    with conn.transaction():
+        weight_ids = {name: str(tensors.put(conn, array, name)) for name, array in weights.items()}
+        if is_best and session_id is not None:
+            conn.execute("update model_checkpoints set is_best = false where training_session_id = %s and is_best",
+                         (session_id,))
+        size = sum(array.nbytes for array in weights.values())
+        checkpoint_id = conn.execute(
+            """insert into model_checkpoints (model_id, training_session_id, step, epoch, metrics, weight_tensors,
+                                              size_bytes, is_best)
+               values (%s, %s, %s, %s, %s, %s, %s, %s) returning checkpoint_id""",
+            (model_id, session_id, step, epoch, json.dumps(metrics or {}), json.dumps(weight_ids), size, is_best),
+        ).fetchone()[0]
+        for parameter, states in (optimizer_state or {}).items():
+            for state_name, array in states.items():
+                tensor_id = tensors.put(conn, array, f"{parameter}.{state_name}")
+                size += array.nbytes
+                conn.execute(
+                    """insert into optimizer_state (training_session_id, checkpoint_id, optimizer_type, hyperparameters,
+                                                    step, parameter_name, state_name, tensor_id)
+                       values (%s, %s, %s, %s, %s, %s, %s, %s)""",
+                    (session_id, checkpoint_id, optimizer_type, json.dumps(optimizer_hyperparameters or {}), step,
+                     parameter, state_name, tensor_id),
+                )
+        conn.execute("update model_checkpoints set size_bytes = %s where checkpoint_id = %s", (size, checkpoint_id))
+    return checkpoint_id
+
+
+def load_checkpoint(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> Checkpoint:
+    row = conn.execute("select step, epoch, weight_tensors from model_checkpoints where checkpoint_id = %s",
+                       (checkpoint_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no checkpoint {checkpoint_id}")
+    step, epoch, weight_ids = row
+    weights = {name: tensors.get(conn, tensor_id) for name, tensor_id in weight_ids.items()}
+    optimizer: dict[str, dict[str, np.ndarray]] = {}
+    optimizer_type, hyperparameters = None, {}
+    for optimizer_type, hyperparameters, parameter, state_name, tensor_id in conn.execute(
+        """select optimizer_type, hyperparameters, parameter_name, state_name, tensor_id from optimizer_state
+           where checkpoint_id = %s order by parameter_name, state_name""", (checkpoint_id,),
+    ).fetchall():
+        optimizer.setdefault(parameter, {})[state_name] = tensors.get(conn, tensor_id)
+    return Checkpoint(checkpoint_id, step, epoch, weights, optimizer_type, hyperparameters, optimizer)
+
+
+def mark_best(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> None:
+    """Make this the session's best checkpoint (and no other)."""
+    with conn.transaction():
+        conn.execute(
+            """update model_checkpoints set is_best = false where is_best and training_session_id =
+                   (select training_session_id from model_checkpoints where checkpoint_id = %s)""", (checkpoint_id,))
+        if conn.execute("update model_checkpoints set is_best = true where checkpoint_id = %s",
+                        (checkpoint_id,)).rowcount == 0:
+            raise NotFoundError(f"no checkpoint {checkpoint_id}")
+
+
+def resume(conn: psycopg.Connection, session_id: uuid.UUID | str) -> Checkpoint | None:
+    """Mark a session running again and return its latest checkpoint (None when it has none)."""
+    with conn.transaction():
+        _require_updated(conn.execute(
+            "update training_sessions set status = 'running', ended_at = null, progress_updated_at = now()"
+            " where training_session_id = %s", (as_uuid("session id", session_id),)), session_id)
+        latest = conn.execute(
+            "select checkpoint_id from model_checkpoints where training_session_id = %s"
+            " order by step desc, created_at desc limit 1", (session_id,)).fetchone()
+    return load_checkpoint(conn, latest[0]) if latest else None

@@ -173,12 +173,7 @@ def apply_migrations(env: dict[str, str], project: Path | None = None):
 
 
 def build(args: list[str], env: dict[str, str] | None = None, project: Path | None = None) -> None:
-    """Plain `dbt build` on the current target, after its pending migrations. The project's adapter
-    (profile `type: arc_halo`) runs the Python models in their place in the DAG, so this only supplies
-    the target's environment and the migrations."""
-    env = env if env is not None else target_environment()
-    # Migrations first, so the models evolve from the schema they leave.
-    outcome = apply_migrations(env, project)
-    if outcome.applied or outcome.baselined:
-        print(f"arc-halo: {outcome.summary()}", flush=True)
+    """Plain `dbt build` on the current target. The project's adapter (profile `type: arc_halo`) runs the
+    pending migrations on-run-start and the Python models in their place in the DAG, so this only
+    supplies the target's environment."""
     run_dbt(["build", *args], env=env, project=project)

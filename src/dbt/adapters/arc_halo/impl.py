@@ -7,10 +7,11 @@ methods (dbt exposes only those to Jinja), each a thin call into its own module.
 from __future__ import annotations
 
 from dbt.adapters.base.impl import AdapterTrackingRelationInfo
+from dbt.adapters.base.meta import available
 from dbt.adapters.contracts.connection import AdapterResponse
 from dbt.adapters.postgres.impl import PostgresAdapter
 
-from dbt.adapters.arc_halo import __version__, python_model
+from dbt.adapters.arc_halo import __version__, python_model, schema_changes
 from dbt.adapters.arc_halo.connections import ArcHaloConnectionManager
 
 
@@ -30,3 +31,13 @@ class ArcHaloAdapter(PostgresAdapter):
         """Called by the `table` materialization's `statement('main', language='python')`."""
         rows = python_model.run(self, parsed_model, compiled_code)
         return AdapterResponse(_message=f"INSERT {rows}", code="INSERT", rows_affected=rows)
+
+    @available
+    def apply_migrations(self) -> str:
+        """on-run-start, before every other hook: pending migrations/ (arc_halo.migrations)."""
+        return schema_changes.apply_migrations(self)
+
+    @available
+    def apply_online_ddl(self, steps: list[dict]) -> int:
+        """operational_table's changes to an existing table, without stalling its writers (arc_halo.online_ddl)."""
+        return schema_changes.apply_online_ddl(self, steps)

@@ -1,0 +1,45 @@
+"""Schema changes the build makes outside dbt's statement-per-transaction model: pending migrations
+before any model (on-run-start), and online DDL for the operational_table materialization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dbt_common.exceptions import DbtRuntimeError
+
+from arc_halo import migrations, online_ddl
+from arc_halo.errors import ArcHaloError
+
+
+def _conninfo(credentials) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    fields = {"host": credentials.host, "port": credentials.port, "user": credentials.user,
+              "password": credentials.password, "dbname": credentials.database, "sslmode": credentials.sslmode,
+              "connect_timeout": credentials.connect_timeout, "application_name": "dbt arc-halo migrations"}
+    return make_conninfo(**{key: value for key, value in fields.items() if value not in (None, "")})
+
+
+def apply_migrations(adapter) -> str:
+    """migrations/ of the project, applied to the target's database (its schema first on the path)."""
+    import psycopg
+
+    credentials = adapter.config.credentials
+    try:
+        with psycopg.connect(_conninfo(credentials)) as conn:
+            outcome = migrations.migrate(conn, migrations.folder(Path(adapter.config.project_root)), credentials.schema)
+    except ArcHaloError as exc:
+        raise DbtRuntimeError(str(exc)) from None
+    return outcome.summary()
+
+
+def apply_online_ddl(adapter, steps: list[dict]) -> int:
+    """Run the steps on this thread's connection, in autocommit after committing what dbt has open."""
+    connection = adapter.connections.get_thread_connection()
+    if connection.transaction_open:
+        adapter.connections.commit()
+    connection.handle.commit()  # psycopg2 opens a transaction by itself on any statement dbt ran untracked
+    try:
+        return online_ddl.apply(connection.handle, steps)
+    except ArcHaloError as exc:
+        raise DbtRuntimeError(str(exc)) from None

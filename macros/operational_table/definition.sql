@@ -69,7 +69,8 @@
     {%- else -%}
         {{ exceptions.raise_compiler_error("constraint type " ~ kind ~ " on " ~ table_name ~ " is not supported") }}
     {%- endif -%}
-    {{ return({'name': name or default_name, 'kind': kind, 'columns': columns, 'body': body | trim}) }}
+    {{ return({'name': name or default_name, 'kind': kind, 'columns': columns, 'body': body | trim,
+               'references': references, 'to_columns': to_columns or [], 'expression': expression}) }}
 {%- endmacro %}
 
 
@@ -145,4 +146,20 @@
         cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{% if not loop.last %},{% endif %}
     {%- endfor %}
     where false
+{%- endmacro %}
+
+
+{% macro drop_index_lacking(index_name, column_name) -%}
+    {#- Pre-hook for an index whose definition gained a column (tenant_id): a database built earlier holds
+        the index under the same name without it, which `create index if not exists` would keep. Dropped
+        here, the materialization re-creates it in the same transaction. -#}
+do $arc_halo_converge$
+begin
+    if exists (select from pg_indexes where schemaname = {{ dbt.string_literal(this.schema) }}
+               and indexname = {{ dbt.string_literal(index_name) }}
+               and indexdef not like {{ dbt.string_literal('%' ~ column_name ~ '%') }}) then
+        drop index {{ this.schema }}.{{ index_name }};
+    end if;
+end
+$arc_halo_converge$
 {%- endmacro %}

@@ -4,7 +4,9 @@
     on later runs it compares the contract with the catalog and
       - adds missing columns with type, default (back-filled), NOT NULL, checks and foreign keys,
       - adds missing named constraints, validating existing rows with a clear error,
-      - replaces a CHECK whose expression changed (validated the same way),
+      - back-fills a new column that a foreign key shares with its parent (tenant_id) from the parent,
+      - replaces a CHECK or a foreign key that changed, and a key widened by more columns (validated the
+        same way),
       - creates missing indexes (stable names) and applies column storage settings,
     and refuses anything that would lose or reinterpret data (a column dropped from the contract, a
     changed type, a changed primary key or unique key) with an error naming the migration to write.
@@ -77,14 +79,28 @@
 
 
 {% macro operational_catalog_constraints(relation_sql) -%}
+    {#- Column lists as comma-separated names in key order (agate has no array type). -#}
     {%- set query -%}
-        select conname as constraint_name, contype as constraint_type, pg_get_constraintdef(oid) as definition
-        from pg_constraint
-        where conrelid = '{{ relation_sql }}'::regclass and contype in ('p', 'u', 'f', 'c') and conparentid = 0
+        select
+            con.conname as constraint_name,
+            con.contype as constraint_type,
+            pg_get_constraintdef(con.oid) as definition,
+            (select string_agg(att.attname, ',' order by key.position)
+             from unnest(con.conkey) with ordinality as key (attnum, position)
+             inner join pg_attribute as att on att.attrelid = con.conrelid and att.attnum = key.attnum) as key_columns,
+            (select string_agg(att.attname, ',' order by key.position)
+             from unnest(con.confkey) with ordinality as key (attnum, position)
+             inner join pg_attribute as att on att.attrelid = con.confrelid and att.attnum = key.attnum) as referenced_columns,
+            con.confdeltype as delete_action
+        from pg_constraint as con
+        where con.conrelid = '{{ relation_sql }}'::regclass and con.contype in ('p', 'u', 'f', 'c') and con.conparentid = 0
     {%- endset -%}
     {%- set found = {} -%}
     {%- for row in run_query(query) -%}
-        {%- do found.update({row['constraint_name']: {'type': row['constraint_type'], 'definition': row['definition']}}) -%}
+        {%- do found.update({row['constraint_name']: {
+            'type': row['constraint_type'], 'definition': row['definition'],
+            'columns': (row['key_columns'] or '').split(','), 'to_columns': (row['referenced_columns'] or '').split(','),
+            'delete_action': row['delete_action']}}) -%}
     {%- endfor -%}
     {{ return(found) }}
 {%- endmacro %}
@@ -151,6 +167,48 @@ $arc_halo_guard$;
 {%- endmacro %}
 
 
+{% macro operational_delete_action(expression) -%}
+    {#- pg_constraint.confdeltype of a foreign key's ON DELETE clause. -#}
+    {%- set clause = (expression or '') | lower -%}
+    {%- set actions = [('on delete cascade', 'c'), ('on delete set null', 'n'), ('on delete set default', 'd'), ('on delete restrict', 'r')] -%}
+    {%- for phrase, action in actions if phrase in clause -%}
+        {{ return(action) }}
+    {%- endfor -%}
+    {{ return('a') }}
+{%- endmacro %}
+
+
+{% macro operational_foreign_key_changed(constraint, current) -%}
+    {{ return(current.columns != constraint.columns or current.to_columns != constraint.to_columns
+              or current.delete_action != operational_delete_action(constraint.expression)) }}
+{%- endmacro %}
+
+
+{% macro operational_backfill_sources(column_name, constraints, actual, relation) -%}
+    {#-
+        A new column that a foreign key shares with its parent (tenant_id in (tenant_id, model_id)) takes
+        the parent's value in existing rows, through the key's other columns. config(backfill_from=[{to,
+        columns, to_columns}]) names the same for a reference a trigger checks instead of a foreign key.
+    -#}
+    {%- set candidates = constraints | selectattr('kind', 'equalto', 'foreign_key') | list -%}
+    {%- for source in config.get('backfill_from', []) -%}
+        {%- do candidates.append({'references': relation.schema ~ '.' ~ source.to, 'columns': source.columns, 'to_columns': source.to_columns}) -%}
+    {%- endfor -%}
+    {%- set sources = [] -%}
+    {%- for candidate in candidates if column_name in candidate.columns -%}
+        {%- set others = candidate.columns | reject('equalto', column_name) | list -%}
+        {%- if others and (others | reject('in', actual) | list | length) == 0 -%}
+            {%- set pairs = [] -%}
+            {%- for child_column in others -%}
+                {%- do pairs.append((child_column, candidate.to_columns[candidate.columns.index(child_column)])) -%}
+            {%- endfor -%}
+            {%- do sources.append({'references': candidate.references, 'value': candidate.to_columns[candidate.columns.index(column_name)], 'pairs': pairs}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(sources) }}
+{%- endmacro %}
+
+
 {% macro operational_evolve_table(relation, columns, constraints) -%}
     {%- set probe = adapter.quote(relation.identifier ~ '__contract') -%}
     {%- set probe_constraints = constraints | rejectattr('kind', 'equalto', 'foreign_key') | list -%}
@@ -188,7 +246,9 @@ $arc_halo_guard$;
                               ("drop view if exists " ~ (views | join(', ')) ~ " cascade; " if views else "")
                               ~ "alter table " ~ table_name ~ " alter column " ~ name ~ " type " ~ column.data_type ~ " using " ~ name ~ "::" ~ column.data_type ~ ";") }}
     {%- endfor -%}
-    {%- for name, constraint in wanted_constraints.items() if name in actual_constraints and constraint.type in ('p', 'u') and actual_constraints[name].definition != constraint.definition -%}
+    {#- A key widened by more columns (tenant_id) cannot fail on existing rows: it is replaced below. -#}
+    {%- for name, constraint in wanted_constraints.items() if name in actual_constraints and constraint.type in ('p', 'u') and actual_constraints[name].definition != constraint.definition
+                                                              and (actual_constraints[name].columns | reject('in', constraint.columns) | list) -%}
         {{ operational_refuse(relation, "key " ~ name ~ " is " ~ actual_constraints[name].definition ~ " in the table but " ~ constraint.definition ~ " in the contract (check the rows are unique under the new key)",
                               "change_" ~ name, "alter table " ~ table_name ~ " drop constraint " ~ name ~ ", add constraint " ~ name ~ " " ~ constraint.definition ~ ";") }}
     {%- endfor -%}
@@ -199,7 +259,22 @@ $arc_halo_guard$;
 
     {#- 2. Additive changes. -#}
     {%- for column in columns if column.name not in actual -%}
-        {%- if column.default is not none and operational_volatile(column.default) %}
+        {%- set backfill_sources = operational_backfill_sources(column.name, constraints, actual, relation) if has_rows else [] -%}
+        {%- if backfill_sources %}
+    alter table {{ relation }} add column {{ adapter.quote(column.name) }} {{ column.data_type }};
+            {%- for source in backfill_sources %}
+    update {{ relation }} as child set {{ adapter.quote(column.name) }} = parent.{{ adapter.quote(source.value) }}
+    from {{ source.references }} as parent
+    where child.{{ adapter.quote(column.name) }} is null
+                {%- for child_column, parent_column in source.pairs %} and parent.{{ adapter.quote(parent_column) }} = child.{{ adapter.quote(child_column) }}{% endfor %};
+            {%- endfor -%}
+            {%- if column.default is not none %}
+    alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set default {{ column.default }};
+            {%- endif -%}
+            {%- if column.not_null %}
+    {{ operational_guarded('alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(column.name) ~ ' set not null', relation, 'make new column ' ~ column.name ~ ' NOT NULL (rows without a parent to take it from)') }}
+            {%- endif -%}
+        {%- elif column.default is not none and operational_volatile(column.default) %}
     alter table {{ relation }} add column {{ adapter.quote(column.name) }} {{ column.data_type }};
     alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set default {{ column.default }};
     update {{ relation }} set {{ adapter.quote(column.name) }} = default where {{ adapter.quote(column.name) }} is null;
@@ -228,7 +303,8 @@ $arc_halo_guard$;
         {%- set current = actual_constraints.get(constraint.name) -%}
         {%- if current is none %}
     {{ operational_guarded('alter table ' ~ relation ~ ' add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, 'add constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', '))) }}
-        {%- elif constraint.kind == 'check' and current.definition != wanted_constraints[constraint.name].definition %}
+        {%- elif (constraint.kind in ('check', 'primary_key', 'unique') and current.definition != wanted_constraints[constraint.name].definition)
+                 or (constraint.kind == 'foreign_key' and operational_foreign_key_changed(constraint, current)) %}
     {{ operational_guarded('alter table ' ~ relation ~ ' drop constraint ' ~ constraint.name ~ ', add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, 'change constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', '))) }}
         {%- endif -%}
     {%- endfor -%}

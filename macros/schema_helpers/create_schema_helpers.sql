@@ -79,8 +79,11 @@ $fn$;
 
 {% macro helper_training_metrics_after_insert() -%}
 -- Once per INSERT or COPY statement, over its rows:
--- 1. every session exists (what a foreign key checks per row, at a fraction of the cost), locked
---    FOR KEY SHARE first so a concurrent delete waits for this transaction, as with a foreign key;
+-- 1. every (tenant, session) exists (what a composite foreign key checks per row, at a fraction of the
+--    cost), locked FOR KEY SHARE first so a concurrent delete waits for this transaction, as with a
+--    foreign key. The tenant is part of the key, so a row can only name a session of its own tenant;
+--    under row-level security the lookup sees the caller's sessions only, so another tenant's session
+--    is reported missing exactly like one that does not exist;
 -- 2. training_metrics_latest gets each (session, metric)'s newest row, so progress views read one row
 --    per pair instead of scanning history. The newest step per pair comes from a hash aggregate; only
 --    those rows are sorted. Rows are upserted in key order, so concurrent writers wait, not deadlock.
@@ -90,39 +93,42 @@ language plpgsql
 set search_path = {{ target.schema }}, pg_temp
 as $fn$
 declare
+    batch_tenants text[];
     batch_sessions uuid[];
     locked_sessions integer;
-    missing_session uuid;
+    missing record;
 begin
-    select array_agg(training_session_id) into batch_sessions
-    from (select distinct training_session_id from new_metrics) as batch;  -- a hash aggregate, no sort
-    perform from training_sessions
-    where training_session_id = any(batch_sessions)
-    order by training_session_id
-    for key share;
+    select array_agg(tenant_id), array_agg(training_session_id) into batch_tenants, batch_sessions
+    from (select distinct tenant_id, training_session_id from new_metrics) as batch;  -- a hash aggregate, no sort
+    perform from training_sessions as sessions
+    inner join unnest(batch_tenants, batch_sessions) as batch (tenant_id, training_session_id)
+        on sessions.training_session_id = batch.training_session_id and sessions.tenant_id = batch.tenant_id
+    order by sessions.training_session_id
+    for key share of sessions;
     get diagnostics locked_sessions = row_count;
     if locked_sessions < cardinality(batch_sessions) then
-        select batch.training_session_id into missing_session
-        from unnest(batch_sessions) as batch (training_session_id)
+        select batch.tenant_id, batch.training_session_id into missing
+        from unnest(batch_tenants, batch_sessions) as batch (tenant_id, training_session_id)
         where not exists (
-            select from training_sessions as sessions where sessions.training_session_id = batch.training_session_id
+            select from training_sessions as sessions
+            where sessions.training_session_id = batch.training_session_id and sessions.tenant_id = batch.tenant_id
         )
         limit 1;
         raise foreign_key_violation using
             message = 'insert or update on table "training_metrics" violates foreign key constraint '
                 || '"training_metrics_training_session_id_fkey"',
-            detail = format('Key (training_session_id)=(%s) is not present in table "training_sessions".',
-                            missing_session),
+            detail = format('Key (tenant_id, training_session_id)=(%s, %s) is not present in table "training_sessions".',
+                            missing.tenant_id, missing.training_session_id),
             constraint = 'training_metrics_training_session_id_fkey',
             table = 'training_metrics';
     end if;
 
     insert into training_metrics_latest as latest (
-        training_session_id, metric_name, step, epoch, value, recorded_at
+        tenant_id, training_session_id, metric_name, step, epoch, value, recorded_at
     )
     select distinct on (new_metrics.training_session_id, new_metrics.metric_name)
-        new_metrics.training_session_id, new_metrics.metric_name, new_metrics.step, new_metrics.epoch,
-        new_metrics.value, new_metrics.recorded_at
+        new_metrics.tenant_id, new_metrics.training_session_id, new_metrics.metric_name, new_metrics.step,
+        new_metrics.epoch, new_metrics.value, new_metrics.recorded_at
     from new_metrics
     inner join (
         select training_session_id, metric_name, max(step) as step
@@ -133,7 +139,7 @@ begin
         and new_metrics.metric_name = newest.metric_name
         and new_metrics.step = newest.step
     order by new_metrics.training_session_id, new_metrics.metric_name, new_metrics.recorded_at desc
-    on conflict (training_session_id, metric_name) do update
+    on conflict on constraint training_metrics_latest_pkey do update
         set step = excluded.step,
             epoch = excluded.epoch,
             value = excluded.value,
@@ -146,18 +152,25 @@ $fn$;
 
 
 {% macro helper_training_sessions_delete_metrics() -%}
--- The delete cascade a foreign key on training_metrics would give, once per statement.
+-- The delete cascade a foreign key on training_metrics would give, once per statement. A foreign key's
+-- cascade runs with the table owner's rights, whatever policies the deleter is under; this does the
+-- same (SECURITY DEFINER, fixed search_path), and touches only the history of the sessions the
+-- statement itself deleted (its transition table), matched on tenant and session.
 create or replace function {{ target.schema }}.training_sessions_delete_metrics()
 returns trigger
 language plpgsql
+security definer
 set search_path = {{ target.schema }}, pg_temp
 as $fn$
 begin
-    delete from training_metrics
-    where training_session_id in (select training_session_id from removed_sessions);
+    delete from training_metrics as metrics
+    using removed_sessions as removed
+    where metrics.training_session_id = removed.training_session_id
+        and metrics.tenant_id = removed.tenant_id;
     return null;
 end
 $fn$;
+revoke all on function {{ target.schema }}.training_sessions_delete_metrics() from public;
 {%- endmacro %}
 
 

@@ -56,7 +56,7 @@ def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, val
             """insert into kv_cache (inference_session_id, layer_id, head_index, position_start, position_end, dtype,
                                      shape, key_data, value_data, size_bytes, expires_at)
                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s)
-               on conflict (inference_session_id, layer_id, coalesce(head_index, -1), position_start) do update set
+               on conflict (inference_session_id, layer_id, coalesce(head_index, -1), position_start, tenant_id) do update set
                    position_end = excluded.position_end, dtype = excluded.dtype, shape = excluded.shape,
                    key_data = excluded.key_data, value_data = excluded.value_data, size_bytes = excluded.size_bytes,
                    expires_at = excluded.expires_at, last_accessed_at = now()""",

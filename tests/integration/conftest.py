@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo import config, dbt, embedded
 from arc_halo.errors import ArcHaloError
+from rows import insert_everything
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests", "analyses", "functions", "migrations",
                  ".squawk.toml")
@@ -217,3 +218,20 @@ def pgbouncer(test_server: TestServer, app_login: str):
     bouncer = PgBouncer(test_server.admin_url, [app_login, owner])
     yield bouncer
     bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def rls_tenants_template(test_server: TestServer, rls_template_database: str) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
+    """A copy of the RLS-on build holding one of everything for tenants A and B (written by the owner, each
+    in a transaction with its tenant set); returns (name, ids per tenant). Tests copy it in turn."""
+    name = test_server.create_database(template=rls_template_database)
+    try:
+        ids = {}
+        with psycopg.connect(test_server.url(name)) as conn:
+            for tenant in ("A", "B"):
+                conn.execute("select set_config('app.tenant_id', %s, true)", (tenant,))
+                ids[tenant] = insert_everything(conn, suffix=f"-{tenant}")
+                conn.commit()
+        yield name, ids
+    finally:
+        test_server.drop_database(name)

@@ -10,34 +10,26 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from arc_halo import dbt
-from conftest import build
-from rows import TABLES, insert_everything
+from rows import TABLES
 
 TENANT_TABLES = ("models", "tensor_metadata", "training_sessions", "inference_sessions", "cognitive_fusion_reactors")
 
 
 @pytest.fixture(scope="module")
-def rls_database(test_server):
-    """A database built with row_level_security on, holding one of everything for tenants A and B."""
-    name = test_server.create_database()
-    url = test_server.url(name)
+def rls_database(test_server, rls_tenants_template):
+    """A copy of the database built with row_level_security on, holding one of everything for tenants A and B."""
+    template, ids = rls_tenants_template
+    name = test_server.create_database(template=template)
     try:
-        build(test_server, name, "--vars", "{row_level_security: true}", "--exclude", "resource_type:test")
-        with psycopg.connect(url) as conn:  # the owner writes both tenants' rows
-            ids = {}
-            for tenant in ("A", "B"):
-                conn.execute("select set_config('app.tenant_id', %s, true)", (tenant,))
-                ids[tenant] = insert_everything(conn, suffix=f"-{tenant}")
-                conn.commit()
-        yield url, ids
+        yield test_server.url(name), ids
     finally:
         test_server.drop_database(name)
 
 
 def as_role(conn: psycopg.Connection, role: str, tenant: str | None) -> None:
+    """Act as `role` for tenant `tenant` until the transaction ends (transaction-local, as issue 11 asks)."""
     conn.execute(f"set role {role}")
-    conn.execute("select set_config('app.tenant_id', %s, false)", (tenant or "",))
+    conn.execute("select set_config('app.tenant_id', %s, true)", (tenant or "",))
 
 
 def test_app_sees_only_its_tenant_in_every_table(rls_database) -> None:
@@ -69,23 +61,27 @@ def test_app_cannot_change_or_delete_another_tenants_rows(rls_database) -> None:
 
 
 @pytest.mark.parametrize(
-    ("statement", "params_key"),
+    ("statement", "params_key", "error", "message"),
     [
         ("insert into models (tenant_id, model_name, architecture, vocab_size, hidden_size, num_layers,"
          " num_attention_heads, intermediate_size, max_sequence_length)"
-         " values ('B', 'smuggled', 'decoder_only', 8, 8, 1, 2, 8, 8)", None),
-        ("insert into transformer_layers (model_id, layer_index, hidden_size) values (%s, 7, 8)", "model"),
+         " values ('B', 'smuggled', 'decoder_only', 8, 8, 1, 2, 8, 8)", None,
+         psycopg.errors.InsufficientPrivilege, "row-level security policy"),
+        # A child row takes the writer's tenant, and its (tenant_id, parent) key finds no such parent.
+        ("insert into transformer_layers (model_id, layer_index, hidden_size) values (%s, 7, 8)", "model",
+         psycopg.errors.ForeignKeyViolation, "transformer_layers_model_id_fkey"),
         ("insert into training_metrics (training_session_id, metric_name, step, value) values (%s, 'loss', 99, 1)",
-         "session"),
-        ("insert into reactor_metrics (reactor_id, metric_name, value) values (%s, 'x', 1)", "reactor"),
+         "session", psycopg.errors.ForeignKeyViolation, "training_metrics_training_session_id_fkey"),
+        ("insert into reactor_metrics (reactor_id, metric_name, value) values (%s, 'x', 1)", "reactor",
+         psycopg.errors.ForeignKeyViolation, "reactor_metrics_reactor_id_fkey"),
     ],
     ids=["tenant-row", "child-of-other-tenant", "metric-of-other-tenant", "reactor-metric-of-other-tenant"],
 )
-def test_app_cannot_insert_for_another_tenant(rls_database, statement, params_key) -> None:
+def test_app_cannot_insert_for_another_tenant(rls_database, statement, params_key, error, message) -> None:
     url, ids = rls_database
     with psycopg.connect(url) as conn:
         as_role(conn, "arc_halo_app", "A")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security policy"):
+        with pytest.raises(error, match=message):
             conn.execute(statement, (ids["B"][params_key],) if params_key else ())
 
 

@@ -19,5 +19,10 @@
         'with': {'m': 16, 'ef_construction': 64},
     }) -%}
 {%- endfor -%}
-{{ config(table_indexes=hnsw_indexes + [{'columns': ['model_id', 'embedding_type', 'token_text']}]) }}
+{#- The width key without tenant_id is what embeddings_model_width_fkey referenced before it took the
+    tenant; once the foreign key is replaced (this model's main statement) the old key has no use. -#}
+{{ config(
+    table_indexes=hnsw_indexes + [{'columns': ['model_id', 'embedding_type', 'token_text']}],
+    post_hook=["alter table {{ ref('models') }} drop constraint if exists models_model_width_key"]
+) }}
 {{ contract_select() }}

@@ -5,10 +5,13 @@
     current for every writer. No primary key, no per-row foreign key and no btree, on purpose: each
     costs ingest more than the rest of a row (benchmarks/bench_metric_ingest.py). History reads go
     through the BRIN bloom index and partition pruning; progress reads through training_metrics_latest.
-    The drop statements converge databases built with the earlier foreign key, btree and trigger.
+    The drop statements converge databases built with the earlier foreign key, btree and trigger; a
+    database built before tenant_id was on this table gets it from each row's session (backfill_from).
 -#}
 {{ config(
     partition_by={'type': 'range', 'column': 'recorded_at'},
+    backfill_from=[{'to': 'training_sessions', 'columns': ['tenant_id', 'training_session_id'],
+                    'to_columns': ['tenant_id', 'training_session_id']}],
     table_indexes=[{'columns': ['training_session_id uuid_bloom_ops', 'metric_name text_bloom_ops'], 'using': 'brin',
                     'name': 'training_metrics_session_metric_brin'}],
     post_hook=[

@@ -1,0 +1,331 @@
+"""Issue 11: cross-tenant attacks, as an application login (a member of arc_halo_app) with row-level
+security on and the tenant set per transaction (`set_config('app.tenant_id', ..., true)`).
+
+Tenant A tries to read, change, delete and link tenant B's rows through the tables, the seed's views,
+its functions and vector search, and to learn B's ids and names from key errors; B's rows must come
+out untouched and B must still be able to delete everything it owns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from rows import TABLES
+
+TENANT_TABLES = tuple(table for table in TABLES if table != "tensor_dtypes")
+
+
+@pytest.fixture(scope="module")
+def attack(test_server, rls_tenants_template, app_login) -> Iterator[tuple[str, str, dict]]:
+    """(owner url, application url, ids per tenant) of a private copy of the RLS-on database."""
+    template, ids = rls_tenants_template
+    name = test_server.create_database(template=template)
+    try:
+        owner = test_server.url(name)
+        yield owner, make_conninfo(owner, user=app_login), ids
+    finally:
+        test_server.drop_database(name)
+
+
+def tenant(conn: psycopg.Connection, name: str | None) -> psycopg.Connection:
+    """Act for tenant `name` until this transaction ends."""
+    conn.execute("select set_config('app.tenant_id', %s, true)", (name or "",))
+    return conn
+
+
+def tenant_counts(owner_url: str) -> dict[tuple[str, str], int]:
+    """Rows per (table, tenant), as the owner sees them (no policies)."""
+    with psycopg.connect(owner_url) as owner:
+        return {(table, row[0]): row[1] for table in TENANT_TABLES
+                for row in owner.execute(f"select tenant_id, count(*) from {table} group by tenant_id")}
+
+
+def failure(conn: psycopg.Connection, statement: str, params=()) -> psycopg.Error:
+    """Run a statement expected to fail inside a savepoint; return the error."""
+    conn.execute("savepoint attempt")
+    try:
+        conn.execute(statement, params)
+    except psycopg.Error as error:
+        conn.execute("rollback to savepoint attempt")
+        return error
+    raise AssertionError(f"expected an error from: {statement}")
+
+
+def test_every_tenant_table_shows_only_the_callers_rows(attack) -> None:
+    owner_url, app_url, _ = attack
+    counts = tenant_counts(owner_url)
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        for table in TENANT_TABLES:
+            assert counts[(table, "B")] > 0, table
+            seen = conn.execute(f"select tenant_id, count(*) from {table} group by tenant_id").fetchall()
+            assert seen == [("A", counts[(table, "A")])], table
+
+
+def test_views_and_functions_show_only_the_callers_rows(attack) -> None:
+    _, app_url, ids = attack
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        for view in ("v_model_architecture", "v_training_progress", "v_reactor_status"):
+            tenants = {row[0] for row in conn.execute(f"select tenant_id from {view}")}
+            assert tenants == {"A"}, view
+        assert conn.execute("select * from calculate_model_parameters(%s)", (ids["B"]["model"],)).fetchall() == []
+        assert conn.execute("select * from calculate_model_parameters(%s)", (ids["A"]["model"],)).fetchone()[0] == 4
+        assert conn.execute("select get_latest_checkpoint(%s)", (ids["B"]["model"],)).fetchone()[0] is None
+        assert conn.execute("select get_latest_checkpoint(%s)", (ids["A"]["model"],)).fetchone()[0] == ids["A"]["checkpoint"]
+
+
+def test_no_update_or_delete_reaches_another_tenant(attack) -> None:
+    owner_url, app_url, _ = attack
+    before = tenant_counts(owner_url)
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        for table in TENANT_TABLES:
+            assert conn.execute(f"update {table} set tenant_id = tenant_id where tenant_id = 'B'").rowcount == 0
+            assert conn.execute(f"delete from {table} where tenant_id <> 'A'").rowcount == 0
+        conn.commit()
+    assert tenant_counts(owner_url) == before
+
+
+@pytest.mark.parametrize("table", ["models", "transformer_layers", "reactor_models", "training_metrics_latest"])
+def test_a_row_cannot_be_moved_to_another_tenant(attack, table) -> None:
+    _, app_url, _ = attack
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        error = failure(conn, f"update {table} set tenant_id = 'B'")
+        assert isinstance(error, psycopg.errors.InsufficientPrivilege), error
+        assert "row-level security" in str(error)
+
+
+# Links from a new or changed row of tenant A to a parent of tenant B: (statement with {own}/{other} ids,
+# the parent kind). Every one must fail exactly as if B's id did not exist at all.
+LINKS = {
+    "layer-to-model": "insert into transformer_layers (model_id, layer_index, hidden_size) values ({other[model]}, 0, 8)",
+    "head-to-layer": "insert into attention_heads (layer_id, head_index, head_dim) values ({other[layer]}, 0, 4)",
+    "chunk-to-tensor": "insert into tensor_data (tensor_id, chunk_index, chunk_data, chunk_sha256)"
+                       " values ({other[tensor]}, 0, '\\x00', repeat('0', 64))",
+    "weight-to-model": "insert into model_weights (model_id, parameter_name, tensor_id) values ({other[model]}, 'w', {own[tensor]})",
+    "weight-to-tensor": "insert into model_weights (model_id, parameter_name, tensor_id) values ({own[model]}, 'x', {other[tensor]})",
+    "weight-to-layer": "update model_weights set layer_id = {other[layer]} where model_id = {own[model]}",
+    "embedding-to-model": "insert into embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
+                          " values ({other[model]}, 'token', 0, 8, '[1,2,3,4,5,6,7,8]')",
+    "session-to-model": "insert into training_sessions (model_id, session_name) values ({other[model]}, 'run')",
+    "metric-to-session": "insert into training_metrics (training_session_id, metric_name, step, value)"
+                         " values ({other[session]}, 'loss', 1, 1)",
+    "latest-to-session": "insert into training_metrics_latest (training_session_id, metric_name, step, value, recorded_at)"
+                         " values ({other[session]}, 'loss', 1, 1, now())",
+    "checkpoint-to-session": "update model_checkpoints set training_session_id = {other[session]} where model_id = {own[model]}",
+    "optimizer-to-checkpoint": "update optimizer_state set checkpoint_id = {other[checkpoint]} where training_session_id = {own[session]}",
+    "inference-to-model": "insert into inference_sessions (model_id) values ({other[model]})",
+    "kv-to-session": "update kv_cache set inference_session_id = {other[inference]} where inference_session_id = {own[inference]}",
+    "metric-to-inference": "insert into inference_metrics (inference_session_id, metric_name, value) values ({other[inference]}, 'x', 1)",
+    "pattern-to-layer": "update attention_patterns set layer_id = {other[layer]} where inference_session_id = {own[inference]}",
+    "own-reactor-to-other-model": "insert into reactor_models (reactor_id, model_id, weight) values ({own[reactor]}, {other[model]}, 0.5)",
+    "reactor-model-swap": "update reactor_models set model_id = {other[model]} where reactor_id = {own[reactor]}"
+                          " and model_id = {own[model]}",
+    "graph-to-model": "update model_interaction_graph set target_model_id = {other[model2]} where reactor_id = {own[reactor]}",
+    "state-to-reactor": "insert into cognitive_state (reactor_id, state_key) values ({other[reactor]}, 'focus')",
+    "operation-to-reactor": "insert into fusion_operations (reactor_id) values ({other[reactor]})",
+}
+
+
+@pytest.mark.parametrize("link", sorted(LINKS))
+def test_no_link_to_another_tenants_row_and_no_existence_oracle(attack, link) -> None:
+    """A row cannot point at B's parent, and the error for B's real id is the error for an id that
+    exists nowhere: same class, constraint and text. Nothing is learnt about B."""
+    _, app_url, ids = attack
+    fake = {key: str(uuid.uuid4()) for key in ids["B"]}
+    own = {key: f"'{value}'" for key, value in ids["A"].items()}
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        real = failure(conn, LINKS[link].format(own=own, other={k: f"'{v}'" for k, v in ids["B"].items()}))
+        invented = failure(conn, LINKS[link].format(own=own, other={k: f"'{v}'" for k, v in fake.items()}))
+    assert isinstance(real, psycopg.errors.ForeignKeyViolation), real
+    assert type(real) is type(invented)
+    assert real.diag.constraint_name == invented.diag.constraint_name
+    assert real.diag.message_primary == invented.diag.message_primary
+
+    def scrubbed(detail: str | None, values) -> str:
+        for value in values:
+            detail = (detail or "").replace(str(value), "<id>")
+        return detail or ""
+
+    assert scrubbed(real.diag.message_detail, ids["B"].values()) == scrubbed(invented.diag.message_detail, fake.values())
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        # B already has these names; for A they are free, and saying otherwise would reveal them.
+        ("insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,"
+         " intermediate_size, max_sequence_length) values ('everything-B', 'decoder_only', 8, 8, 1, 2, 8, 8)", ()),
+        ("insert into cognitive_fusion_reactors (reactor_name, fusion_strategy) values ('reactor-B', 'cascade')", ()),
+    ],
+    ids=["model-name", "reactor-name"],
+)
+def test_another_tenants_names_are_free(attack, statement, params) -> None:
+    _, app_url, _ = attack
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        assert conn.execute(statement, params).rowcount == 1
+        conn.rollback()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # Same parent and same per-parent name as a row of B: the key must not report B's row.
+        "insert into transformer_layers (model_id, layer_index, hidden_size) values (%(model)s, 0, 8)",
+        "insert into model_weights (model_id, parameter_name, tensor_id) values (%(model)s, 'w', gen_random_uuid())",
+        "insert into training_sessions (model_id, session_name) values (%(model)s, 'run')",
+        "insert into cognitive_state (reactor_id, state_key) values (%(reactor)s, 'focus')",
+        "insert into reactor_models (reactor_id, model_id, weight) values (%(reactor)s, %(model)s, 0.5)",
+    ],
+    ids=["layer-index", "parameter-name", "session-name", "state-key", "reactor-model"],
+)
+def test_per_parent_names_of_another_tenant_are_not_revealed(attack, statement) -> None:
+    _, app_url, ids = attack
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        error = failure(conn, statement, ids["B"])
+        assert isinstance(error, psycopg.errors.ForeignKeyViolation), error  # not a UniqueViolation
+
+
+def test_another_tenant_can_still_delete_everything_it_owns(attack) -> None:
+    """After every attack above (and A's attempts to hold B's rows), B deletes all its rows, and A's stay."""
+    owner_url, app_url, ids = attack
+    before = tenant_counts(owner_url)
+    with psycopg.connect(app_url) as holder, psycopg.connect(app_url) as conn:
+        # A holds an open transaction that touched every parent id of B it knows; it must not block B.
+        tenant(holder, "A")
+        for parent in ("models", "transformer_layers", "tensor_metadata", "training_sessions", "inference_sessions",
+                       "cognitive_fusion_reactors"):
+            holder.execute(f"select from {parent} for key share")
+        failure(holder, "insert into reactor_models (reactor_id, model_id, weight) values (%s, %s, 1)",
+                (ids["A"]["reactor"], ids["B"]["model"]))
+        tenant(conn, "B")
+        conn.execute("set local lock_timeout = '5s'")
+        for table in ("cognitive_fusion_reactors", "optimizer_state", "model_checkpoints", "training_sessions",
+                      "inference_sessions", "model_weights", "models", "tensor_metadata"):
+            conn.execute(f"delete from {table}")
+        conn.commit()
+        holder.rollback()
+    after = tenant_counts(owner_url)
+    assert not [key for key in after if key[1] == "B"], after
+    assert {key: count for key, count in before.items() if key[1] == "A"} == after
+
+
+def test_deleting_sessions_removes_their_children_under_rls(attack) -> None:
+    owner_url, app_url, ids = attack
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        conn.execute("delete from training_sessions where training_session_id = %s", (ids["A"]["session"],))
+        conn.execute("delete from inference_sessions where inference_session_id = %s", (ids["A"]["inference"],))
+        conn.commit()
+    with psycopg.connect(owner_url) as owner:
+        for table, column, key in [
+            ("training_metrics", "training_session_id", "session"),
+            ("training_metrics_latest", "training_session_id", "session"),
+            ("optimizer_state", "training_session_id", "session"),
+            ("kv_cache", "inference_session_id", "inference"),
+            ("activation_cache", "inference_session_id", "inference"),
+            ("inference_metrics", "inference_session_id", "inference"),
+            ("attention_patterns", "inference_session_id", "inference"),
+        ]:
+            assert owner.execute(f"select count(*) from {table} where {column} = %s", (ids["A"][key],)).fetchone()[0] == 0, table
+        # The checkpoint outlives its session, as the owner's delete would leave it (on delete set null).
+        assert owner.execute("select training_session_id from model_checkpoints where checkpoint_id = %s",
+                             (ids["A"]["checkpoint"],)).fetchone() == (None,)
+
+
+def test_the_metric_cascade_function_is_not_a_way_in(attack) -> None:
+    _, app_url, _ = attack
+    with psycopg.connect(app_url) as conn:
+        definer, config, public_execute = conn.execute(
+            "select prosecdef, proconfig, has_function_privilege('public', oid, 'execute') from pg_proc"
+            " where proname = 'training_sessions_delete_metrics'").fetchone()
+        assert definer and any(setting.startswith("search_path=") for setting in config) and not public_execute
+        error = failure(conn, "select training_sessions_delete_metrics()")
+        assert isinstance(error, (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported)), error
+
+
+def test_without_a_tenant_nothing_is_visible_or_writable(attack) -> None:
+    _, app_url, ids = attack
+    with psycopg.connect(app_url) as conn:
+        for table in TENANT_TABLES:
+            assert conn.execute(f"select count(*) from {table}").fetchone()[0] == 0, table
+        for view in ("v_model_architecture", "v_training_progress", "v_reactor_status"):
+            assert conn.execute(f"select count(*) from {view}").fetchone()[0] == 0, view
+        error = failure(conn, "insert into cognitive_fusion_reactors (reactor_name, fusion_strategy) values ('x', 'cascade')")
+        assert isinstance(error, psycopg.errors.InsufficientPrivilege), error
+        conn.rollback()
+        # The tenant lasts for one transaction only: after commit, the next one sees nothing again.
+        tenant(conn, "A")
+        assert conn.execute("select count(*) from models").fetchone()[0] > 0
+        conn.commit()
+        assert conn.execute("select count(*) from models").fetchone()[0] == 0
+
+
+def test_shared_reference_data_is_read_only(attack) -> None:
+    owner_url, app_url, _ = attack
+    with psycopg.connect(owner_url) as owner:
+        seeds = [row[0] for row in owner.execute(
+            "select format('%I.%I', schemaname, tablename) from pg_tables where tablename = 'tensor_dtype_catalog'")]
+    assert seeds
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        assert conn.execute("select count(*) from tensor_dtypes where dtype = 'float32'").fetchone()[0] == 1
+        for statement in ["update tensor_dtypes set bits_per_element = 64 where dtype = 'float32'",
+                          "delete from tensor_dtypes where dtype = 'float32'",
+                          "insert into tensor_dtypes (dtype, bits_per_element, numpy_name, value_kind) values ('x', 8, 'x', 'int')",
+                          f"delete from {seeds[0]}", f"insert into {seeds[0]} (dtype) values ('x')"]:
+            error = failure(conn, statement)
+            assert isinstance(error, psycopg.errors.InsufficientPrivilege), (statement, error)
+
+
+def test_filtered_vector_search_returns_k_of_the_callers_rows(attack) -> None:
+    """Many of B's vectors lie nearer the query than any of A's. Through the HNSW index with iterative
+    scans, A still gets its k nearest (and none of B's); without them, the filtered index scan comes
+    back short, which is why iterative scans are on."""
+    owner_url, app_url, _ = attack
+    width, k = 384, 10
+    rng = np.random.default_rng(11)
+    query = rng.normal(size=width).astype(np.float32)
+    near = query + rng.normal(scale=0.05, size=(1500, width)).astype(np.float32)
+    far = rng.normal(size=(40, width)).astype(np.float32)
+    as_text = lambda vector: "[" + ",".join(f"{x:.5f}" for x in vector) + "]"  # noqa: E731
+    with psycopg.connect(owner_url) as owner:
+        for name, vectors in (("B", near), ("A", far)):
+            owner.execute("select set_config('app.tenant_id', %s, true)", (name,))
+            model = owner.execute(
+                "insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,"
+                " intermediate_size, max_sequence_length) values ('wide', 'encoder_only', %s, %s, 1, 1, 8, 8)"
+                " returning model_id", (len(vectors), width)).fetchone()[0]
+            with owner.cursor().copy("copy embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
+                                     " from stdin") as copy:
+                for index, vector in enumerate(vectors):
+                    copy.write_row((model, "token", index, width, as_text(vector)))
+            owner.commit()
+        owner.execute("analyze embeddings")
+    distance = f"embedding::vector({width}) <=> %(query)s::vector({width})"
+    search = (f"select tenant_id from embeddings where dimensions = {width} order by {distance} limit {k}")
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        # The planner may rightly read a small tenant's rows exactly (tenant_id is in the keys); k either way.
+        assert conn.execute(search, {"query": as_text(query)}).fetchall() == [("A",)] * k
+        # Through the HNSW index, as on a table where the tenant's rows are many:
+        conn.execute("set local enable_seqscan = off")
+        conn.execute("set local enable_sort = off")
+        plan = "".join(row[0] for row in conn.execute("explain " + search, {"query": as_text(query)}))
+        assert "embeddings_hnsw_cosine_384" in plan, plan
+        short = conn.execute(search, {"query": as_text(query)}).fetchall()
+        conn.execute("set local hnsw.iterative_scan = relaxed_order")
+        found = conn.execute(search, {"query": as_text(query)}).fetchall()
+    assert found == [("A",)] * k
+    assert len(short) < k

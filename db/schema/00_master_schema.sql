@@ -242,39 +242,42 @@ CREATE FUNCTION public.training_metrics_after_insert() RETURNS trigger
     SET search_path TO 'public', 'pg_temp'
     AS $$
 declare
+    batch_tenants text[];
     batch_sessions uuid[];
     locked_sessions integer;
-    missing_session uuid;
+    missing record;
 begin
-    select array_agg(training_session_id) into batch_sessions
-    from (select distinct training_session_id from new_metrics) as batch;  -- a hash aggregate, no sort
-    perform from training_sessions
-    where training_session_id = any(batch_sessions)
-    order by training_session_id
-    for key share;
+    select array_agg(tenant_id), array_agg(training_session_id) into batch_tenants, batch_sessions
+    from (select distinct tenant_id, training_session_id from new_metrics) as batch;  -- a hash aggregate, no sort
+    perform from training_sessions as sessions
+    inner join unnest(batch_tenants, batch_sessions) as batch (tenant_id, training_session_id)
+        on sessions.training_session_id = batch.training_session_id and sessions.tenant_id = batch.tenant_id
+    order by sessions.training_session_id
+    for key share of sessions;
     get diagnostics locked_sessions = row_count;
     if locked_sessions < cardinality(batch_sessions) then
-        select batch.training_session_id into missing_session
-        from unnest(batch_sessions) as batch (training_session_id)
+        select batch.tenant_id, batch.training_session_id into missing
+        from unnest(batch_tenants, batch_sessions) as batch (tenant_id, training_session_id)
         where not exists (
-            select from training_sessions as sessions where sessions.training_session_id = batch.training_session_id
+            select from training_sessions as sessions
+            where sessions.training_session_id = batch.training_session_id and sessions.tenant_id = batch.tenant_id
         )
         limit 1;
         raise foreign_key_violation using
             message = 'insert or update on table "training_metrics" violates foreign key constraint '
                 || '"training_metrics_training_session_id_fkey"',
-            detail = format('Key (training_session_id)=(%s) is not present in table "training_sessions".',
-                            missing_session),
+            detail = format('Key (tenant_id, training_session_id)=(%s, %s) is not present in table "training_sessions".',
+                            missing.tenant_id, missing.training_session_id),
             constraint = 'training_metrics_training_session_id_fkey',
             table = 'training_metrics';
     end if;
 
     insert into training_metrics_latest as latest (
-        training_session_id, metric_name, step, epoch, value, recorded_at
+        tenant_id, training_session_id, metric_name, step, epoch, value, recorded_at
     )
     select distinct on (new_metrics.training_session_id, new_metrics.metric_name)
-        new_metrics.training_session_id, new_metrics.metric_name, new_metrics.step, new_metrics.epoch,
-        new_metrics.value, new_metrics.recorded_at
+        new_metrics.tenant_id, new_metrics.training_session_id, new_metrics.metric_name, new_metrics.step,
+        new_metrics.epoch, new_metrics.value, new_metrics.recorded_at
     from new_metrics
     inner join (
         select training_session_id, metric_name, max(step) as step
@@ -285,7 +288,7 @@ begin
         and new_metrics.metric_name = newest.metric_name
         and new_metrics.step = newest.step
     order by new_metrics.training_session_id, new_metrics.metric_name, new_metrics.recorded_at desc
-    on conflict (training_session_id, metric_name) do update
+    on conflict on constraint training_metrics_latest_pkey do update
         set step = excluded.step,
             epoch = excluded.epoch,
             value = excluded.value,
@@ -300,12 +303,14 @@ $$;
 --
 
 CREATE FUNCTION public.training_sessions_delete_metrics() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
 begin
-    delete from training_metrics
-    where training_session_id in (select training_session_id from removed_sessions);
+    delete from training_metrics as metrics
+    using removed_sessions as removed
+    where metrics.training_session_id = removed.training_session_id
+        and metrics.tenant_id = removed.tenant_id;
     return null;
 end
 $$;
@@ -579,6 +584,7 @@ COMMENT ON COLUMN public.models.updated_at IS 'When the row last changed; mainta
 
 CREATE TABLE public.transformer_layers (
     layer_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     model_id uuid NOT NULL,
     layer_index integer NOT NULL,
     layer_type text DEFAULT 'transformer_block'::text NOT NULL,
@@ -612,6 +618,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.transformer_layers.layer_id IS 'Primary key.';
+
+--
+-- Name: COLUMN transformer_layers.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.transformer_layers.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN transformer_layers.model_id; Type: COMMENT; Schema: public; Owner: -
@@ -741,6 +755,7 @@ CREATE VIEW analytics.attention_head_profiles AS
 
 CREATE TABLE public.activation_cache (
     activation_cache_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     inference_session_id uuid NOT NULL,
     layer_id uuid NOT NULL,
     activation_name text NOT NULL,
@@ -775,6 +790,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.activation_cache.activation_cache_id IS 'Primary key.';
+
+--
+-- Name: COLUMN activation_cache.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.activation_cache.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN activation_cache.inference_session_id; Type: COMMENT; Schema: public; Owner: -
@@ -963,6 +986,7 @@ COMMENT ON COLUMN public.inference_sessions.updated_at IS 'When the row last cha
 
 CREATE TABLE public.kv_cache (
     kv_cache_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     inference_session_id uuid NOT NULL,
     layer_id uuid NOT NULL,
     head_index integer,
@@ -1001,6 +1025,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.kv_cache.kv_cache_id IS 'Primary key.';
+
+--
+-- Name: COLUMN kv_cache.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.kv_cache.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN kv_cache.inference_session_id; Type: COMMENT; Schema: public; Owner: -
@@ -1149,6 +1181,7 @@ CREATE VIEW analytics.cache_efficiency AS
 
 CREATE TABLE public.model_checkpoints (
     checkpoint_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     model_id uuid NOT NULL,
     training_session_id uuid,
     step bigint NOT NULL,
@@ -1176,6 +1209,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.model_checkpoints.checkpoint_id IS 'Primary key.';
+
+--
+-- Name: COLUMN model_checkpoints.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_checkpoints.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN model_checkpoints.model_id; Type: COMMENT; Schema: public; Owner: -
@@ -1385,6 +1426,7 @@ COMMENT ON COLUMN public.training_sessions.updated_at IS 'When the row last chan
 CREATE VIEW analytics.checkpoint_history AS
  WITH checkpoints AS (
          SELECT model_checkpoints.checkpoint_id,
+            model_checkpoints.tenant_id,
             model_checkpoints.model_id,
             model_checkpoints.training_session_id,
             model_checkpoints.step,
@@ -1402,6 +1444,7 @@ CREATE VIEW analytics.checkpoint_history AS
            FROM public.training_sessions
         ), scored AS (
          SELECT checkpoints.checkpoint_id,
+            checkpoints.tenant_id,
             checkpoints.model_id,
             checkpoints.training_session_id,
             checkpoints.step,
@@ -1462,6 +1505,7 @@ CREATE VIEW analytics.checkpoint_history AS
 
 CREATE TABLE public.inference_metrics (
     inference_metric_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     inference_session_id uuid NOT NULL,
     metric_name text NOT NULL,
     value double precision NOT NULL,
@@ -1481,6 +1525,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.inference_metrics.inference_metric_id IS 'Primary key.';
+
+--
+-- Name: COLUMN inference_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.inference_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN inference_metrics.inference_session_id; Type: COMMENT; Schema: public; Owner: -
@@ -1572,6 +1624,7 @@ CREATE VIEW analytics.inference_performance_daily AS
 
 CREATE TABLE public.model_weights (
     weight_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     model_id uuid NOT NULL,
     layer_id uuid,
     parameter_name text NOT NULL,
@@ -1598,6 +1651,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.model_weights.weight_id IS 'Primary key.';
+
+--
+-- Name: COLUMN model_weights.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_weights.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN model_weights.model_id; Type: COMMENT; Schema: public; Owner: -
@@ -1787,6 +1848,7 @@ COMMENT ON COLUMN public.tensor_metadata.updated_at IS 'When the row last change
 CREATE VIEW analytics.model_layer_parameters AS
  WITH weights AS (
          SELECT model_weights.weight_id,
+            model_weights.tenant_id,
             model_weights.model_id,
             model_weights.layer_id,
             model_weights.parameter_name,
@@ -1923,6 +1985,7 @@ COMMENT ON COLUMN public.cognitive_fusion_reactors.updated_at IS 'When the row l
 
 CREATE TABLE public.fusion_operations (
     fusion_operation_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     reactor_id uuid NOT NULL,
     input_reference text,
     status text DEFAULT 'pending'::text NOT NULL,
@@ -1949,6 +2012,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.fusion_operations.fusion_operation_id IS 'Primary key.';
+
+--
+-- Name: COLUMN fusion_operations.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.fusion_operations.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN fusion_operations.reactor_id; Type: COMMENT; Schema: public; Owner: -
@@ -2010,6 +2081,7 @@ COMMENT ON COLUMN public.fusion_operations.created_at IS 'When the row was inser
 
 CREATE TABLE public.reactor_models (
     reactor_model_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     reactor_id uuid NOT NULL,
     model_id uuid NOT NULL,
     weight double precision NOT NULL,
@@ -2034,6 +2106,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.reactor_models.reactor_model_id IS 'Primary key.';
+
+--
+-- Name: COLUMN reactor_models.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_models.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN reactor_models.reactor_id; Type: COMMENT; Schema: public; Owner: -
@@ -2090,6 +2170,7 @@ COMMENT ON COLUMN public.reactor_models.updated_at IS 'When the row last changed
 CREATE VIEW analytics.reactor_model_shares AS
  WITH members AS (
          SELECT reactor_models.reactor_model_id,
+            reactor_models.tenant_id,
             reactor_models.reactor_id,
             reactor_models.model_id,
             reactor_models.weight,
@@ -2245,6 +2326,7 @@ COMMENT ON COLUMN analytics.training_run_health.health IS '`improving`, `plateau
 
 CREATE TABLE public.training_metrics_latest (
     training_session_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     metric_name text NOT NULL,
     step bigint NOT NULL,
     epoch integer,
@@ -2264,6 +2346,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.training_metrics_latest.training_session_id IS 'The run.';
+
+--
+-- Name: COLUMN training_metrics_latest.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics_latest.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN training_metrics_latest.metric_name; Type: COMMENT; Schema: public; Owner: -
@@ -2513,6 +2603,7 @@ COMMENT ON TABLE arc_halo_meta.schema_migrations IS 'Migrations from migrations/
 
 CREATE TABLE public.attention_heads (
     head_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     layer_id uuid NOT NULL,
     head_index integer NOT NULL,
     head_dim integer NOT NULL,
@@ -2538,6 +2629,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.attention_heads.head_id IS 'Primary key.';
+
+--
+-- Name: COLUMN attention_heads.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_heads.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN attention_heads.layer_id; Type: COMMENT; Schema: public; Owner: -
@@ -2587,6 +2686,7 @@ COMMENT ON COLUMN public.attention_heads.created_at IS 'When the row was inserte
 
 CREATE TABLE public.attention_patterns (
     attention_pattern_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     inference_session_id uuid NOT NULL,
     layer_id uuid NOT NULL,
     head_index integer NOT NULL,
@@ -2619,6 +2719,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.attention_patterns.attention_pattern_id IS 'Primary key.';
+
+--
+-- Name: COLUMN attention_patterns.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.attention_patterns.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN attention_patterns.inference_session_id; Type: COMMENT; Schema: public; Owner: -
@@ -2692,6 +2800,7 @@ COMMENT ON COLUMN public.attention_patterns.created_at IS 'When the row was inse
 
 CREATE TABLE public.cognitive_state (
     cognitive_state_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     reactor_id uuid NOT NULL,
     state_key text NOT NULL,
     state jsonb DEFAULT '{}'::jsonb NOT NULL,
@@ -2716,6 +2825,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.cognitive_state.cognitive_state_id IS 'Primary key.';
+
+--
+-- Name: COLUMN cognitive_state.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.cognitive_state.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN cognitive_state.reactor_id; Type: COMMENT; Schema: public; Owner: -
@@ -2771,6 +2888,7 @@ COMMENT ON COLUMN public.cognitive_state.updated_at IS 'When the row last change
 
 CREATE TABLE public.embeddings (
     embedding_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     model_id uuid NOT NULL,
     embedding_type text NOT NULL,
     embedding_index integer NOT NULL,
@@ -2796,6 +2914,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.embeddings.embedding_id IS 'Primary key.';
+
+--
+-- Name: COLUMN embeddings.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.embeddings.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN embeddings.model_id; Type: COMMENT; Schema: public; Owner: -
@@ -2845,6 +2971,7 @@ COMMENT ON COLUMN public.embeddings.created_at IS 'When the row was inserted (da
 
 CREATE TABLE public.gradient_checkpoints (
     gradient_checkpoint_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     model_id uuid NOT NULL,
     layer_id uuid,
     enabled boolean DEFAULT true NOT NULL,
@@ -2873,6 +3000,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.gradient_checkpoints.gradient_checkpoint_id IS 'Primary key.';
+
+--
+-- Name: COLUMN gradient_checkpoints.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.gradient_checkpoints.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN gradient_checkpoints.model_id; Type: COMMENT; Schema: public; Owner: -
@@ -2983,6 +3118,7 @@ COMMENT ON COLUMN public.metric_batches.written_at IS 'When the batch was commit
 
 CREATE TABLE public.model_interaction_graph (
     interaction_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     reactor_id uuid NOT NULL,
     source_model_id uuid NOT NULL,
     target_model_id uuid NOT NULL,
@@ -3006,6 +3142,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.model_interaction_graph.interaction_id IS 'Primary key.';
+
+--
+-- Name: COLUMN model_interaction_graph.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.model_interaction_graph.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN model_interaction_graph.reactor_id; Type: COMMENT; Schema: public; Owner: -
@@ -3049,6 +3193,7 @@ COMMENT ON COLUMN public.model_interaction_graph.created_at IS 'When the row was
 
 CREATE TABLE public.optimizer_state (
     optimizer_state_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     training_session_id uuid NOT NULL,
     checkpoint_id uuid,
     optimizer_type text NOT NULL,
@@ -3074,6 +3219,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.optimizer_state.optimizer_state_id IS 'Primary key.';
+
+--
+-- Name: COLUMN optimizer_state.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.optimizer_state.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN optimizer_state.training_session_id; Type: COMMENT; Schema: public; Owner: -
@@ -3135,6 +3288,7 @@ COMMENT ON COLUMN public.optimizer_state.created_at IS 'When the row was inserte
 
 CREATE TABLE public.reactor_metrics (
     reactor_metric_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     reactor_id uuid NOT NULL,
     metric_name text NOT NULL,
     value double precision NOT NULL,
@@ -3154,6 +3308,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.reactor_metrics.reactor_metric_id IS 'Primary key.';
+
+--
+-- Name: COLUMN reactor_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.reactor_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN reactor_metrics.reactor_id; Type: COMMENT; Schema: public; Owner: -
@@ -3185,6 +3347,7 @@ COMMENT ON COLUMN public.reactor_metrics.recorded_at IS 'When it was measured.';
 
 CREATE TABLE public.tensor_data (
     tensor_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     chunk_index integer NOT NULL,
     chunk_data bytea NOT NULL,
     chunk_sha256 text NOT NULL,
@@ -3206,6 +3369,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.tensor_data.tensor_id IS 'The tensor; deleting it deletes its chunks.';
+
+--
+-- Name: COLUMN tensor_data.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_data.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN tensor_data.chunk_index; Type: COMMENT; Schema: public; Owner: -
@@ -3282,6 +3453,7 @@ COMMENT ON COLUMN public.tensor_dtypes.description IS 'What the type is.';
 
 CREATE TABLE public.training_metrics (
     training_session_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     metric_name text NOT NULL,
     step bigint NOT NULL,
     epoch integer,
@@ -3306,6 +3478,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 
 COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
 ';
+
+--
+-- Name: COLUMN training_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
@@ -3343,6 +3523,7 @@ COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was log
 
 CREATE TABLE public.training_metrics_default (
     training_session_id uuid CONSTRAINT training_metrics_training_session_id_not_null NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) CONSTRAINT training_metrics_tenant_id_not_null NOT NULL,
     metric_name text CONSTRAINT training_metrics_metric_name_not_null NOT NULL,
     step bigint CONSTRAINT training_metrics_step_not_null NOT NULL,
     epoch integer,
@@ -3381,6 +3562,7 @@ CREATE VIEW public.v_model_architecture AS
            FROM public.models
         ), layers AS (
          SELECT transformer_layers.layer_id,
+            transformer_layers.tenant_id,
             transformer_layers.model_id,
             transformer_layers.layer_index,
             transformer_layers.layer_type,
@@ -3619,7 +3801,7 @@ ALTER TABLE ONLY public.activation_cache
 --
 
 ALTER TABLE ONLY public.attention_heads
-    ADD CONSTRAINT attention_heads_layer_head_index_key UNIQUE (layer_id, head_index);
+    ADD CONSTRAINT attention_heads_layer_head_index_key UNIQUE (layer_id, head_index, tenant_id);
 
 --
 -- Name: attention_heads attention_heads_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3650,6 +3832,13 @@ ALTER TABLE ONLY public.cognitive_fusion_reactors
     ADD CONSTRAINT cognitive_fusion_reactors_tenant_name_key UNIQUE (tenant_id, reactor_name);
 
 --
+-- Name: cognitive_fusion_reactors cognitive_fusion_reactors_tenant_reactor_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cognitive_fusion_reactors
+    ADD CONSTRAINT cognitive_fusion_reactors_tenant_reactor_id_key UNIQUE (tenant_id, reactor_id);
+
+--
 -- Name: cognitive_state cognitive_state_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3661,14 +3850,14 @@ ALTER TABLE ONLY public.cognitive_state
 --
 
 ALTER TABLE ONLY public.cognitive_state
-    ADD CONSTRAINT cognitive_state_reactor_key_key UNIQUE (reactor_id, state_key);
+    ADD CONSTRAINT cognitive_state_reactor_key_key UNIQUE (reactor_id, state_key, tenant_id);
 
 --
 -- Name: embeddings embeddings_model_type_index_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.embeddings
-    ADD CONSTRAINT embeddings_model_type_index_key UNIQUE (model_id, embedding_type, embedding_index);
+    ADD CONSTRAINT embeddings_model_type_index_key UNIQUE (model_id, embedding_type, embedding_index, tenant_id);
 
 --
 -- Name: embeddings embeddings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3706,6 +3895,13 @@ ALTER TABLE ONLY public.inference_sessions
     ADD CONSTRAINT inference_sessions_pkey PRIMARY KEY (inference_session_id);
 
 --
+-- Name: inference_sessions inference_sessions_tenant_inference_session_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.inference_sessions
+    ADD CONSTRAINT inference_sessions_tenant_inference_session_id_key UNIQUE (tenant_id, inference_session_id);
+
+--
 -- Name: kv_cache kv_cache_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3731,14 +3927,21 @@ ALTER TABLE ONLY public.model_checkpoints
 --
 
 ALTER TABLE ONLY public.model_checkpoints
-    ADD CONSTRAINT model_checkpoints_session_step_key UNIQUE (training_session_id, step);
+    ADD CONSTRAINT model_checkpoints_session_step_key UNIQUE (training_session_id, step, tenant_id);
+
+--
+-- Name: model_checkpoints model_checkpoints_tenant_checkpoint_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.model_checkpoints
+    ADD CONSTRAINT model_checkpoints_tenant_checkpoint_id_key UNIQUE (tenant_id, checkpoint_id);
 
 --
 -- Name: model_interaction_graph model_interaction_graph_edge_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_interaction_graph
-    ADD CONSTRAINT model_interaction_graph_edge_key UNIQUE (reactor_id, source_model_id, target_model_id, interaction_type);
+    ADD CONSTRAINT model_interaction_graph_edge_key UNIQUE (reactor_id, source_model_id, target_model_id, interaction_type, tenant_id);
 
 --
 -- Name: model_interaction_graph model_interaction_graph_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3752,7 +3955,7 @@ ALTER TABLE ONLY public.model_interaction_graph
 --
 
 ALTER TABLE ONLY public.model_weights
-    ADD CONSTRAINT model_weights_model_parameter_key UNIQUE (model_id, parameter_name);
+    ADD CONSTRAINT model_weights_model_parameter_key UNIQUE (model_id, parameter_name, tenant_id);
 
 --
 -- Name: model_weights model_weights_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3762,18 +3965,25 @@ ALTER TABLE ONLY public.model_weights
     ADD CONSTRAINT model_weights_pkey PRIMARY KEY (weight_id);
 
 --
--- Name: models models_model_width_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.models
-    ADD CONSTRAINT models_model_width_key UNIQUE (model_id, hidden_size);
-
---
 -- Name: models models_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.models
     ADD CONSTRAINT models_pkey PRIMARY KEY (model_id);
+
+--
+-- Name: models models_tenant_model_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.models
+    ADD CONSTRAINT models_tenant_model_id_key UNIQUE (tenant_id, model_id);
+
+--
+-- Name: models models_tenant_model_width_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.models
+    ADD CONSTRAINT models_tenant_model_width_key UNIQUE (tenant_id, model_id, hidden_size);
 
 --
 -- Name: models models_tenant_name_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3794,7 +4004,7 @@ ALTER TABLE ONLY public.optimizer_state
 --
 
 ALTER TABLE ONLY public.optimizer_state
-    ADD CONSTRAINT optimizer_state_session_step_parameter_key UNIQUE (training_session_id, step, parameter_name, state_name);
+    ADD CONSTRAINT optimizer_state_session_step_parameter_key UNIQUE (training_session_id, step, parameter_name, state_name, tenant_id);
 
 --
 -- Name: reactor_metrics reactor_metrics_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3815,14 +4025,14 @@ ALTER TABLE ONLY public.reactor_models
 --
 
 ALTER TABLE ONLY public.reactor_models
-    ADD CONSTRAINT reactor_models_reactor_model_key UNIQUE (reactor_id, model_id);
+    ADD CONSTRAINT reactor_models_reactor_model_key UNIQUE (reactor_id, model_id, tenant_id);
 
 --
 -- Name: tensor_data tensor_data_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.tensor_data
-    ADD CONSTRAINT tensor_data_pkey PRIMARY KEY (tensor_id, chunk_index);
+    ADD CONSTRAINT tensor_data_pkey PRIMARY KEY (tensor_id, chunk_index, tenant_id);
 
 --
 -- Name: tensor_dtypes tensor_dtypes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3839,18 +4049,25 @@ ALTER TABLE ONLY public.tensor_metadata
     ADD CONSTRAINT tensor_metadata_pkey PRIMARY KEY (tensor_id);
 
 --
+-- Name: tensor_metadata tensor_metadata_tenant_tensor_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tensor_metadata
+    ADD CONSTRAINT tensor_metadata_tenant_tensor_id_key UNIQUE (tenant_id, tensor_id);
+
+--
 -- Name: training_metrics_latest training_metrics_latest_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.training_metrics_latest
-    ADD CONSTRAINT training_metrics_latest_pkey PRIMARY KEY (training_session_id, metric_name);
+    ADD CONSTRAINT training_metrics_latest_pkey PRIMARY KEY (training_session_id, metric_name, tenant_id);
 
 --
 -- Name: training_sessions training_sessions_model_session_name_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.training_sessions
-    ADD CONSTRAINT training_sessions_model_session_name_key UNIQUE (model_id, session_name);
+    ADD CONSTRAINT training_sessions_model_session_name_key UNIQUE (model_id, session_name, tenant_id);
 
 --
 -- Name: training_sessions training_sessions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3860,11 +4077,18 @@ ALTER TABLE ONLY public.training_sessions
     ADD CONSTRAINT training_sessions_pkey PRIMARY KEY (training_session_id);
 
 --
+-- Name: training_sessions training_sessions_tenant_training_session_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.training_sessions
+    ADD CONSTRAINT training_sessions_tenant_training_session_id_key UNIQUE (tenant_id, training_session_id);
+
+--
 -- Name: transformer_layers transformer_layers_model_layer_index_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.transformer_layers
-    ADD CONSTRAINT transformer_layers_model_layer_index_key UNIQUE (model_id, layer_index);
+    ADD CONSTRAINT transformer_layers_model_layer_index_key UNIQUE (model_id, layer_index, tenant_id);
 
 --
 -- Name: transformer_layers transformer_layers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3872,6 +4096,13 @@ ALTER TABLE ONLY public.transformer_layers
 
 ALTER TABLE ONLY public.transformer_layers
     ADD CONSTRAINT transformer_layers_pkey PRIMARY KEY (layer_id);
+
+--
+-- Name: transformer_layers transformer_layers_tenant_layer_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.transformer_layers
+    ADD CONSTRAINT transformer_layers_tenant_layer_id_key UNIQUE (tenant_id, layer_id);
 
 --
 -- Name: activation_cache_expiry_idx; Type: INDEX; Schema: public; Owner: -
@@ -3937,7 +4168,7 @@ CREATE INDEX fusion_operations_reactor_id_started_at_idx ON public.fusion_operat
 -- Name: gradient_checkpoints_scope_key; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX gradient_checkpoints_scope_key ON public.gradient_checkpoints USING btree (model_id, COALESCE(layer_id, '00000000-0000-0000-0000-000000000000'::uuid));
+CREATE UNIQUE INDEX gradient_checkpoints_scope_key ON public.gradient_checkpoints USING btree (model_id, COALESCE(layer_id, '00000000-0000-0000-0000-000000000000'::uuid), tenant_id);
 
 --
 -- Name: inference_metrics_inference_session_id_metric_name_757224d3_idx; Type: INDEX; Schema: public; Owner: -
@@ -3949,7 +4180,7 @@ CREATE INDEX inference_metrics_inference_session_id_metric_name_757224d3_idx ON 
 -- Name: kv_cache_entry_key; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX kv_cache_entry_key ON public.kv_cache USING btree (inference_session_id, layer_id, COALESCE(head_index, '-1'::integer), position_start);
+CREATE UNIQUE INDEX kv_cache_entry_key ON public.kv_cache USING btree (inference_session_id, layer_id, COALESCE(head_index, '-1'::integer), position_start, tenant_id);
 
 --
 -- Name: kv_cache_expiry_idx; Type: INDEX; Schema: public; Owner: -
@@ -3967,7 +4198,7 @@ CREATE INDEX model_checkpoints_model_created_idx ON public.model_checkpoints USI
 -- Name: model_checkpoints_one_best_per_session; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX model_checkpoints_one_best_per_session ON public.model_checkpoints USING btree (training_session_id) WHERE is_best;
+CREATE UNIQUE INDEX model_checkpoints_one_best_per_session ON public.model_checkpoints USING btree (training_session_id, tenant_id) WHERE is_best;
 
 --
 -- Name: model_weights_layer_id_idx; Type: INDEX; Schema: public; Owner: -
@@ -4113,91 +4344,91 @@ ALTER TABLE ONLY public.activation_cache
 --
 
 ALTER TABLE ONLY public.activation_cache
-    ADD CONSTRAINT activation_cache_inference_session_id_fkey FOREIGN KEY (inference_session_id) REFERENCES public.inference_sessions(inference_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT activation_cache_inference_session_id_fkey FOREIGN KEY (tenant_id, inference_session_id) REFERENCES public.inference_sessions(tenant_id, inference_session_id) ON DELETE CASCADE;
 
 --
 -- Name: activation_cache activation_cache_layer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.activation_cache
-    ADD CONSTRAINT activation_cache_layer_id_fkey FOREIGN KEY (layer_id) REFERENCES public.transformer_layers(layer_id) ON DELETE CASCADE;
+    ADD CONSTRAINT activation_cache_layer_id_fkey FOREIGN KEY (tenant_id, layer_id) REFERENCES public.transformer_layers(tenant_id, layer_id) ON DELETE CASCADE;
 
 --
 -- Name: activation_cache activation_cache_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.activation_cache
-    ADD CONSTRAINT activation_cache_tensor_id_fkey FOREIGN KEY (tensor_id) REFERENCES public.tensor_metadata(tensor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT activation_cache_tensor_id_fkey FOREIGN KEY (tenant_id, tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id) ON DELETE CASCADE;
 
 --
 -- Name: attention_heads attention_heads_layer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.attention_heads
-    ADD CONSTRAINT attention_heads_layer_id_fkey FOREIGN KEY (layer_id) REFERENCES public.transformer_layers(layer_id) ON DELETE CASCADE;
+    ADD CONSTRAINT attention_heads_layer_id_fkey FOREIGN KEY (tenant_id, layer_id) REFERENCES public.transformer_layers(tenant_id, layer_id) ON DELETE CASCADE;
 
 --
 -- Name: attention_patterns attention_patterns_inference_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.attention_patterns
-    ADD CONSTRAINT attention_patterns_inference_session_id_fkey FOREIGN KEY (inference_session_id) REFERENCES public.inference_sessions(inference_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT attention_patterns_inference_session_id_fkey FOREIGN KEY (tenant_id, inference_session_id) REFERENCES public.inference_sessions(tenant_id, inference_session_id) ON DELETE CASCADE;
 
 --
 -- Name: attention_patterns attention_patterns_layer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.attention_patterns
-    ADD CONSTRAINT attention_patterns_layer_id_fkey FOREIGN KEY (layer_id) REFERENCES public.transformer_layers(layer_id) ON DELETE CASCADE;
+    ADD CONSTRAINT attention_patterns_layer_id_fkey FOREIGN KEY (tenant_id, layer_id) REFERENCES public.transformer_layers(tenant_id, layer_id) ON DELETE CASCADE;
 
 --
 -- Name: cognitive_state cognitive_state_reactor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.cognitive_state
-    ADD CONSTRAINT cognitive_state_reactor_id_fkey FOREIGN KEY (reactor_id) REFERENCES public.cognitive_fusion_reactors(reactor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT cognitive_state_reactor_id_fkey FOREIGN KEY (tenant_id, reactor_id) REFERENCES public.cognitive_fusion_reactors(tenant_id, reactor_id) ON DELETE CASCADE;
 
 --
 -- Name: embeddings embeddings_model_width_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.embeddings
-    ADD CONSTRAINT embeddings_model_width_fkey FOREIGN KEY (model_id, dimensions) REFERENCES public.models(model_id, hidden_size) ON DELETE CASCADE;
+    ADD CONSTRAINT embeddings_model_width_fkey FOREIGN KEY (tenant_id, model_id, dimensions) REFERENCES public.models(tenant_id, model_id, hidden_size) ON DELETE CASCADE;
 
 --
 -- Name: fusion_operations fusion_operations_reactor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.fusion_operations
-    ADD CONSTRAINT fusion_operations_reactor_id_fkey FOREIGN KEY (reactor_id) REFERENCES public.cognitive_fusion_reactors(reactor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT fusion_operations_reactor_id_fkey FOREIGN KEY (tenant_id, reactor_id) REFERENCES public.cognitive_fusion_reactors(tenant_id, reactor_id) ON DELETE CASCADE;
 
 --
 -- Name: gradient_checkpoints gradient_checkpoints_layer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.gradient_checkpoints
-    ADD CONSTRAINT gradient_checkpoints_layer_id_fkey FOREIGN KEY (layer_id) REFERENCES public.transformer_layers(layer_id) ON DELETE CASCADE;
+    ADD CONSTRAINT gradient_checkpoints_layer_id_fkey FOREIGN KEY (tenant_id, layer_id) REFERENCES public.transformer_layers(tenant_id, layer_id) ON DELETE CASCADE;
 
 --
 -- Name: gradient_checkpoints gradient_checkpoints_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.gradient_checkpoints
-    ADD CONSTRAINT gradient_checkpoints_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id) ON DELETE CASCADE;
+    ADD CONSTRAINT gradient_checkpoints_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id) ON DELETE CASCADE;
 
 --
 -- Name: inference_metrics inference_metrics_inference_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.inference_metrics
-    ADD CONSTRAINT inference_metrics_inference_session_id_fkey FOREIGN KEY (inference_session_id) REFERENCES public.inference_sessions(inference_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT inference_metrics_inference_session_id_fkey FOREIGN KEY (tenant_id, inference_session_id) REFERENCES public.inference_sessions(tenant_id, inference_session_id) ON DELETE CASCADE;
 
 --
 -- Name: inference_sessions inference_sessions_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.inference_sessions
-    ADD CONSTRAINT inference_sessions_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id);
+    ADD CONSTRAINT inference_sessions_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id);
 
 --
 -- Name: kv_cache kv_cache_dtype_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -4211,28 +4442,28 @@ ALTER TABLE ONLY public.kv_cache
 --
 
 ALTER TABLE ONLY public.kv_cache
-    ADD CONSTRAINT kv_cache_inference_session_id_fkey FOREIGN KEY (inference_session_id) REFERENCES public.inference_sessions(inference_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT kv_cache_inference_session_id_fkey FOREIGN KEY (tenant_id, inference_session_id) REFERENCES public.inference_sessions(tenant_id, inference_session_id) ON DELETE CASCADE;
 
 --
 -- Name: kv_cache kv_cache_key_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.kv_cache
-    ADD CONSTRAINT kv_cache_key_tensor_id_fkey FOREIGN KEY (key_tensor_id) REFERENCES public.tensor_metadata(tensor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT kv_cache_key_tensor_id_fkey FOREIGN KEY (tenant_id, key_tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id) ON DELETE CASCADE;
 
 --
 -- Name: kv_cache kv_cache_layer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.kv_cache
-    ADD CONSTRAINT kv_cache_layer_id_fkey FOREIGN KEY (layer_id) REFERENCES public.transformer_layers(layer_id) ON DELETE CASCADE;
+    ADD CONSTRAINT kv_cache_layer_id_fkey FOREIGN KEY (tenant_id, layer_id) REFERENCES public.transformer_layers(tenant_id, layer_id) ON DELETE CASCADE;
 
 --
 -- Name: kv_cache kv_cache_value_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.kv_cache
-    ADD CONSTRAINT kv_cache_value_tensor_id_fkey FOREIGN KEY (value_tensor_id) REFERENCES public.tensor_metadata(tensor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT kv_cache_value_tensor_id_fkey FOREIGN KEY (tenant_id, value_tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id) ON DELETE CASCADE;
 
 --
 -- Name: metric_batches metric_batches_training_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -4246,112 +4477,112 @@ ALTER TABLE ONLY public.metric_batches
 --
 
 ALTER TABLE ONLY public.model_checkpoints
-    ADD CONSTRAINT model_checkpoints_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id) ON DELETE CASCADE;
+    ADD CONSTRAINT model_checkpoints_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id) ON DELETE CASCADE;
 
 --
 -- Name: model_checkpoints model_checkpoints_training_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_checkpoints
-    ADD CONSTRAINT model_checkpoints_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE SET NULL;
+    ADD CONSTRAINT model_checkpoints_training_session_id_fkey FOREIGN KEY (tenant_id, training_session_id) REFERENCES public.training_sessions(tenant_id, training_session_id) ON DELETE SET NULL (training_session_id);
 
 --
 -- Name: model_interaction_graph model_interaction_graph_reactor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_interaction_graph
-    ADD CONSTRAINT model_interaction_graph_reactor_id_fkey FOREIGN KEY (reactor_id) REFERENCES public.cognitive_fusion_reactors(reactor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT model_interaction_graph_reactor_id_fkey FOREIGN KEY (tenant_id, reactor_id) REFERENCES public.cognitive_fusion_reactors(tenant_id, reactor_id) ON DELETE CASCADE;
 
 --
 -- Name: model_interaction_graph model_interaction_graph_source_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_interaction_graph
-    ADD CONSTRAINT model_interaction_graph_source_model_id_fkey FOREIGN KEY (source_model_id) REFERENCES public.models(model_id) ON DELETE CASCADE;
+    ADD CONSTRAINT model_interaction_graph_source_model_id_fkey FOREIGN KEY (tenant_id, source_model_id) REFERENCES public.models(tenant_id, model_id) ON DELETE CASCADE;
 
 --
 -- Name: model_interaction_graph model_interaction_graph_target_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_interaction_graph
-    ADD CONSTRAINT model_interaction_graph_target_model_id_fkey FOREIGN KEY (target_model_id) REFERENCES public.models(model_id) ON DELETE CASCADE;
+    ADD CONSTRAINT model_interaction_graph_target_model_id_fkey FOREIGN KEY (tenant_id, target_model_id) REFERENCES public.models(tenant_id, model_id) ON DELETE CASCADE;
 
 --
 -- Name: model_weights model_weights_gradient_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_weights
-    ADD CONSTRAINT model_weights_gradient_tensor_id_fkey FOREIGN KEY (gradient_tensor_id) REFERENCES public.tensor_metadata(tensor_id) ON DELETE SET NULL;
+    ADD CONSTRAINT model_weights_gradient_tensor_id_fkey FOREIGN KEY (tenant_id, gradient_tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id) ON DELETE SET NULL (gradient_tensor_id);
 
 --
 -- Name: model_weights model_weights_layer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_weights
-    ADD CONSTRAINT model_weights_layer_id_fkey FOREIGN KEY (layer_id) REFERENCES public.transformer_layers(layer_id) ON DELETE SET NULL;
+    ADD CONSTRAINT model_weights_layer_id_fkey FOREIGN KEY (tenant_id, layer_id) REFERENCES public.transformer_layers(tenant_id, layer_id) ON DELETE SET NULL (layer_id);
 
 --
 -- Name: model_weights model_weights_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_weights
-    ADD CONSTRAINT model_weights_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id) ON DELETE CASCADE;
+    ADD CONSTRAINT model_weights_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id) ON DELETE CASCADE;
 
 --
 -- Name: model_weights model_weights_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.model_weights
-    ADD CONSTRAINT model_weights_tensor_id_fkey FOREIGN KEY (tensor_id) REFERENCES public.tensor_metadata(tensor_id);
+    ADD CONSTRAINT model_weights_tensor_id_fkey FOREIGN KEY (tenant_id, tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id);
 
 --
 -- Name: optimizer_state optimizer_state_checkpoint_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.optimizer_state
-    ADD CONSTRAINT optimizer_state_checkpoint_id_fkey FOREIGN KEY (checkpoint_id) REFERENCES public.model_checkpoints(checkpoint_id) ON DELETE CASCADE;
+    ADD CONSTRAINT optimizer_state_checkpoint_id_fkey FOREIGN KEY (tenant_id, checkpoint_id) REFERENCES public.model_checkpoints(tenant_id, checkpoint_id) ON DELETE CASCADE;
 
 --
 -- Name: optimizer_state optimizer_state_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.optimizer_state
-    ADD CONSTRAINT optimizer_state_tensor_id_fkey FOREIGN KEY (tensor_id) REFERENCES public.tensor_metadata(tensor_id);
+    ADD CONSTRAINT optimizer_state_tensor_id_fkey FOREIGN KEY (tenant_id, tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id);
 
 --
 -- Name: optimizer_state optimizer_state_training_session_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.optimizer_state
-    ADD CONSTRAINT optimizer_state_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT optimizer_state_training_session_id_fkey FOREIGN KEY (tenant_id, training_session_id) REFERENCES public.training_sessions(tenant_id, training_session_id) ON DELETE CASCADE;
 
 --
 -- Name: reactor_metrics reactor_metrics_reactor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.reactor_metrics
-    ADD CONSTRAINT reactor_metrics_reactor_id_fkey FOREIGN KEY (reactor_id) REFERENCES public.cognitive_fusion_reactors(reactor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT reactor_metrics_reactor_id_fkey FOREIGN KEY (tenant_id, reactor_id) REFERENCES public.cognitive_fusion_reactors(tenant_id, reactor_id) ON DELETE CASCADE;
 
 --
 -- Name: reactor_models reactor_models_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.reactor_models
-    ADD CONSTRAINT reactor_models_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id);
+    ADD CONSTRAINT reactor_models_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id);
 
 --
 -- Name: reactor_models reactor_models_reactor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.reactor_models
-    ADD CONSTRAINT reactor_models_reactor_id_fkey FOREIGN KEY (reactor_id) REFERENCES public.cognitive_fusion_reactors(reactor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT reactor_models_reactor_id_fkey FOREIGN KEY (tenant_id, reactor_id) REFERENCES public.cognitive_fusion_reactors(tenant_id, reactor_id) ON DELETE CASCADE;
 
 --
 -- Name: tensor_data tensor_data_tensor_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.tensor_data
-    ADD CONSTRAINT tensor_data_tensor_id_fkey FOREIGN KEY (tensor_id) REFERENCES public.tensor_metadata(tensor_id) ON DELETE CASCADE;
+    ADD CONSTRAINT tensor_data_tensor_id_fkey FOREIGN KEY (tenant_id, tensor_id) REFERENCES public.tensor_metadata(tenant_id, tensor_id) ON DELETE CASCADE;
 
 --
 -- Name: tensor_metadata tensor_metadata_dtype_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -4365,21 +4596,21 @@ ALTER TABLE ONLY public.tensor_metadata
 --
 
 ALTER TABLE ONLY public.training_metrics_latest
-    ADD CONSTRAINT training_metrics_latest_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT training_metrics_latest_training_session_id_fkey FOREIGN KEY (tenant_id, training_session_id) REFERENCES public.training_sessions(tenant_id, training_session_id) ON DELETE CASCADE;
 
 --
 -- Name: training_sessions training_sessions_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.training_sessions
-    ADD CONSTRAINT training_sessions_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id);
+    ADD CONSTRAINT training_sessions_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id);
 
 --
 -- Name: transformer_layers transformer_layers_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.transformer_layers
-    ADD CONSTRAINT transformer_layers_model_id_fkey FOREIGN KEY (model_id) REFERENCES public.models(model_id) ON DELETE CASCADE;
+    ADD CONSTRAINT transformer_layers_model_id_fkey FOREIGN KEY (tenant_id, model_id) REFERENCES public.models(tenant_id, model_id) ON DELETE CASCADE;
 
 --
 -- PostgreSQL database dump complete

@@ -232,8 +232,12 @@ def test_added_volatile_default_column_is_backfilled(test_server, built_copy: st
          "", r"column model_type is in the table but no longer in the contract.*drop column model_type"),
         ("      - name: vocab_size\n        data_type: integer\n", "      - name: vocab_size\n        data_type: bigint\n",
          r"column vocab_size is integer in the table but bigint in the contract"),
+        # A key widened by a column is replaced (it holds for any rows); a narrowed one might not.
+        ("        name: models_tenant_name_key\n        columns: [tenant_id, model_name]\n",
+         "        name: models_tenant_name_key\n        columns: [model_name]\n",
+         r"key models_tenant_name_key is UNIQUE \(tenant_id, model_name\) in the table but UNIQUE \(model_name\)"),
     ],
-    ids=["removed-column", "changed-type"],
+    ids=["removed-column", "changed-type", "narrowed-key"],
 )
 def test_destructive_contract_change_is_refused(test_server, built_copy, project_copy, old, new, message) -> None:
     url = test_server.url(built_copy)

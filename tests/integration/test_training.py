@@ -101,7 +101,7 @@ def test_metrics_of_an_unknown_session_are_refused_whole(db, session) -> None:
         with db.transaction():
             training.copy_metric_rows(db, [(uuid.UUID(unknown).bytes, "loss", 2, None, 2.0, datetime.now(timezone.utc))])
     assert refused.value.diag.constraint_name == "training_metrics_training_session_id_fkey"
-    assert f"Key (training_session_id)=({unknown}) is not present" in refused.value.diag.message_detail
+    assert f"Key (tenant_id, training_session_id)=(default, {unknown}) is not present" in refused.value.diag.message_detail
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match="training_metrics_training_session_id_fkey"):
         with db.transaction():  # a mixed batch is refused whole: the known session's row is not kept either
             db.execute("insert into training_metrics (training_session_id, metric_name, step, value)"

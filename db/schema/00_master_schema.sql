@@ -3075,6 +3075,7 @@ COMMENT ON COLUMN public.gradient_checkpoints.updated_at IS 'When the row last c
 
 CREATE TABLE public.metric_batches (
     metric_batch_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     training_session_id uuid NOT NULL,
     row_count integer NOT NULL,
     written_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -3093,6 +3094,14 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 --
 
 COMMENT ON COLUMN public.metric_batches.metric_batch_id IS 'Primary key, chosen by the logger when it forms the batch and kept across retries.';
+
+--
+-- Name: COLUMN metric_batches.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.metric_batches.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
 
 --
 -- Name: COLUMN metric_batches.training_session_id; Type: COMMENT; Schema: public; Owner: -
@@ -4470,7 +4479,7 @@ ALTER TABLE ONLY public.kv_cache
 --
 
 ALTER TABLE ONLY public.metric_batches
-    ADD CONSTRAINT metric_batches_training_session_id_fkey FOREIGN KEY (training_session_id) REFERENCES public.training_sessions(training_session_id) ON DELETE CASCADE;
+    ADD CONSTRAINT metric_batches_training_session_id_fkey FOREIGN KEY (tenant_id, training_session_id) REFERENCES public.training_sessions(tenant_id, training_session_id) ON DELETE CASCADE;
 
 --
 -- Name: model_checkpoints model_checkpoints_model_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -85,8 +85,8 @@ def test_rows_survive_rebuild_and_full_refresh(test_server, built_copy: str) -> 
 # foreign keys, keys without tenant_id, no (tenant_id, id) keys on parents, and the old width key.
 PRE_TENANT_CHILDREN = (
     "transformer_layers", "attention_heads", "tensor_data", "model_weights", "embeddings", "training_metrics",
-    "training_metrics_latest", "model_checkpoints", "optimizer_state", "gradient_checkpoints", "activation_cache",
-    "kv_cache", "inference_metrics", "attention_patterns", "reactor_models", "fusion_operations",
+    "metric_batches", "training_metrics_latest", "model_checkpoints", "optimizer_state", "gradient_checkpoints",
+    "activation_cache", "kv_cache", "inference_metrics", "attention_patterns", "reactor_models", "fusion_operations",
     "model_interaction_graph", "cognitive_state", "reactor_metrics",
 )
 PRE_TENANT_PARENT_KEYS = {

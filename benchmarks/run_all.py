@@ -25,6 +25,7 @@ BENCHMARKS = {
     "bench_kv_cache.py": ["--entries", "400", "--repeats", "100"],
     "bench_similarity.py": ["--vectors", "10000", "--queries", "30"],
     "bench_training_progress.py": ["--rows", "300000", "--repeats", "10"],
+    "bench_online_ddl.py": ["--rows", "200000", "--analyst-seconds", "5"],
 }
 
 

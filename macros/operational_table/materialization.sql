@@ -30,9 +30,9 @@
     {%- elif existing.type != 'table' -%}
         {{ exceptions.raise_compiler_error(target_relation ~ " exists as a " ~ existing.type ~ ", not a table: rename or drop it by hand (it is not managed as operational data)") }}
     {%- else -%}
-        {%- call statement('main') -%}
-            {{ operational_evolve_table(target_relation, columns, constraints) }}
-        {%- endcall -%}
+        {%- set steps = operational_evolve_table(target_relation, columns, constraints) -%}
+        {#- Commits what dbt has open (the catalog reads' locks), then runs each step in its own transaction. -#}
+        {%- do adapter.apply_online_ddl(steps) -%}
     {%- endif -%}
 
     {%- for column_name, storage in config.get('column_storage', {}).items() -%}
@@ -40,16 +40,33 @@
             alter table {{ target_relation }} alter column {{ adapter.quote(column_name) }} set storage {{ storage }}
         {%- endcall -%}
     {%- endfor -%}
-    {%- for index in indexes -%}
-        {%- call statement('index_' ~ loop.index) -%}
-            {{ operational_index_ddl(target_relation, index) }}
-        {%- endcall -%}
-    {%- endfor -%}
+    {%- if existing is none -%}
+        {%- for index in indexes -%}
+            {%- call statement('index_' ~ loop.index) -%}
+                {{ operational_index_ddl(target_relation, index) }}
+            {%- endcall -%}
+        {%- endfor -%}
+    {%- endif -%}
 
+    {%- if existing is none -%}
+        {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {%- else -%}
+        {#- Hooks (triggers, policies) on a table writers use: each in its own transaction with a short
+            lock_timeout and retries, like the steps above, never queued behind a long query. -#}
+        {%- set hook_steps = [] -%}
+        {%- for hook in post_hooks | selectattr('transaction', 'equalto', true) -%}
+            {%- set rendered = render(hook.get('sql')) | trim -%}
+            {%- if rendered -%}
+                {%- do operational_step(hook_steps, rendered) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- do adapter.apply_online_ddl(hook_steps) -%}
+        {%- call statement('main') -%}
+            select {{ hook_steps | length }} as online_hooks
+        {%- endcall -%}
+    {%- endif -%}
     {% do persist_docs(target_relation, model) %}
     {% do apply_grants(target_relation, grant_config, should_revoke=true) %}
-
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
 
@@ -257,60 +274,139 @@ $arc_halo_guard$;
                               "add_" ~ column.name, "alter table " ~ table_name ~ " add column " ~ column.name ~ " " ~ column.data_type ~ "; update " ~ table_name ~ " set " ~ column.name ~ " = <its value for existing rows>;") }}
     {%- endfor -%}
 
-    {#- 2. Additive changes. -#}
+    {#- 2. Additive changes, as online steps (arc_halo.online_ddl): each in its own short transaction. -#}
+    {%- set steps = [] -%}
+    {%- set partitioned = operational_is_partitioned(relation) -%}
     {%- for column in columns if column.name not in actual -%}
         {%- set backfill_sources = operational_backfill_sources(column.name, constraints, actual, relation) if has_rows else [] -%}
-        {%- if backfill_sources %}
-    alter table {{ relation }} add column {{ adapter.quote(column.name) }} {{ column.data_type }};
-            {%- for source in backfill_sources %}
-    update {{ relation }} as child set {{ adapter.quote(column.name) }} = parent.{{ adapter.quote(source.value) }}
-    from {{ source.references }} as parent
-    where child.{{ adapter.quote(column.name) }} is null
-                {%- for child_column, parent_column in source.pairs %} and parent.{{ adapter.quote(parent_column) }} = child.{{ adapter.quote(child_column) }}{% endfor %};
+        {%- if backfill_sources -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' add column ' ~ adapter.quote(column.name) ~ ' ' ~ column.data_type) -%}
+            {%- for source in backfill_sources -%}
+                {%- set matches = [] -%}
+                {%- for child_column, parent_column in source.pairs -%}
+                    {%- do matches.append(' and parent.' ~ adapter.quote(parent_column) ~ ' = child.' ~ adapter.quote(child_column)) -%}
+                {%- endfor -%}
+                {%- do operational_step(steps, 'update ' ~ relation ~ ' as child set ' ~ adapter.quote(column.name) ~ ' = parent.' ~ adapter.quote(source.value)
+                                        ~ ' from ' ~ source.references ~ ' as parent where child.' ~ adapter.quote(column.name) ~ ' is null' ~ (matches | join(''))) -%}
             {%- endfor -%}
-            {%- if column.default is not none %}
-    alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set default {{ column.default }};
+            {%- if column.default is not none -%}
+                {%- do operational_step(steps, 'alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(column.name) ~ ' set default ' ~ column.default) -%}
             {%- endif -%}
-            {%- if column.not_null %}
-    {{ operational_guarded('alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(column.name) ~ ' set not null', relation, 'make new column ' ~ column.name ~ ' NOT NULL (rows without a parent to take it from)') }}
+            {%- if column.not_null -%}
+                {%- do operational_not_null_steps(steps, relation, column.name, 'make new column ' ~ column.name ~ ' NOT NULL (rows without a parent to take it from)') -%}
             {%- endif -%}
-        {%- elif column.default is not none and operational_volatile(column.default) %}
-    alter table {{ relation }} add column {{ adapter.quote(column.name) }} {{ column.data_type }};
-    alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set default {{ column.default }};
-    update {{ relation }} set {{ adapter.quote(column.name) }} = default where {{ adapter.quote(column.name) }} is null;
-            {%- if column.not_null %}
-    alter table {{ relation }} alter column {{ adapter.quote(column.name) }} set not null;
+        {%- elif column.default is not none and operational_volatile(column.default) -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' add column ' ~ adapter.quote(column.name) ~ ' ' ~ column.data_type) -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(column.name) ~ ' set default ' ~ column.default) -%}
+            {%- do operational_step(steps, 'update ' ~ relation ~ ' set ' ~ adapter.quote(column.name) ~ ' = default where ' ~ adapter.quote(column.name) ~ ' is null') -%}
+            {%- if column.not_null -%}
+                {%- do operational_not_null_steps(steps, relation, column.name, 'make new column ' ~ column.name ~ ' NOT NULL') -%}
             {%- endif -%}
-        {%- else %}
-    alter table {{ relation }} add column {{ operational_column_ddl(column) }};
+        {%- else -%}
+            {#- A constant default is stored in the catalog (PostgreSQL 11+): no rewrite, no scan. -#}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' add column ' ~ operational_column_ddl(column)) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- for name, column in wanted.items() if name in actual -%}
         {%- if actual[name].default != column.default -%}
-            {%- if column.default is none %}
-    alter table {{ relation }} alter column {{ adapter.quote(name) }} drop default;
-            {%- else %}
-    alter table {{ relation }} alter column {{ adapter.quote(name) }} set default {{ column.default }};
-            {%- endif -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(name)
+                                    ~ (' drop default' if column.default is none else ' set default ' ~ column.default)) -%}
         {%- endif -%}
-        {%- if column.not_null and not actual[name].not_null %}
-    {{ operational_guarded('alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(name) ~ ' set not null', relation, 'make column ' ~ name ~ ' NOT NULL') }}
-        {%- elif not column.not_null and actual[name].not_null %}
-    alter table {{ relation }} alter column {{ adapter.quote(name) }} drop not null;
+        {%- if column.not_null and not actual[name].not_null -%}
+            {%- do operational_not_null_steps(steps, relation, name, 'make column ' ~ name ~ ' NOT NULL') -%}
+        {%- elif not column.not_null and actual[name].not_null -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(name) ~ ' drop not null') -%}
         {%- endif -%}
     {%- endfor -%}
     {%- for constraint in constraints -%}
         {%- set current = actual_constraints.get(constraint.name) -%}
-        {%- if current is none %}
-    {{ operational_guarded('alter table ' ~ relation ~ ' add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, 'add constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', '))) }}
-        {%- elif (constraint.kind in ('check', 'primary_key', 'unique') and current.definition != wanted_constraints[constraint.name].definition)
-                 or (constraint.kind == 'foreign_key' and operational_foreign_key_changed(constraint, current)) %}
-    {{ operational_guarded('alter table ' ~ relation ~ ' drop constraint ' ~ constraint.name ~ ', add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, 'change constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', '))) }}
+        {%- set what = ('add' if current is none else 'change') ~ ' constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', ')) -%}
+        {%- set changed = current is not none and ((constraint.kind in ('check', 'primary_key', 'unique') and current.definition != wanted_constraints[constraint.name].definition)
+                                                   or (constraint.kind == 'foreign_key' and operational_foreign_key_changed(constraint, current))) -%}
+        {%- if constraint.kind in ('check', 'foreign_key') and (current is none or changed) -%}
+            {#- NOT VALID takes its lock for a moment; VALIDATE scans under a lock writers do not conflict with.
+                A changed one is checked under a new name first, then swapped in one short transaction. -#}
+            {%- set staged = constraint.name if current is none else operational_identifier([constraint.name], 'new') -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' drop constraint if exists ' ~ staged ~ ', add constraint ' ~ staged ~ ' ' ~ constraint.body ~ ' not valid') -%}
+            {%- do operational_step(steps, 'alter table ' ~ relation ~ ' validate constraint ' ~ staged, kind='validate', what=what,
+                                    undo='alter table ' ~ relation ~ ' drop constraint if exists ' ~ staged) -%}
+            {%- if changed -%}
+                {%- do operational_step(steps, 'alter table ' ~ relation ~ ' drop constraint ' ~ constraint.name ~ '; alter table ' ~ relation ~ ' rename constraint ' ~ staged ~ ' to ' ~ constraint.name) -%}
+            {%- endif -%}
+        {%- elif current is none -%}
+            {%- do operational_step(steps, operational_guarded('alter table ' ~ relation ~ ' add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, what)) -%}
+        {%- elif changed -%}
+            {%- do operational_step(steps, operational_guarded('alter table ' ~ relation ~ ' drop constraint ' ~ constraint.name ~ ', add constraint ' ~ constraint.name ~ ' ' ~ constraint.body, relation, what)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {#- Indexes: CONCURRENTLY on a plain table; a partitioned parent gets an index ON ONLY itself, one built
+        concurrently on each partition, attached. -#}
+    {%- set existing_indexes = operational_catalog_indexes(relation) -%}
+    {%- for index in operational_indexes(relation.identifier) if index.name not in existing_indexes or not existing_indexes[index.name] -%}
+        {%- set ddl = operational_index_ddl(relation, index) -%}
+        {%- if not partitioned -%}
+            {%- do steps.append({'sql': ddl | replace(' index if not exists ', ' index concurrently if not exists '), 'kind': 'concurrently', 'index': index.name, 'what': 'create index ' ~ index.name}) -%}
+        {%- else -%}
+            {%- do operational_step(steps, ddl | replace(' on ' ~ relation ~ ' using', ' on only ' ~ relation ~ ' using')) -%}
+            {%- for partition in operational_partitions(relation) -%}
+                {%- set partition_index = operational_identifier([partition.identifier, index.name], 'part') -%}
+                {%- set partition_ddl = ddl | replace(' ' ~ index.name ~ '\n', ' ' ~ partition_index ~ '\n') | replace(' on ' ~ relation ~ ' using', ' on ' ~ partition ~ ' using') -%}
+                {%- do steps.append({'sql': partition_ddl | replace(' index if not exists ', ' index concurrently if not exists '), 'kind': 'concurrently', 'index': partition_index, 'what': 'create index ' ~ partition_index}) -%}
+                {%- do operational_step(steps, 'alter index ' ~ relation.schema ~ '.' ~ index.name ~ ' attach partition ' ~ relation.schema ~ '.' ~ partition_index) -%}
+            {%- endfor -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set declared = constraints | map(attribute='name') | list -%}
     {%- for name in actual_constraints if name not in declared -%}
         {% do log("arc-halo: " ~ relation ~ " has constraint " ~ name ~ " that its contract does not declare; left in place (drop it in a migration if intended)", info=true) %}
     {%- endfor %}
-    select 1
+    {{ return(steps) }}
+{%- endmacro %}
+
+
+{% macro operational_step(steps, sql, kind='lock', what=none, undo=none) -%}
+    {%- do steps.append({'sql': sql, 'kind': kind, 'what': what, 'undo': undo}) -%}
+{%- endmacro %}
+
+
+{% macro operational_not_null_steps(steps, relation, column_name, what) -%}
+    {#- SET NOT NULL scans the table under ACCESS EXCLUSIVE, unless a validated CHECK (col is not null)
+        already proves it (PostgreSQL 12+): add that NOT VALID, validate it online, then drop it. -#}
+    {%- set proof = operational_identifier([relation.identifier, column_name], 'not_null_proof') -%}
+    {%- do operational_step(steps, 'alter table ' ~ relation ~ ' drop constraint if exists ' ~ proof ~ ', add constraint ' ~ proof ~ ' check (' ~ adapter.quote(column_name) ~ ' is not null) not valid') -%}
+    {%- do operational_step(steps, 'alter table ' ~ relation ~ ' validate constraint ' ~ proof, kind='validate', what=what,
+                            undo='alter table ' ~ relation ~ ' drop constraint if exists ' ~ proof) -%}
+    {%- do operational_step(steps, 'alter table ' ~ relation ~ ' alter column ' ~ adapter.quote(column_name) ~ ' set not null; alter table ' ~ relation ~ ' drop constraint ' ~ proof) -%}
+{%- endmacro %}
+
+
+{% macro operational_is_partitioned(relation) -%}
+    {{ return(run_query("select relkind = 'p' from pg_class where oid = '" ~ relation ~ "'::regclass").columns[0].values()[0]) }}
+{%- endmacro %}
+
+
+{% macro operational_partitions(relation) -%}
+    {%- set query -%}
+        select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+        where i.inhparent = '{{ relation }}'::regclass order by 1
+    {%- endset -%}
+    {%- set partitions = [] -%}
+    {%- for name in run_query(query).columns[0].values() -%}
+        {%- do partitions.append(relation.incorporate(path={'identifier': name})) -%}
+    {%- endfor -%}
+    {{ return(partitions) }}
+{%- endmacro %}
+
+
+{% macro operational_catalog_indexes(relation) -%}
+    {#- name -> valid, for the indexes on the table (an INVALID one is rebuilt). -#}
+    {%- set query -%}
+        select c.relname, i.indisvalid from pg_index as i join pg_class as c on c.oid = i.indexrelid
+        where i.indrelid = '{{ relation }}'::regclass
+    {%- endset -%}
+    {%- set found = {} -%}
+    {%- for row in run_query(query) -%}
+        {%- do found.update({row[0]: row[1]}) -%}
+    {%- endfor -%}
+    {{ return(found) }}
 {%- endmacro %}

@@ -47,6 +47,8 @@ declare
     gone_since timestamptz;
 begin
     loop
+        -- pg_stat_activity is read once per transaction and kept; this whole wait is one transaction.
+        perform pg_stat_clear_snapshot();
         insert into arc_halo_build.lease (lock_name, holder_invocation, holder_application)
         values ('build', me, current_setting('application_name'))
         on conflict (lock_name) do nothing;

@@ -60,7 +60,7 @@ def database(test_server, built_copy) -> str:
     return url
 
 
-def test_builds_at_once_wait_for_each_other_stop_at_once_or_take_over_an_abandoned_lock(database, tmp_path) -> None:
+def test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock(database, tmp_path) -> None:
     """One database for the three cases, so the test costs four short dbt runs."""
     with psycopg.connect(database, autocommit=True) as observer:
         before = row_counts(observer)
@@ -99,11 +99,21 @@ def test_builds_at_once_wait_for_each_other_stop_at_once_or_take_over_an_abandon
         assert observer.execute(view_oid).fetchone()[0] == oid_held  # the view was not rebuilt
         assert lease_holders(observer) == ["live-holder"]
 
-        # 3. The holder ends without releasing (killed): the next build takes its lease over.
+        # 3. The holder ends without releasing (killed) while a build waits, after changing a relation the
+        # waiting build had already listed: the waiting build takes the abandoned lease over, sees that its
+        # picture of the database is stale, and stops without building on it.
+        waiting, waiting_log = start_dbt(database, tmp_path, "waiting", "run", "--select", "v_model_architecture",
+                                         "--vars", "{build_lock_stale_seconds: 1}")
+        wait_for(lambda: WAITING in waiting_log.read_text(), "the build to say that it waits")
+        sleeping = ("select count(*) from pg_stat_activity where datname = current_database()"
+                    " and wait_event = 'PgSleep' and application_name like 'dbt %'")
+        wait_for(lambda: observer.execute(sleeping).fetchone()[0] > 0, "the build to wait in the database")
+        observer.execute("drop view v_model_architecture")
         holder.close()
-        takeover, takeover_log = start_dbt(database, tmp_path, "takeover", "run", "--select", "v_model_architecture",
-                                           "--vars", "{build_lock_stale_seconds: 1}")
-        assert takeover.wait(timeout=600) == 0, takeover_log.read_text()[-3000:]
-        assert observer.execute(view_oid).fetchone()[0] != oid_held
+        assert waiting.wait(timeout=600) != 0
+        text = waiting_log.read_text()
+        assert "another build changed this database while this build waited for it" in text, text[-3000:]
+        assert "this build changed nothing" in text and "deadlock detected" not in text
+        assert observer.execute("select to_regclass('v_model_architecture')").fetchone()[0] is None
         assert lease_holders(observer) == []
         assert row_counts(observer) == before

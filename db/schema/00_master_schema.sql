@@ -1733,6 +1733,7 @@ CREATE TABLE public.tensor_metadata (
     element_count bigint NOT NULL,
     byte_size bigint NOT NULL,
     content_sha256 text NOT NULL,
+    layout_sha256 text,
     storage_kind text DEFAULT 'chunked'::text NOT NULL,
     external_uri text,
     chunk_size_bytes integer,
@@ -1744,6 +1745,7 @@ CREATE TABLE public.tensor_metadata (
     CONSTRAINT tensor_metadata_chunk_size_bytes_check CHECK ((chunk_size_bytes > 0)),
     CONSTRAINT tensor_metadata_content_sha256_check CHECK ((content_sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT tensor_metadata_element_count_check CHECK ((element_count = public.tensor_shape_elements(shape))),
+    CONSTRAINT tensor_metadata_layout_sha256_check CHECK ((layout_sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT tensor_metadata_shape_check CHECK (((cardinality(shape) = 0) OR ((array_ndims(shape) = 1) AND (array_position(shape, NULL::bigint) IS NULL) AND (0 <= ALL (shape))))),
     CONSTRAINT tensor_metadata_storage_check CHECK ((((storage_kind = 'chunked'::text) AND (external_uri IS NULL) AND (chunk_size_bytes IS NOT NULL) AND (chunk_count = (((byte_size + chunk_size_bytes) - 1) / chunk_size_bytes))) OR ((storage_kind = 'external'::text) AND (external_uri IS NOT NULL) AND (chunk_count IS NULL)))),
     CONSTRAINT tensor_metadata_storage_kind_check CHECK ((storage_kind = ANY (ARRAY['chunked'::text, 'external'::text])))
@@ -1804,6 +1806,13 @@ COMMENT ON COLUMN public.tensor_metadata.byte_size IS 'Size of the raw little-en
 --
 
 COMMENT ON COLUMN public.tensor_metadata.content_sha256 IS 'SHA-256 (hex) of the tensor''s raw bytes, verified on every read.';
+
+--
+-- Name: COLUMN tensor_metadata.layout_sha256; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.layout_sha256 IS 'SHA-256 (hex) of the dtype, the shape and content_sha256 together, verified on every read, so an edit of the dtype or the shape is detected even when the byte size stays the same. Null for tensors written before the column existed (their size checks still apply).
+';
 
 --
 -- Name: COLUMN tensor_metadata.storage_kind; Type: COMMENT; Schema: public; Owner: -

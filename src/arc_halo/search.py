@@ -1,20 +1,47 @@
-"""Nearest embeddings through the per-width HNSW indexes, or exactly (to measure recall)."""
+"""Nearest embeddings through the per-width HNSW indexes, or exactly (to measure recall).
+
+An HNSW scan returns at most `hnsw.ef_search` candidates, and a filter (a model, a kind, row-level
+security) drops some of them after the index: so the search raises ef_search to k and lets pgvector
+0.8's iterative scan fetch more candidates until k rows pass the filter. Every setting is changed
+inside a savepoint (or a transaction of its own) that is rolled back after the rows are fetched:
+rolling back undoes SET LOCAL, where releasing a savepoint would leave it on the caller's transaction.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import psycopg
 
-from arc_halo.errors import NotFoundError
+from arc_halo.errors import InvalidInputError, NotFoundError
+from arc_halo.validation import whole_number
 
 INDEXED_WIDTHS_MAX_VECTOR = 2000  # wider vectors are indexed as halfvec (see models/raw/tensor_storage/embeddings.sql)
+MAX_WIDTH = 16_000  # pgvector's vector type
+MAX_K = 10_000
+MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+DEFAULT_MAX_SCAN_TUPLES = 20_000  # pgvector's default; raised for large k so a filtered scan can finish
+
+
+def _query_vector(query: np.ndarray) -> np.ndarray:
+    try:
+        vector = np.asarray(query, dtype=np.float32).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"query must be a vector of numbers: {exc}") from None
+    if not 1 <= len(vector) <= MAX_WIDTH:
+        raise InvalidInputError(f"query has {len(vector)} dimensions; embeddings have 1 to {MAX_WIDTH}")
+    if not np.isfinite(vector).all():
+        raise InvalidInputError("query contains NaN or infinite values")
+    return vector
 
 
 def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=None, embedding_type: str | None = None,
             ef_search: int = 40, exact: bool = False) -> list[tuple]:
     """(embedding_id, model_id, embedding_type, embedding_index, token_text, cosine distance) of the k nearest
-    embeddings of the query's width. `exact` scans instead of using the index, for checking recall."""
-    vector = np.asarray(query, dtype=np.float32).ravel()
+    embeddings of the query's width, nearest first: k rows whenever k exist. `exact` scans instead of using
+    the index, for checking recall. The connection's settings are as they were afterwards."""
+    vector = _query_vector(query)
+    k = whole_number("k", k, 1, MAX_K)
+    ef_search = whole_number("ef_search", ef_search, 1, MAX_EF_SEARCH)
     width = len(vector)
     kind = "vector" if width <= INDEXED_WIDTHS_MAX_VECTOR else "halfvec"
     text = "[" + ",".join(repr(float(x)) for x in vector) + "]"
@@ -26,12 +53,27 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=N
         filters.append("embedding_type = %(embedding_type)s")
         params["embedding_type"] = embedding_type
     distance = f"embedding::{kind}({width}) <=> %(query)s::{kind}({width})"
-    sql = (f"select embedding_id, model_id, embedding_type, embedding_index, token_text, {distance} as distance"
-           f" from embeddings where {' and '.join(filters)} order by {distance} limit %(k)s")
-    with conn.transaction():
-        conn.execute(f"set local hnsw.ef_search = {int(ef_search)}")
-        if exact:
-            conn.execute("set local enable_indexscan = off")  # the exact answer: no approximate index
+    # relaxed_order may return candidates slightly out of order: the outer query sorts the k found. The
+    # `+ 0` keeps PostgreSQL 17+ from taking the inner ORDER BY as already sorted (pgvector's README).
+    sql = (f"with candidates as materialized ("
+           f"select embedding_id, model_id, embedding_type, embedding_index, token_text, {distance} as distance"
+           f" from embeddings where {' and '.join(filters)} order by distance limit %(k)s)"
+           f" select * from candidates order by distance + 0, embedding_id")
+    if exact:
+        settings = {"enable_indexscan": "off"}  # the exact answer: no approximate index
+    else:
+        settings = {"hnsw.ef_search": str(max(ef_search, min(k, MAX_EF_SEARCH))),
+                    "hnsw.iterative_scan": "relaxed_order",
+                    "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * k))}
+    return _fetch_with_local_settings(conn, sql, params, settings)
+
+
+def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict, settings: dict[str, str]) -> list[tuple]:
+    """Run one read with transaction-local settings, then roll back its savepoint (or its own transaction),
+    which undoes the settings; the caller's transaction, if any, goes on unchanged."""
+    with conn.transaction(force_rollback=True):
+        for name, value in settings.items():
+            conn.execute("select set_config(%s, %s, true)", (name, value))
         return conn.execute(sql, params).fetchall()
 
 

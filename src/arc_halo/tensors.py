@@ -53,6 +53,7 @@ class TensorInfo:
     external_uri: str | None
     chunk_size_bytes: int | None
     chunk_count: int | None
+    layout_sha256: str | None = None
 
     def describe(self) -> str:
         return f"tensor {self.tensor_id} ({self.tensor_name})"
@@ -147,6 +148,12 @@ def _sha256(data: memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def layout_digest(dtype: str, shape: tuple[int, ...] | list[int], content_sha256: str) -> str:
+    """The SHA-256 binding a tensor's dtype and shape to its content digest: a read recomputes it from the
+    metadata row, so an edit of the dtype or the shape is detected even when the byte size stays the same."""
+    return hashlib.sha256(f"{dtype}|{','.join(str(int(n)) for n in shape)}|{content_sha256}".encode()).hexdigest()
+
+
 def content_digest(array: np.ndarray) -> str:
     """The SHA-256 `put` records as content_sha256 for `array` (its little-endian C-order bytes)."""
     return _sha256(_raw_bytes(array)[1])
@@ -185,9 +192,10 @@ def put(
     with conn.transaction():
         tensor_id = conn.execute(
             """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
-                                            storage_kind, external_uri, chunk_size_bytes, chunk_count)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
-            (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256, *storage),
+                                            layout_sha256, storage_kind, external_uri, chunk_size_bytes, chunk_count)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
+            (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256,
+             layout_digest(dtype_name(data.dtype), data.shape, content_sha256), *storage),
         ).fetchone()[0]
         if store is None and chunk_count:
             with bulk.copy_into(conn, "tensor_data", ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256"),
@@ -203,7 +211,7 @@ MODEL_BY_ID_OR_NAME = """(select model_id from models where model_id::text = %s 
                          order by created_at desc limit 1)"""
 
 _INFO_COLUMNS = """tensor_metadata.tensor_id, tensor_name, shape, dtype, byte_size, content_sha256, storage_kind,
-                   external_uri, chunk_size_bytes, chunk_count"""
+                   external_uri, chunk_size_bytes, chunk_count, layout_sha256"""
 
 
 def _info(row) -> TensorInfo:
@@ -275,7 +283,16 @@ def _binary_copy_rows(copy) -> Iterator[list[memoryview]]:
             view = view[offset:]
 
 
+def _check_layout(meta: TensorInfo) -> None:
+    """dtype and shape as written: tensors written before layout_sha256 existed (null) are checked by the
+    table's size constraints only."""
+    if meta.layout_sha256 is not None and layout_digest(meta.dtype, meta.shape, meta.content_sha256) != meta.layout_sha256:
+        raise TensorIntegrityError(f"{meta.describe()}: dtype {meta.dtype} or shape {list(meta.shape)} is not what "
+                                   f"was written (layout checksum mismatch)")
+
+
 def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
+    _check_layout(meta)
     out = np.empty(meta.shape, dtype=numpy_dtype(meta.dtype))
     target = memoryview(out.reshape(-1).view(np.uint8))
     if meta.storage_kind == "external":
@@ -300,6 +317,9 @@ def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
     ) as copy:
         for index_field, chunk, digest_field in _binary_copy_rows(copy):
             index, digest = _INT4.unpack(index_field)[0], bytes(digest_field).decode()
+            if index >= meta.chunk_count:
+                raise TensorIntegrityError(f"{meta.describe()}: surplus chunk {index} (the tensor has "
+                                           f"{meta.chunk_count} chunk{'s' if meta.chunk_count != 1 else ''})")
             if index != len(chunk_digests):
                 raise TensorIntegrityError(f"{meta.describe()}: chunk {len(chunk_digests)} is missing")
             end = offset + len(chunk)
@@ -311,6 +331,8 @@ def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
             offset = end
         if chunk_digests:
             hashing.result()
+    if len(chunk_digests) < (meta.chunk_count or 0):
+        raise TensorIntegrityError(f"{meta.describe()}: chunk {len(chunk_digests)} is missing")
     if offset != meta.byte_size:
         raise TensorIntegrityError(f"{meta.describe()}: {offset} of {meta.byte_size} bytes present")
     if whole.hexdigest() != meta.content_sha256:

@@ -155,7 +155,12 @@ def cmd_model_import(args: argparse.Namespace) -> None:
         store = objectstore.open_store(args.external or args.external_dir)
     with db.connect() as conn:
         result = hf.import_model(conn, args.directory, args.name, args.version, progress=True, store=store)
-    verb = "imported" if result.created else "already registered (same content), nothing written:"
+    if result.created:
+        verb = "imported"
+    else:
+        requested = args.name or hf.ModelSource.open(args.directory).default_name()
+        unused = f"; the name {requested!r} was not used" if requested != result.model_name else ""
+        verb = f"already registered as {result.model_name!r} (same content){unused}, nothing written:"
     print(f"{verb} {result.model_id}: {result.tensor_count} tensors, {result.parameter_count:,} parameters, "
           f"{result.embedding_count:,} embeddings")
 
@@ -268,6 +273,28 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def timestamp(text: str):
+    """An argparse type: an ISO 8601 time with a zone, e.g. 2026-11-26T12:00:00Z."""
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-26T12:00:00Z") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone, e.g. 2026-11-26T12:00:00Z")
+    return value
+
+
+def file_with_suffix(*suffixes: str):
+    """An argparse type: a path ending in one of `suffixes`."""
+    def check(text: str) -> str:
+        if not text.lower().endswith(suffixes):
+            raise argparse.ArgumentTypeError(f"{text!r} must end in {' or '.join(suffixes)}")
+        return text
+    return check
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="arc-halo", description=__doc__)
     parser.add_argument("--debug", action="store_true",
@@ -319,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="pictures").add_subparsers(dest="plot_command", required=True)
     curves = plot.add_parser("training", help="loss and learning rate against step for a session, to PNG/SVG/PDF")
     curves.add_argument("session", help="session name or id")
-    curves.add_argument("--output", "-o", default="training_curves.png")
+    curves.add_argument("--output", "-o", default="training_curves.png",
+                        type=file_with_suffix(".png", ".svg", ".pdf"))
     curves.set_defaults(func=cmd_plot_training)
     branch = commands.add_parser(
         "branch", help="database branches: local copies on the embedded server, or Neon branches (ARC_HALO_TARGET=neon)",
@@ -327,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_branch = branch.add_parser("create", help="create a branch (ARC_HALO_BRANCH=<name> then points commands at it)")
     create_branch.add_argument("name")
     create_branch.add_argument("--from", dest="parent", default=None, help="parent branch (default: main)")
-    create_branch.add_argument("--at", default=None, help="point in time, ISO 8601 with zone (Neon only)")
+    create_branch.add_argument("--at", default=None, type=timestamp, help="point in time, ISO 8601 with zone (Neon only)")
     branch.add_parser("list", help="list branches")
     for verb, text in (("reset", "discard the branch's changes: copy its parent again"), ("delete", "delete a branch")):
         branch.add_parser(verb, help=text).add_argument("name")
@@ -346,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_import.set_defaults(func=cmd_model_import)
     model_export = model.add_parser("export", help="write a stored model's tensors to a safetensors file")
     model_export.add_argument("model", help="model id or name")
-    model_export.add_argument("output", help="path of the .safetensors file to write")
+    model_export.add_argument("output", help="path of the .safetensors file to write",
+                              type=file_with_suffix(".safetensors"))
     model_export.set_defaults(func=cmd_model_export)
     model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
     storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
@@ -363,14 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_branch(args: argparse.Namespace) -> None:
-    from datetime import datetime
-
     from arc_halo import branches
 
     manager = branches.for_target()
     if args.branch_command == "create":
-        at = datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else None
-        created = manager.create(args.name, args.parent, at)
+        created = manager.create(args.name, args.parent, args.at)
         print(f"created branch {created.name} from {created.parent} ({created.detail})")
     elif args.branch_command == "list":
         for branch in manager.list():

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from arc_halo.hf.errors import ModelImportError
+from arc_halo.hf.validation import check_size
 
 # Config keys differ by family (BERT, GPT-2, T5, Llama ...): the first one present wins.
 _CONFIG_KEYS = {
@@ -72,7 +73,15 @@ class ModelShape:
         missing = [key for key, value in required.items() if value is None]
         if missing:
             raise ModelImportError(f"config.json lacks {', '.join(missing)} (or its family's name for it)")
-        hidden, heads = int(required["hidden_size"]), int(required["num_attention_heads"])
+        for key, value in required.items():
+            required[key] = check_size(key, value)
+        hidden, heads = required["hidden_size"], required["num_attention_heads"]
+        if hidden % heads:
+            raise ModelImportError(f"config.json: {heads} attention heads do not divide hidden_size {hidden}; "
+                                   "fix num_attention_heads or hidden_size")
+        intermediate = _first(config, "intermediate_size")
+        if intermediate is not None:
+            check_size("intermediate_size", intermediate)
         activation = str(_first(config, "activation") or "").removeprefix("gated-") or None
         return cls(
             architecture=arch,

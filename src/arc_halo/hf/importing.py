@@ -12,11 +12,34 @@ from arc_halo.hf import writes
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.errors import ModelImportError
 from arc_halo.hf.hashing import content_hash
-from arc_halo.hf.naming import embedding_type, layer_index, parameter_kind
+from arc_halo.hf.naming import EMBEDDING_TABLES, embedding_type, layer_index, parameter_kind
 from arc_halo.hf.progress import progress_bar
 from arc_halo.hf.source import ModelSource
 from arc_halo.hf.tokenizer import vocabulary
+from arc_halo.hf.validation import check_registration, check_weights_match, tensor_shapes
 from arc_halo.hf.writes import ImportResult
+
+# The tables an import fills: analyzed afterwards, so the first queries use their indexes.
+FILLED_TABLES = ("models", "transformer_layers", "attention_heads", "tensor_metadata", "tensor_data", "model_weights",
+                 "embeddings")
+
+
+def _check_against_weights(source: ModelSource, shape: ModelShape) -> None:
+    layers = {index for name in source.shards if (index := layer_index(name, shape)) is not None}
+    tables = [name for name in source.shards if any(pattern.search(name) for pattern in EMBEDDING_TABLES.values())]
+    widths = {name: dims[1] for name, dims in tensor_shapes({name: source.shards[name] for name in tables}).items()
+              if len(dims) == 2}
+    check_weights_match(shape, layers, widths)
+
+
+def _analyze(conn: psycopg.Connection) -> None:
+    """Fresh statistics for the filled tables, when the import's transaction is committed (outside a
+    caller's transaction). A role that may not analyze a table gets a warning from PostgreSQL, not an error."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return
+    with conn.transaction():
+        for table in FILLED_TABLES:
+            conn.execute(f"analyze {table}")
 
 
 def import_model(
@@ -31,11 +54,13 @@ def import_model(
     source = ModelSource.open(directory)
     shape = ModelShape.from_config(source.config)
     name = name or source.default_name()
+    check_registration(name, version)
+    _check_against_weights(source, shape)
     digests = content_hash(source, progress)
     with conn.transaction():
         writes.lock_content(conn, digests.model_sha256)
         existing = writes.model_with_content(conn, digests.model_sha256)
-        if existing:
+        if existing:  # the name asked for is not used: the caller is told the registered one
             return writes.summary(conn, existing, created=False)
         clash = writes.registered_version(conn, name)
         if clash:
@@ -58,5 +83,7 @@ def import_model(
                 advance(array.nbytes)
         writes.insert_embeddings(conn, model_id, shape, embedding_tables,
                                  vocabulary(source.directory, shape.vocab_size))
-        return writes.summary(conn, model_id, created=True)
+        result = writes.summary(conn, model_id, created=True)
+    _analyze(conn)
+    return result
 

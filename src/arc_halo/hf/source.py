@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 from safetensors import safe_open
 
 from arc_halo.hf.errors import ModelImportError
+from arc_halo.hf.validation import read_json_object, safetensors_names
 
 SINGLE_FILE = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
@@ -28,16 +28,20 @@ class ModelSource:
         config_path = directory / "config.json"
         if not config_path.is_file():
             raise ModelImportError(f"{directory}: no config.json; point at a Hugging Face model directory")
-        config = json.loads(config_path.read_text())
+        config = read_json_object(config_path)
         if (directory / SHARD_INDEX).is_file():
-            weight_map = json.loads((directory / SHARD_INDEX).read_text()).get("weight_map", {})
+            weight_map = read_json_object(directory / SHARD_INDEX).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map or not all(
+                    isinstance(file, str) and "/" not in file for file in weight_map.values()):
+                raise ModelImportError(f"{directory / SHARD_INDEX}: weight_map must map tensor names to shard file names")
             shards = {name: directory / file for name, file in weight_map.items()}
             missing = sorted({str(path.name) for path in shards.values() if not path.is_file()})
             if missing:
                 raise ModelImportError(f"{directory}: shard files listed in {SHARD_INDEX} are missing: {', '.join(missing)}")
+            for path in set(shards.values()):
+                safetensors_names(path)  # a truncated shard or a malformed header is refused before any write
         elif (directory / SINGLE_FILE).is_file():
-            with safe_open(directory / SINGLE_FILE, framework="np") as handle:
-                shards = {name: directory / SINGLE_FILE for name in handle.keys()}
+            shards = {name: directory / SINGLE_FILE for name in safetensors_names(directory / SINGLE_FILE)}
         else:
             raise ModelImportError(f"{directory}: neither {SINGLE_FILE} nor {SHARD_INDEX}; only safetensors weights are imported")
         return cls(directory, config, dict(sorted(shards.items())))

@@ -31,6 +31,7 @@ class ImportResult:
     tensor_count: int
     parameter_count: int
     embedding_count: int
+    model_name: str = ""
 
 
 def lock_content(conn: psycopg.Connection, digest: str) -> None:
@@ -109,4 +110,5 @@ def summary(conn, model_id: uuid.UUID, created: bool) -> ImportResult:
            from model_weights join tensor_metadata using (tensor_id) where model_id = %s""", (model_id,),
     ).fetchone()
     embedding_count = conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)).fetchone()[0]
-    return ImportResult(model_id, created, tensor_count, int(parameter_count), embedding_count)
+    name = conn.execute("select model_name from models where model_id = %s", (model_id,)).fetchone()[0]
+    return ImportResult(model_id, created, tensor_count, int(parameter_count), embedding_count, name)

@@ -148,9 +148,11 @@ def test_minilm_exports_bit_identical_and_reimport_writes_nothing(minilm, tmp_pa
     with psycopg.connect(url) as conn:
         before = table_counts(conn)
         again = arc_halo(url, "model", "import", str(minilm_directory()), "--name", "all-MiniLM-L6-v2")
-        assert again.returncode == 0 and "already registered (same content), nothing written" in again.stdout
+        assert again.returncode == 0
+        assert "already registered as 'all-MiniLM-L6-v2' (same content), nothing written" in again.stdout
         renamed = arc_halo(url, "model", "import", str(minilm_directory()), "--name", "another-name")
-        assert "already registered" in renamed.stdout
+        assert ("already registered as 'all-MiniLM-L6-v2' (same content); the name 'another-name' was not used, "
+                "nothing written") in renamed.stdout
         assert table_counts(conn) == before
         assert tensors.get_parameter(conn, "all-MiniLM-L6-v2", "pooler.dense.bias").shape == (384,)
 

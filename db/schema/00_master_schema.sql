@@ -3084,8 +3084,8 @@ COMMENT ON COLUMN public.gradient_checkpoints.updated_at IS 'When the row last c
 
 CREATE TABLE public.metric_batches (
     metric_batch_id uuid NOT NULL,
-    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     training_session_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
     row_count integer NOT NULL,
     written_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT metric_batches_row_count_check CHECK ((row_count > 0))
@@ -3102,7 +3102,13 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 -- Name: COLUMN metric_batches.metric_batch_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.metric_batches.metric_batch_id IS 'Primary key, chosen by the logger when it forms the batch and kept across retries.';
+COMMENT ON COLUMN public.metric_batches.metric_batch_id IS 'The batch''s id, chosen by the logger when it forms the batch and kept across retries.';
+
+--
+-- Name: COLUMN metric_batches.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.metric_batches.training_session_id IS 'The run the batch''s metrics belong to; deleting the run deletes its batch records.';
 
 --
 -- Name: COLUMN metric_batches.tenant_id; Type: COMMENT; Schema: public; Owner: -
@@ -3111,12 +3117,6 @@ COMMENT ON COLUMN public.metric_batches.metric_batch_id IS 'Primary key, chosen 
 COMMENT ON COLUMN public.metric_batches.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
 `default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
 other tenant. Row-level security filters on it directly, without looking up the parent.';
-
---
--- Name: COLUMN metric_batches.training_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.metric_batches.training_session_id IS 'The run the batch''s metrics belong to; deleting the run deletes its batch records.';
 
 --
 -- Name: COLUMN metric_batches.row_count; Type: COMMENT; Schema: public; Owner: -
@@ -3931,7 +3931,7 @@ ALTER TABLE ONLY public.kv_cache
 --
 
 ALTER TABLE ONLY public.metric_batches
-    ADD CONSTRAINT metric_batches_pkey PRIMARY KEY (metric_batch_id);
+    ADD CONSTRAINT metric_batches_pkey PRIMARY KEY (metric_batch_id, tenant_id);
 
 --
 -- Name: model_checkpoints model_checkpoints_pkey; Type: CONSTRAINT; Schema: public; Owner: -

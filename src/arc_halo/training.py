@@ -228,7 +228,7 @@ class MetricLogger:
         with self.conn.transaction():
             recorded = self.conn.execute(
                 """insert into metric_batches (metric_batch_id, training_session_id, row_count) values (%s, %s, %s)
-                   on conflict (metric_batch_id) do nothing""",
+                   on conflict (metric_batch_id, tenant_id) do nothing""",
                 (batch.batch_id, self.session_id, len(batch.rows))).rowcount
             if not recorded:  # an earlier attempt committed before its connection was lost
                 return 0

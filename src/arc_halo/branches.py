@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 import urllib.error
 import urllib.request
@@ -22,10 +21,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from arc_halo import config
+from arc_halo import config, embedded, targets
+from arc_halo.conninfo import is_local_host
 from arc_halo.errors import ConfigurationError, InvalidInputError, NotFoundError
+from arc_halo.targets import branch_database, validate_branch_name
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 NEON_API = "https://console.neon.tech/api/v2"
 # The mark of a database the branch tool made: its comment, which also records the database it copies
 # (what reset copies again). reset and delete touch no database without it.
@@ -39,20 +39,6 @@ class Branch:
     name: str
     parent: str | None
     detail: str = ""
-
-
-def validate_name(name: str) -> str:
-    if name == "main":
-        raise InvalidInputError("'main' names the main database, not a branch: choose another name")
-    if not NAME_PATTERN.match(name):
-        raise InvalidInputError(f"branch name {name!r} is invalid: use 1-40 lowercase letters, digits and '-', "
-                                "starting with a letter or digit")
-    return name
-
-
-def branch_database(main: str, branch: str | None) -> str:
-    """main itself for no branch (or "main"), else <main>__<branch>."""
-    return main if branch in (None, "main") else f"{main}__{validate_name(branch)}"
 
 
 class LocalBranches:
@@ -92,7 +78,7 @@ class LocalBranches:
         if name == "main":
             raise InvalidInputError("'main' is the main database, not a branch: reset and delete change only "
                                     "branches that `arc-halo branch create` made")
-        target = self._database(validate_name(name))
+        target = self._database(validate_branch_name(name))
         row = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = %s",
                            (target,)).fetchone()
         if row is None:
@@ -113,7 +99,7 @@ class LocalBranches:
         if at is not None:
             raise InvalidInputError("local branches copy the current state; branches from a past timestamp need Neon "
                                     "(ARC_HALO_TARGET=neon)")
-        target, source = self._database(validate_name(name)), self._database(parent)
+        target, source = self._database(validate_branch_name(name)), self._database(parent)
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             if self._exists(conn, target):
                 raise InvalidInputError(f"branch {name!r} already exists (database {target})")
@@ -187,12 +173,12 @@ class NeonBranches:
         self.api_key, self.project_id, self.timeout = api_key, project_id, timeout
         self.base_url = (base_url or os.environ.get("NEON_API_URL") or NEON_API).rstrip("/")
         parsed = urlparse(self.base_url)
-        if parsed.scheme != "https" and not config.is_local_host(parsed.hostname):
+        if parsed.scheme != "https" and not is_local_host(parsed.hostname):
             raise ConfigurationError(f"NEON_API_URL {self.base_url} must use https")
 
     @classmethod
     def from_environment(cls) -> NeonBranches:
-        config.require_variables(("NEON_API_KEY", "NEON_PROJECT_ID"), "neon branches")
+        targets.require_variables(("NEON_API_KEY", "NEON_PROJECT_ID"), "neon branches")
         return cls(os.environ["NEON_API_KEY"], os.environ["NEON_PROJECT_ID"])
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
@@ -222,7 +208,7 @@ class NeonBranches:
         raise NotFoundError(f"no Neon branch {name!r} in project {self.project_id}")
 
     def create(self, name: str, parent: str | None = None, at: datetime | None = None) -> Branch:
-        spec: dict = {"name": validate_name(name)}
+        spec: dict = {"name": validate_branch_name(name)}
         if parent:
             spec["parent_id"] = self._find(parent)["id"]
         if at is not None:
@@ -260,10 +246,8 @@ class NeonBranches:
 
 def for_target():
     """Neon's API for the neon target, the embedded server otherwise."""
-    if config.current_target() == "neon":
+    if targets.current_target() == "neon":
         return NeonBranches.from_environment()
-    from arc_halo import embedded
-
     server = embedded.ensure_running()
     embedded.ensure_database(server)
     return LocalBranches(server.url("postgres"))

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import psycopg
 
-from arc_halo import config, dbt, embedded
+from arc_halo import dbt, embedded, targets
 from arc_halo.errors import ArcHaloError
 
 EXAMPLE_QUERIES = (
@@ -22,15 +22,15 @@ EXAMPLE_QUERIES = (
 
 
 def _local_server(database: str) -> embedded.ServerInfo:
-    if config.current_target() != "local":
-        raise ArcHaloError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{config.current_target()}'")
+    if targets.current_target() != "local":
+        raise ArcHaloError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{targets.current_target()}'")
     server = embedded.ensure_running()
     embedded.ensure_database(server, database)
     return server
 
 
 def cmd_db_start(args: argparse.Namespace) -> None:
-    server = _local_server(config.local_database())
+    server = _local_server(targets.local_database())
     print(f"embedded PostgreSQL {server.version} running (pid {server.pid}), data in {server.data_dir}")
     print(server.url())
 
@@ -55,7 +55,7 @@ def cmd_db_url(args: argparse.Namespace) -> None:
 def cmd_db_env(args: argparse.Namespace) -> None:
     """Exports for `eval "$(arc-halo db env)"`: then `dbt`, `psql` and the library all use this server."""
     server = _local_server(args.database)
-    variables = dbt.local_environment(server, args.database)
+    variables = targets.local_environment(server, args.database)
     variables["ARC_HALO_DATABASE_URL"] = server.url(args.database)
     variables["PATH"] = f"{embedded.bin_dir(server.version)}:{os.environ.get('PATH', '')}"
     dbt.ensure_profile()
@@ -71,7 +71,7 @@ def cmd_db_psql(args: argparse.Namespace) -> None:
 
 def cmd_db_migrate(args: argparse.Namespace) -> None:
     """Apply migrations/ to the current target's database (the one dbt builds: local, ci or neon)."""
-    print(dbt.apply_migrations(dbt.target_environment()).summary())
+    print(dbt.apply_migrations(targets.target_environment()).summary())
 
 
 def cmd_dbt(args: argparse.Namespace) -> None:
@@ -95,7 +95,7 @@ def cmd_scratch_build(args: argparse.Namespace) -> None:
     name = f"arc_halo_scratch_{uuid.uuid4().hex[:8]}"
     embedded.ensure_database(server, name)
     try:
-        dbt.build(args.dbt_args, env=dbt.local_environment(server, name))
+        dbt.build(args.dbt_args, env=targets.local_environment(server, name))
     finally:
         embedded.drop_database(server, name)
 
@@ -237,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     dbt.build(["--select", PYTHON_MODELS_AND_DOWNSTREAM])
     _print_examples()
     print()
-    if config.current_target() == "local":
+    if targets.current_target() == "local":
         server = embedded.ensure_running()
         print(f"Arc-Halo database ready: {server.url()}")
         print("  psql:      .venv/bin/arc-halo db psql")
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
     args.dbt_args = args.psql_args = extra
     try:
         if getattr(args, "database", "unset") is None:
-            args.database = config.local_database()
+            args.database = targets.local_database()
         args.func(args)
     except KeyboardInterrupt:
         sys.exit(130)

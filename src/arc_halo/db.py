@@ -18,46 +18,19 @@ an earlier client left on the server connection.
 from __future__ import annotations
 
 import contextlib
-import os
-import time
 from collections.abc import Iterator
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
-from arc_halo import config, embedded
+from arc_halo import targets
+from arc_halo.conninfo import is_pooled
 from arc_halo.errors import InvalidInputError, describe_connection_failure
 
 CONNECT_ATTEMPTS = 4
-POOLED_VARIABLE = "ARC_HALO_POOLED"
 # The one statement that makes a transaction act as a tenant (the policies read app.tenant_id).
 SET_TENANT = "select set_config('app.tenant_id', {}, true)"
-
-
-def database_url() -> str:
-    remote = config.configured_database_url()
-    if remote is not None:
-        return remote.url
-    server = embedded.ensure_running()
-    database = config.local_database()
-    embedded.ensure_database(server, database)
-    return server.url(database)
-
-
-# libpq's answers that no retry changes: a missing database or role, a refused login
-_PERMANENT_CONNECT_FAILURES = ("does not exist", "authentication failed")
-
-
-def is_pooled(url: str) -> bool:
-    """True for a transaction-mode pooler: ARC_HALO_POOLED=1/0 when set, else a host named `*-pooler`
-    (Neon's pooled endpoints)."""
-    explicit = os.environ.get(POOLED_VARIABLE, "").strip().lower()
-    if explicit:
-        return explicit in ("1", "true", "yes", "on")
-    hosts = conninfo_to_dict(url).get("host") or os.environ.get("PGHOST") or ""
-    return any(host.split(".")[0].endswith("-pooler") for host in hosts.split(","))
 
 
 def _check_tenant(tenant: str | None) -> None:
@@ -103,7 +76,7 @@ class TenantConnection(psycopg.Connection):
 
 
 def _connect_options(target: str, pooled: bool | None) -> dict:
-    return {"connect_timeout": config.NEON_CONNECT_TIMEOUT_SECONDS,
+    return {"connect_timeout": targets.NEON_CONNECT_TIMEOUT_SECONDS,
             "pooled": is_pooled(target) if pooled is None else pooled}
 
 
@@ -113,16 +86,14 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
     `pooled` (default: detected, see `is_pooled`) turns psycopg's prepared statements off. A connection
     that cannot be made raises DatabaseUnavailableError saying whether the host, the database or the
     login is wrong."""
-    target = url or database_url()
-    for attempt in range(attempts):
-        try:
-            conn = TenantConnection.connect(target, autocommit=autocommit, tenant=tenant,
-                                            **_connect_options(target, pooled))
-            break
-        except psycopg.OperationalError as exc:
-            if attempt == attempts - 1 or any(text in str(exc) for text in _PERMANENT_CONNECT_FAILURES):
-                raise describe_connection_failure(exc, target) from exc
-            time.sleep(min(0.5 * 2**attempt, 8))
+    target = url or targets.database_url()
+    try:
+        conn = targets.with_connect_retries(
+            lambda: TenantConnection.connect(target, autocommit=autocommit, tenant=tenant,
+                                             **_connect_options(target, pooled)),
+            attempts, 0.5, 8, permanent=targets.PERMANENT_CONNECT_FAILURES)
+    except psycopg.OperationalError as exc:
+        raise describe_connection_failure(exc, target) from exc
     register_vector(conn)
     return conn
 
@@ -164,7 +135,7 @@ def pool(url: str | None = None, min_size: int = 1, max_size: int = 8, *, tenant
     from psycopg_pool import ConnectionPool
 
     _check_tenant(tenant)
-    target = url or database_url()
+    target = url or targets.database_url()
     return ConnectionPool(
         target, min_size=min_size, max_size=max_size, open=False, connection_class=TenantConnection,
         kwargs={"tenant": tenant, **_connect_options(target, pooled)},

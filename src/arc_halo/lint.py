@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from arc_halo import config, dbt, migrations, secret_scan
+from arc_halo import config, dbt, migrations, secret_scan, targets
 
 LINTED_FOLDERS = ("models", "macros", "tests", "analyses")
 
@@ -38,7 +38,7 @@ def squawk(root: Path, files: list[str]) -> int:
 def sqlfluff(root: Path, targets: list[str]) -> int:
     """The dbt templater compiles every file against a live target (the local server is started)."""
     dbt.ensure_profile()
-    env = {**os.environ, **dbt.target_environment(check_reachable=False)}
+    env = {**os.environ, **targets.target_environment(check_reachable=False)}
     command = [str(Path(sys.executable).parent / "sqlfluff"), "lint", "--dialect", "postgres", "--templater", "dbt",
                "--disable-progress-bar", "--format", os.environ.get("ARC_HALO_SQLFLUFF_FORMAT", "human"), *targets]
     return subprocess.run(command, cwd=root, env=env).returncode

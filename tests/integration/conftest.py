@@ -19,7 +19,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from arc_halo import config, dbt, embedded
+from arc_halo import config, dbt, embedded, targets
+from arc_halo.conninfo import is_local_host
 from arc_halo.errors import ArcHaloError
 from rows import insert_everything
 
@@ -67,7 +68,7 @@ def build(server: TestServer, database: str, *args: str, project: Path | None = 
     """Plain dbt `command` (build by default) into `database` through the `ci` target (its libpq
     variables); returns the completed process, with dbt's output. A build applies the pending
     migrations first, as `arc-halo build` does (until the build's on-run-start applies them itself)."""
-    env = dbt.url_environment(server.url(database))
+    env = targets.url_environment(server.url(database))
     if command == "build":
         dbt.apply_migrations(env, project)
     result = dbt.run_dbt([command, *args], env=env, check=False, project=project, capture=True)
@@ -166,7 +167,7 @@ def s3_prefix(s3_server, monkeypatch) -> str:
 
 
 def database_host_is_local(url: str) -> bool:
-    return config.is_local_host(conninfo_to_dict(url).get("host"))
+    return is_local_host(conninfo_to_dict(url).get("host"))
 
 
 APP_LOGIN = "arc_halo_app_tester"

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import config, dbt
+from arc_halo import config, dbt, targets
 from arc_halo.errors import ArcHaloError
 
 ARC = str(Path(sys.executable).parent / "arc-halo")
@@ -154,7 +154,7 @@ def test_neon_target_probes_an_unreachable_host() -> None:
 
 def test_library_refuses_plaintext_neon_url() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from arc_halo import db; db.database_url()"],
+        [sys.executable, "-c", "from arc_halo import targets; targets.database_url()"],
         env=clean_env(NEON_DATABASE_URL="postgresql://u:p@ep-x.example.com/db?sslmode=disable"),
         capture_output=True, text=True,
     )
@@ -184,8 +184,8 @@ def test_unreachable_host_times_out_with_a_clear_message() -> None:
     thread.start()
     try:
         with pytest.raises(ArcHaloError, match=r"cannot reach neon host 127.0.0.1 \(port \d+\) after 2 attempts of 1s"):
-            dbt.probe({"host": "127.0.0.1", "port": str(port), "user": "u", "dbname": "d"}, "neon",
-                      timeout=1, attempts=2)
+            targets.probe({"host": "127.0.0.1", "port": str(port), "user": "u", "dbname": "d"}, "neon",
+                          timeout=1, attempts=2)
     finally:
         stop.set()
         thread.join()
@@ -201,9 +201,9 @@ def test_unreachable_host_times_out_with_a_clear_message() -> None:
     ],
 )
 def test_database_url_forms_and_transport(value, message) -> None:
-    from arc_halo import config as arc_config
+    from arc_halo import conninfo
 
     with pytest.raises(ArcHaloError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        arc_config.parse_database_url(value, "ARC_HALO_DATABASE_URL")
-    local = arc_config.parse_database_url("host=/tmp/socket dbname=x", "ARC_HALO_DATABASE_URL")
+        conninfo.parse_database_url(value, "ARC_HALO_DATABASE_URL")
+    local = conninfo.parse_database_url("host=/tmp/socket dbname=x", "ARC_HALO_DATABASE_URL")
     assert local.host == "/tmp/socket"

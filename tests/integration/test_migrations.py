@@ -14,7 +14,7 @@ from conftest import build
 from rows import insert_everything, row_counts
 from test_operational_tables import CORE_YAML, _edit
 
-from arc_halo import dbt, migrations, schema_export
+from arc_halo import migrations, schema_export, targets
 
 ADVICE = re.compile(r"create (migrations/\d+_[a-z0-9_]+\.sql) containing `([^`]+)` then run `arc-halo db migrate`")
 MODEL_ROWS = "select model_id, model_name, hidden_size, {notes} from models order by model_id"
@@ -22,7 +22,7 @@ MODEL_ROWS = "select model_id, model_name, hidden_size, {notes} from models orde
 
 def arc_halo(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, pointed at the test database and the project copy."""
-    env = {**os.environ, **dbt.url_environment(url), "ARC_HALO_PROJECT_DIR": str(project)}
+    env = {**os.environ, **targets.url_environment(url), "ARC_HALO_PROJECT_DIR": str(project)}
     arc = Path(sys.executable).parent / "arc-halo"
     return subprocess.run([str(arc), *args], env=env, capture_output=True, text=True, check=False)
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from arc_halo import config, dbt
+from arc_halo import conninfo, targets
 from arc_halo.errors import ConfigurationError
 
 SERVICE_FILE = """\
@@ -106,23 +106,23 @@ def libpq_environment(monkeypatch, tmp_path):
 def test_weak_tls_to_a_remote_server_is_refused(libpq_environment, case, conninfo, environment, host) -> None:
     libpq_environment(environment)
     with pytest.raises(ConfigurationError, match=rf"sslmode=\S+ .*for remote host {host} is refused"):
-        config.check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
+        conninfo.check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
 
 
 @pytest.mark.parametrize(("case", "conninfo", "environment"), ACCEPTED, ids=[case[0] for case in ACCEPTED])
 def test_this_machine_or_strong_tls_is_accepted(libpq_environment, case, conninfo, environment) -> None:
     libpq_environment(environment)
-    config.check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
+    conninfo.check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
 
 
 def test_the_refusal_says_where_the_weak_sslmode_came_from(libpq_environment) -> None:
     with pytest.raises(ConfigurationError, match=r"^NEON_DATABASE_URL: sslmode=prefer \(default\) for remote host"):
-        config.check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
+        conninfo.check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
     libpq_environment({"PGSSLMODE": "allow"})
     with pytest.raises(ConfigurationError, match=r"sslmode=allow \(PGSSLMODE\)"):
-        config.check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
+        conninfo.check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
     with pytest.raises(ConfigurationError, match=r"sslmode=disable \(service file\)"):
-        config.check_libpq_transport("service=remote", "NEON_DATABASE_URL")
+        conninfo.check_libpq_transport("service=remote", "NEON_DATABASE_URL")
 
 
 def test_every_entry_point_applies_the_rule(libpq_environment, monkeypatch) -> None:
@@ -130,22 +130,22 @@ def test_every_entry_point_applies_the_rule(libpq_environment, monkeypatch) -> N
     what libpq will use (a PGHOSTADDR in the environment redirects a localhost that dbt passes)."""
     monkeypatch.setenv("ARC_HALO_DATABASE_URL", "postgresql://localhost/x?host=db.example.com")
     with pytest.raises(ConfigurationError, match="^ARC_HALO_DATABASE_URL: sslmode=prefer"):
-        config.configured_database_url()
+        targets.configured_database_url()
     monkeypatch.delenv("ARC_HALO_DATABASE_URL")
     libpq_environment({"PGHOST": "localhost", "PGUSER": "u", "PGDATABASE": "d", "PGHOSTADDR": "203.0.113.5"})
     monkeypatch.setenv("ARC_HALO_TARGET", "ci")
     with pytest.raises(ConfigurationError, match="target 'ci'.*remote host 203.0.113.5"):
-        dbt.target_environment(check_reachable=False)
+        targets.target_environment(check_reachable=False)
     with pytest.raises(ConfigurationError, match="database URL.*remote host 203.0.113.5"):
-        dbt.url_environment("postgresql://localhost/x")
+        targets.url_environment("postgresql://localhost/x")
     monkeypatch.setenv("ARC_HALO_TARGET", "neon")
     for name, value in {"NEON_HOST": "ep-1.example.com", "NEON_USER": "u", "NEON_PASSWORD": "p",
                         "NEON_DATABASE": "d", "NEON_SSLMODE": "prefer"}.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match="target 'neon'.*sslmode=prefer"):
-        dbt.target_environment(check_reachable=False)
+        targets.target_environment(check_reachable=False)
 
 
 def test_a_malformed_connection_string_is_one_clear_error(libpq_environment) -> None:
     with pytest.raises(ConfigurationError, match="^ARC_HALO_DATABASE_URL is not a libpq connection string"):
-        config.parse_database_url("host=db.example.com sslmod=require", "ARC_HALO_DATABASE_URL")
+        conninfo.parse_database_url("host=db.example.com sslmod=require", "ARC_HALO_DATABASE_URL")

@@ -1,0 +1,114 @@
+"""What a libpq connection string says, parsed only (never connects): URL forms, whether TLS is strong
+enough for the host it reaches, and whether it goes through a transaction-mode pooler."""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from arc_halo.errors import ConfigurationError
+
+SAFE_SSLMODES = ("require", "verify-ca", "verify-full")
+POOLED_VARIABLE = "ARC_HALO_POOLED"
+# libpq connection keywords and the environment variables libpq (and the `ci` target) read them from.
+LIBPQ_VARIABLES = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER",
+                   "password": "PGPASSWORD", "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}
+
+
+def is_local_host(host: str | None) -> bool:
+    """This machine: the default socket (no host), a socket directory ('/...', or '@...' for Linux's
+    abstract namespace), localhost, or a loopback address."""
+    host = (host or "").strip()
+    if not host or host.startswith(("/", "@")) or host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def check_libpq_transport(conninfo: str | Mapping[str, object], source: str) -> None:
+    """Refuse plaintext or opportunistic TLS (sslmode below require) to any server that libpq would
+    reach and that is not this machine. Checks what libpq will use, not what the string seems to say:
+    the last of duplicate keys, URL query parameters over the URL's host, every host of a multi-host
+    list, hostaddr (libpq connects there, whatever host says), and for what the string leaves out the
+    service file and the PG* environment variables (PGHOST, PGHOSTADDR, PGSSLMODE, PGSERVICE...).
+    Parses only; never connects."""
+    try:
+        explicit = conninfo_to_dict(conninfo) if isinstance(conninfo, str) else {
+            key: str(value) for key, value in conninfo.items() if value is not None and value != ""}
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(f"{source} is not a libpq connection string: {_first_line(exc)}") from None
+    service = _service_parameters(explicit["service"]) if "service" in explicit else {}
+    defaults = {option.keyword.decode(): option.val.decode()
+                for option in psycopg.pq.Conninfo.get_defaults() if option.val is not None}
+    params = {**defaults, **service, **explicit}
+    sslmode = params.get("sslmode", "prefer")
+    if sslmode in SAFE_SSLMODES:
+        return
+    hosts = params.get("host", "").split(",")
+    addresses = params.get("hostaddr", "").split(",")
+    # libpq pairs the i-th host with the i-th hostaddr and connects to the address when there is one.
+    reached = [(addresses[i] if i < len(addresses) else "").strip() or (hosts[i] if i < len(hosts) else "")
+               for i in range(max(len(hosts), len(addresses)))]
+    remote = [host for host in reached if not is_local_host(host)]
+    if remote:
+        origin = ("" if "sslmode" in explicit else " (service file)" if "sslmode" in service
+                  else " (PGSSLMODE)" if os.environ.get("PGSSLMODE") else " (default)")
+        raise ConfigurationError(f"{source}: sslmode={sslmode}{origin} for remote host {remote[0]} is refused; "
+                                 "use sslmode=require or stronger")
+
+
+def _service_parameters(name: str) -> dict[str, str]:
+    """The parameters a pg_service.conf section gives (the file libpq reads for service=...)."""
+    candidates = [os.environ.get("PGSERVICEFILE") or str(Path.home() / ".pg_service.conf")]
+    if os.environ.get("PGSYSCONFDIR"):
+        candidates.append(str(Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf"))
+    for candidate in candidates:
+        parser = configparser.ConfigParser(interpolation=None)
+        if parser.read(candidate) and parser.has_section(name):
+            return dict(parser.items(name))
+    return {}
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@dataclass(frozen=True)
+class RemoteDatabase:
+    """A database named by a URL (NEON_DATABASE_URL, ARC_HALO_DATABASE_URL)."""
+
+    url: str
+    host: str | None
+    sslmode: str | None
+
+
+def parse_database_url(url: str, source: str) -> RemoteDatabase:
+    """A libpq connection string in either form: postgresql://... or key=value pairs."""
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        if scheme not in ("postgres", "postgresql"):
+            raise ConfigurationError(f"{source} must start with postgresql:// (or be key=value pairs), got '{scheme}://'")
+    check_libpq_transport(url, source)
+    info = conninfo_to_dict(url)
+    return RemoteDatabase(url=url, host=info.get("host"), sslmode=info.get("sslmode"))
+
+
+def is_pooled(url: str) -> bool:
+    """True for a transaction-mode pooler: ARC_HALO_POOLED=1/0 when set, else a host named `*-pooler`
+    (Neon's pooled endpoints)."""
+    explicit = os.environ.get(POOLED_VARIABLE, "").strip().lower()
+    if explicit:
+        return explicit in ("1", "true", "yes", "on")
+    hosts = conninfo_to_dict(url).get("host") or os.environ.get("PGHOST") or ""
+    return any(host.split(".")[0].endswith("-pooler") for host in hosts.split(","))

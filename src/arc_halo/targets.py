@@ -1,0 +1,183 @@
+"""Which database a command talks to, and how to reach it.
+
+Targets mirror profiles.yml.example: ``local`` (embedded server, the default; ARC_HALO_BRANCH picks a
+local branch), ``neon`` (NEON_* variables) and ``ci`` (the standard libpq PG* variables). The library
+connects to ARC_HALO_DATABASE_URL, else NEON_DATABASE_URL, else the embedded server. What a connection
+string itself says (TLS, pooler) is `conninfo`'s business; this module picks the target and builds the
+environment dbt, psql and the library use for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from arc_halo import config, embedded
+from arc_halo.conninfo import LIBPQ_VARIABLES, RemoteDatabase, check_libpq_transport, parse_database_url
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, describe_connection_failure
+
+TARGETS = ("local", "neon", "ci")
+NEON_VARIABLES = ("NEON_HOST", "NEON_USER", "NEON_PASSWORD", "NEON_DATABASE")
+CI_VARIABLES = ("PGHOST", "PGUSER", "PGDATABASE")
+# Neon scales compute to zero; waking it takes a few seconds, so allow for that before calling a host dead.
+NEON_CONNECT_TIMEOUT_SECONDS = 15
+NEON_CONNECT_ATTEMPTS = 3
+T = TypeVar("T")
+BRANCH_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def current_target() -> str:
+    target = os.environ.get("ARC_HALO_TARGET", "local")
+    if target not in TARGETS:
+        raise ArcHaloError(f"ARC_HALO_TARGET={target} is unknown: use one of {', '.join(TARGETS)}")
+    return target
+
+
+def require_variables(names: tuple[str, ...], target: str) -> None:
+    """Name every missing variable at once, not one per attempt."""
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise ArcHaloError(f"target '{target}' needs {', '.join(missing)} set in the environment (see README, Targets)")
+
+
+def validate_branch_name(name: str) -> str:
+    if name == "main":
+        raise InvalidInputError("'main' names the main database, not a branch: choose another name")
+    if not BRANCH_NAME_PATTERN.match(name):
+        raise InvalidInputError(f"branch name {name!r} is invalid: use 1-40 lowercase letters, digits and '-', "
+                                "starting with a letter or digit")
+    return name
+
+
+def branch_database(main: str, branch: str | None) -> str:
+    """main itself for no branch (or "main"), else <main>__<branch>."""
+    return main if branch in (None, "main") else f"{main}__{validate_branch_name(branch)}"
+
+
+def local_database() -> str:
+    """The local database commands use: arc_halo, or the local branch ARC_HALO_BRANCH names."""
+    try:
+        return branch_database(config.LOCAL_DATABASE, os.environ.get("ARC_HALO_BRANCH"))
+    except InvalidInputError as exc:
+        raise ConfigurationError(f"ARC_HALO_BRANCH: {exc}") from None
+
+
+def configured_database_url() -> RemoteDatabase | None:
+    """A database URL from the environment, if one is set; None means use the embedded server."""
+    for name in ("ARC_HALO_DATABASE_URL", "NEON_DATABASE_URL"):
+        value = os.environ.get(name)
+        if value:
+            return parse_database_url(value, name)
+    return None
+
+
+def database_url() -> str:
+    """The library's database: a configured URL, else the embedded server (started if need be)."""
+    remote = configured_database_url()
+    if remote is not None:
+        return remote.url
+    server = embedded.ensure_running()
+    database = local_database()
+    embedded.ensure_database(server, database)
+    return server.url(database)
+
+
+def neon_conninfo() -> dict[str, str]:
+    """psycopg keyword arguments for the `neon` target's database (NEON_* variables)."""
+    return {"host": os.environ["NEON_HOST"], "user": os.environ["NEON_USER"], "password": os.environ["NEON_PASSWORD"],
+            "dbname": os.environ["NEON_DATABASE"], "sslmode": os.environ.get("NEON_SSLMODE", "require")}
+
+
+def local_environment(server: embedded.ServerInfo, database: str = config.LOCAL_DATABASE) -> dict[str, str]:
+    """Variables that point dbt's `local` target, psql and the library at the embedded server."""
+    return {
+        "ARC_HALO_TARGET": "local",
+        "ARC_HALO_LOCAL_HOST": str(server.socket_dir),
+        "ARC_HALO_LOCAL_DATABASE": database,
+        "DBT_PROFILES_DIR": str(config.project_dir()),
+        "PGHOST": str(server.socket_dir),
+        "PGPORT": "5432",
+        "PGUSER": "postgres",
+        "PGDATABASE": database,
+    }
+
+
+def url_environment(url: str) -> dict[str, str]:
+    """The `ci` target pointed at the database a libpq URL names (PG* variables)."""
+    info = conninfo_to_dict(url)
+    env = {"ARC_HALO_TARGET": "ci", "DBT_PROFILES_DIR": str(config.project_dir())}
+    env.update({variable: str(info[key]) for key, variable in LIBPQ_VARIABLES.items() if info.get(key)})
+    env.setdefault("PGPORT", "5432")
+    check_libpq_transport(url, "database URL")
+    return env
+
+
+def target_environment(database: str | None = None, check_reachable: bool = True) -> dict[str, str]:
+    """Environment for dbt on the current target; starts the embedded server for `local`."""
+    target = current_target()
+    database = database or local_database()
+    env = {"ARC_HALO_TARGET": target, "DBT_PROFILES_DIR": str(config.project_dir())}
+    if target == "local":
+        server = embedded.ensure_running()
+        embedded.ensure_database(server, database)
+        return local_environment(server, database)
+    if target == "neon":
+        require_variables(NEON_VARIABLES, target)
+        conninfo = neon_conninfo()
+        check_libpq_transport(conninfo, "target 'neon' (NEON_HOST, NEON_SSLMODE)")
+        if check_reachable:
+            probe(conninfo, "neon")
+        return env
+    require_variables(CI_VARIABLES, target)
+    # dbt passes host and sslmode from PGHOST and PGSSLMODE; libpq adds the rest (PGHOSTADDR...) itself.
+    check_libpq_transport({"host": os.environ.get("PGHOST"), "sslmode": os.environ.get("PGSSLMODE")},
+                          "target 'ci' (PG* variables)")
+    return env
+
+
+def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
+    """psycopg keyword arguments for the database a target environment points at."""
+    target = env.get("ARC_HALO_TARGET", "local")
+    if target == "local":
+        return {"host": env["ARC_HALO_LOCAL_HOST"], "dbname": env["ARC_HALO_LOCAL_DATABASE"], "user": "postgres"}
+    if target == "neon":
+        return neon_conninfo()
+    merged = {**os.environ, **env}
+    return {key: merged[variable] for key, variable in LIBPQ_VARIABLES.items() if merged.get(variable)}
+
+
+# libpq's answers that no retry changes: a missing database or role, a refused login
+PERMANENT_CONNECT_FAILURES = ("does not exist", "authentication failed")
+
+
+def with_connect_retries(connect: Callable[[], T], attempts: int, first_delay: float, max_delay: float,
+                         permanent: tuple[str, ...] = ()) -> T:
+    """`connect()`, tried up to `attempts` times with doubling sleeps between (a sleeping Neon compute
+    needs a few seconds to wake); an OperationalError whose text has one of `permanent` is raised at once."""
+    for attempt in range(attempts):
+        try:
+            return connect()
+        except psycopg.OperationalError as exc:
+            if attempt == attempts - 1 or any(text in str(exc) for text in permanent):
+                raise
+            time.sleep(min(first_delay * 2**attempt, max_delay))
+    raise ValueError(f"attempts must be at least 1, got {attempts}")
+
+
+def probe(
+    conninfo: dict[str, str], label: str,
+    timeout: int = NEON_CONNECT_TIMEOUT_SECONDS, attempts: int = NEON_CONNECT_ATTEMPTS,
+) -> None:
+    """Connect once per attempt with a timeout, so an unreachable or sleeping host gives a clear line
+    instead of a hang."""
+    try:
+        with_connect_retries(lambda: psycopg.connect(connect_timeout=timeout, **conninfo).close(), attempts, 1, 5)
+    except psycopg.OperationalError as exc:
+        raise describe_connection_failure(exc, make_conninfo(**conninfo), label,
+                                          f"after {attempts} attempts of {timeout}s") from None

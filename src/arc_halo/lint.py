@@ -35,12 +35,12 @@ def squawk(root: Path, files: list[str]) -> int:
     return result.returncode
 
 
-def sqlfluff(root: Path, targets: list[str]) -> int:
+def sqlfluff(root: Path, paths: list[str]) -> int:
     """The dbt templater compiles every file against a live target (the local server is started)."""
     dbt.ensure_profile()
     env = {**os.environ, **targets.target_environment(check_reachable=False)}
     command = [str(Path(sys.executable).parent / "sqlfluff"), "lint", "--dialect", "postgres", "--templater", "dbt",
-               "--disable-progress-bar", "--format", os.environ.get("ARC_HALO_SQLFLUFF_FORMAT", "human"), *targets]
+               "--disable-progress-bar", "--format", os.environ.get("ARC_HALO_SQLFLUFF_FORMAT", "human"), *paths]
     return subprocess.run(command, cwd=root, env=env).returncode
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import config, dbt, targets
+from arc_halo import config, targets
 from arc_halo.errors import ArcHaloError
 
 ARC = str(Path(sys.executable).parent / "arc-halo")

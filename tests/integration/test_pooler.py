@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from arc_halo import conninfo, db, inference, tensors, training
+from arc_halo import db, inference, tensors, training
+from arc_halo.conninfo import POOLED_VARIABLE, is_pooled
 from rows import insert_model
 from test_tenancy import TENANT_DATA, visible
 
@@ -33,11 +34,11 @@ def seed_tenant(url: str, tenant: str) -> dict:
 
 
 def test_pooled_hosts_are_detected(monkeypatch) -> None:
-    monkeypatch.delenv(conninfo.POOLED_VARIABLE, raising=False)
-    assert conninfo.is_pooled("postgresql://u@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/db?sslmode=require")
-    assert not conninfo.is_pooled("postgresql://u@ep-cool-1234.eu-central-1.aws.neon.tech/db?sslmode=require")
-    monkeypatch.setenv(conninfo.POOLED_VARIABLE, "1")
-    assert conninfo.is_pooled("host=127.0.0.1 port=6432 dbname=db")
+    monkeypatch.delenv(POOLED_VARIABLE, raising=False)
+    assert is_pooled("postgresql://u@ep-cool-1234-pooler.eu-central-1.aws.neon.tech/db?sslmode=require")
+    assert not is_pooled("postgresql://u@ep-cool-1234.eu-central-1.aws.neon.tech/db?sslmode=require")
+    monkeypatch.setenv(POOLED_VARIABLE, "1")
+    assert is_pooled("host=127.0.0.1 port=6432 dbname=db")
 
 
 def test_500_library_calls_from_two_alternating_tenants(pooled_url) -> None:

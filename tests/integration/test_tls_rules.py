@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from arc_halo import conninfo, targets
+from arc_halo import targets
+from arc_halo.conninfo import check_libpq_transport, parse_database_url
 from arc_halo.errors import ConfigurationError
 
 SERVICE_FILE = """\
@@ -106,23 +107,23 @@ def libpq_environment(monkeypatch, tmp_path):
 def test_weak_tls_to_a_remote_server_is_refused(libpq_environment, case, conninfo, environment, host) -> None:
     libpq_environment(environment)
     with pytest.raises(ConfigurationError, match=rf"sslmode=\S+ .*for remote host {host} is refused"):
-        conninfo.check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
+        check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
 
 
 @pytest.mark.parametrize(("case", "conninfo", "environment"), ACCEPTED, ids=[case[0] for case in ACCEPTED])
 def test_this_machine_or_strong_tls_is_accepted(libpq_environment, case, conninfo, environment) -> None:
     libpq_environment(environment)
-    conninfo.check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
+    check_libpq_transport(conninfo, "ARC_HALO_DATABASE_URL")
 
 
 def test_the_refusal_says_where_the_weak_sslmode_came_from(libpq_environment) -> None:
     with pytest.raises(ConfigurationError, match=r"^NEON_DATABASE_URL: sslmode=prefer \(default\) for remote host"):
-        conninfo.check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
+        check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
     libpq_environment({"PGSSLMODE": "allow"})
     with pytest.raises(ConfigurationError, match=r"sslmode=allow \(PGSSLMODE\)"):
-        conninfo.check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
+        check_libpq_transport("host=db.example.com", "NEON_DATABASE_URL")
     with pytest.raises(ConfigurationError, match=r"sslmode=disable \(service file\)"):
-        conninfo.check_libpq_transport("service=remote", "NEON_DATABASE_URL")
+        check_libpq_transport("service=remote", "NEON_DATABASE_URL")
 
 
 def test_every_entry_point_applies_the_rule(libpq_environment, monkeypatch) -> None:
@@ -148,4 +149,4 @@ def test_every_entry_point_applies_the_rule(libpq_environment, monkeypatch) -> N
 
 def test_a_malformed_connection_string_is_one_clear_error(libpq_environment) -> None:
     with pytest.raises(ConfigurationError, match="^ARC_HALO_DATABASE_URL is not a libpq connection string"):
-        conninfo.parse_database_url("host=db.example.com sslmod=require", "ARC_HALO_DATABASE_URL")
+        parse_database_url("host=db.example.com sslmod=require", "ARC_HALO_DATABASE_URL")

@@ -1,7 +1,9 @@
-"""Connections for the library: ARC_HALO_DATABASE_URL, else NEON_DATABASE_URL, else the embedded server.
+"""Connections for the library, to the database `targets.database_url()` picks (ARC_HALO_DATABASE_URL,
+else NEON_DATABASE_URL, else the embedded server).
 
-Remote hosts must use TLS (sslmode=require or stronger); connects are retried with backoff, because a
-Neon compute that scaled to zero takes a few seconds to wake.
+Remote hosts must use TLS (sslmode=require or stronger, `conninfo.check_libpq_transport`); connects are
+retried with backoff (`targets.with_connect_retries`), because a Neon compute that scaled to zero takes
+a few seconds to wake.
 
 Acting as a tenant: the tenant is set for each transaction only (`set_config('app.tenant_id', ..., true)`),
 never for the session, so it cannot outlive a transaction or reach the next borrower of a pooled or

@@ -1,5 +1,6 @@
-"""Running dbt for the configured target: the generated profile, its environment, and pre-flight checks
-that turn dbt's one-variable-at-a-time and hanging-connection failures into one clear line."""
+"""Running dbt for the configured target: the generated profile, the dbt process, migrations and the
+build. Which target and its environment (with the pre-flight checks that turn dbt's one-variable-at-a-time
+and hanging-connection failures into one clear line) come from `targets`."""
 
 from __future__ import annotations
 

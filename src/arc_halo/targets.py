@@ -3,8 +3,8 @@
 Targets mirror profiles.yml.example: ``local`` (embedded server, the default; ARC_HALO_BRANCH picks a
 local branch), ``neon`` (NEON_* variables) and ``ci`` (the standard libpq PG* variables). The library
 connects to ARC_HALO_DATABASE_URL, else NEON_DATABASE_URL, else the embedded server. What a connection
-string itself says (TLS, pooler) is `conninfo`'s business; this module picks the target and builds the
-environment dbt, psql and the library use for it.
+string itself says (TLS, pooler) is `conninfo`'s business; this module picks the target, builds the
+environment dbt, psql and the library use for it, and owns connect retries and reachability probes.
 """
 
 from __future__ import annotations

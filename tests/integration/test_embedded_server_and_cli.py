@@ -139,7 +139,7 @@ def test_neon_target_with_weak_sslmode_is_refused() -> None:
                                         NEON_PASSWORD="x", NEON_DATABASE="d", NEON_SSLMODE="disable"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "arc-halo: error: target 'neon' (NEON_SSLMODE): sslmode=disable for remote host ep-cool.example.com is refused; "
+        "arc-halo: error: target 'neon' (NEON_HOST, NEON_SSLMODE): sslmode=disable for remote host ep-cool.example.com is refused; "
         "use sslmode=require or stronger"
     ]
 

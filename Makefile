@@ -62,7 +62,14 @@ pytest-pg16: $(STAMP)
 docs: $(STAMP)
 	$(ARC) dbt docs generate
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+# MLflow (compared with MetricLogger) is heavy, so only the benchmarks install it.
+$(BENCH_STAMP): $(STAMP) requirements-bench.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.lock -c requirements.lock
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 ## schema: regenerate db/schema/*.sql (the psql path) from the dbt project

@@ -26,6 +26,8 @@ BENCHMARKS = {
     "bench_similarity.py": ["--vectors", "10000", "--queries", "30"],
     "bench_training_progress.py": ["--rows", "300000", "--repeats", "10"],
     "bench_online_ddl.py": ["--rows", "200000", "--analyst-seconds", "5"],
+    "bench_model_import.py": ["--skip-bert"],
+    "bench_mlflow.py": ["--rows", "10000"],
 }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from arc_halo import bulk, fusion, inference, tensors, training
+from arc_halo import bulk, embeddings, fusion, inference, tensors, training
 from arc_halo.hf import writes as hf_writes
 
 SAMPLE_MODEL = "gpt-fusion-1"
@@ -101,10 +101,8 @@ def _register_model(conn: psycopg.Connection, shape: ModelShape, rng: np.random.
         )
         weights[name] = (tensor_id, values)
     wte, wpe = weights["wte.weight"][1], weights["wpe.weight"][1]
-    with bulk.copy_into(conn, "embeddings", hf_writes.EMBEDDING_COLUMNS, hf_writes.EMBEDDING_TYPES) as copy:
-        for kind, table in (("token", wte), ("position", wpe)):
-            for index, row in enumerate(table):
-                copy.write_row((model_id, kind, index, f"<tok{index}>" if kind == "token" else None, shape.hidden, row))
+    embeddings.bulk_load(conn, model_id, [("token", wte, [f"<tok{index}>" for index in range(len(wte))]),
+                                          ("position", wpe, None)])
     conn.execute(
         "insert into gradient_checkpoints (model_id, strategy, segment_count, expected_memory_saving_ratio)"
         " values (%s, 'full', %s, 0.6)", (model_id, shape.layers),

@@ -172,30 +172,38 @@ def put(
     Atomic: inside the caller's transaction, or its own. Tensors up to `chunk_bytes` are one chunk.
     `content_sha256` is `content_digest(array)` when the caller has already computed it (model import
     hashes every tensor for the model's content hash), so the bytes are not hashed twice.
+
+    Content-addressed: when this tenant already stores a tensor with the same bytes, dtype and shape
+    (and storage kind), its id is returned and nothing is written. Never across tenants: finding
+    another tenant's tensor would tell the caller that tenant holds those bytes.
     """
     if chunk_bytes <= 0:
         raise InvalidInputError("chunk_bytes must be positive")
     data, raw = _raw_bytes(array)
     total = len(raw)
     chunk_count = (total + chunk_bytes - 1) // chunk_bytes
-    if content_sha256 is not None:
-        uri = store.write(raw) if store else None
-    elif store is None:
-        content_sha256, uri = _sha256(raw), None
-    else:  # hashlib releases the GIL: the digest is computed while the store writes the bytes
-        with ThreadPoolExecutor(max_workers=1) as hasher:
-            digest = hasher.submit(_sha256, raw)
-            uri = store.write(raw)
-            content_sha256 = digest.result()
-    # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
-    storage = ("external", uri, None, None) if store else ("chunked", None, chunk_bytes, chunk_count)
+    if content_sha256 is None:
+        content_sha256 = _sha256(raw)
+    shape, dtype, kind = list(data.shape), dtype_name(data.dtype), "external" if store else "chunked"
     with conn.transaction():
+        stored = conn.execute(
+            f"""select tensor_id from tensor_metadata
+                where content_sha256 = %s and dtype = %s and shape = %s and storage_kind = %s
+                  and tenant_id = {CURRENT_TENANT}
+                limit 1""",
+            (content_sha256, dtype, shape, kind),
+        ).fetchone()
+        if stored:
+            return stored[0]
+        uri = store.write(raw) if store else None
+        # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
+        storage = (kind, uri, None, None) if store else (kind, None, chunk_bytes, chunk_count)
         tensor_id = conn.execute(
             """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
                                             layout_sha256, storage_kind, external_uri, chunk_size_bytes, chunk_count)
                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
-            (name, list(data.shape), dtype_name(data.dtype), data.size, total, content_sha256,
-             layout_digest(dtype_name(data.dtype), data.shape, content_sha256), *storage),
+            (name, shape, dtype, data.size, total, content_sha256, layout_digest(dtype, data.shape, content_sha256),
+             *storage),
         ).fetchone()[0]
         if store is None and chunk_count:
             with bulk.copy_into(conn, "tensor_data", ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256"),
@@ -205,6 +213,9 @@ def put(
                     copy.write_row((tensor_id, index, chunk, _sha256(chunk)))
     return tensor_id
 
+
+# The tenant a new row gets by default (the tenant_id columns' default expression).
+CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')"
 
 # A model named by id or by name (its newest registration); two parameters, both the model.
 MODEL_BY_ID_OR_NAME = """(select model_id from models where model_id::text = %s or model_name = %s

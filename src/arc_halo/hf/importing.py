@@ -81,8 +81,7 @@ def import_model(
                 if table:
                     embedding_tables.setdefault(table, array)
                 advance(array.nbytes)
-        writes.insert_embeddings(conn, model_id, shape, embedding_tables,
-                                 vocabulary(source.directory, shape.vocab_size))
+        writes.insert_embeddings(conn, model_id, embedding_tables, vocabulary(source.directory, shape.vocab_size))
         result = writes.summary(conn, model_id, created=True)
     _analyze(conn)
     return result

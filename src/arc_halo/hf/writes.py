@@ -8,20 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
 
-from arc_halo import bulk
+from arc_halo import bulk, embeddings
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.source import ModelSource
-
-# The tenant a new row gets by default (the tenant_id columns' default expression).
-CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')"
+from arc_halo.tensors import CURRENT_TENANT
 
 # Columns and binary wire types of the bulk-copied tables (the sample load writes them the same way).
 HEAD_COLUMNS = ("layer_id", "head_index", "head_dim", "attention_type", "kv_head_index")
 HEAD_TYPES = ("uuid", "int4", "int4", "text", "int4")
-EMBEDDING_COLUMNS = ("model_id", "embedding_type", "embedding_index", "token_text", "dimensions", "embedding")
-EMBEDDING_TYPES = ("uuid", "text", "int4", "text", "int4", "vector")
 
 
 @dataclass(frozen=True)
@@ -93,15 +88,11 @@ def insert_weight(conn, model_id: uuid.UUID, layer_id: uuid.UUID | None, paramet
     )
 
 
-def insert_embeddings(conn, model_id: uuid.UUID, shape: ModelShape, tables: dict[str, np.ndarray],
-                      vocabulary: list[str | None]) -> None:
-    register_vector(conn)  # the binary COPY below needs the vector type's adapter, whoever opened conn
-    with bulk.copy_into(conn, "embeddings", EMBEDDING_COLUMNS, EMBEDDING_TYPES) as copy:
-        for embedding_type, table in tables.items():
-            values = np.asarray(table, dtype=np.float32)
-            for index, row in enumerate(values):
-                text = vocabulary[index] if embedding_type == "token" and index < len(vocabulary) else None
-                copy.write_row((model_id, embedding_type, index, text, shape.hidden_size, row))
+def insert_embeddings(conn, model_id: uuid.UUID, tables: dict[str, np.ndarray], vocabulary: list[str | None]) -> None:
+    if not tables:
+        return
+    embeddings.bulk_load(conn, model_id, [(kind, table, vocabulary if kind == "token" else None)
+                                          for kind, table in tables.items()])
 
 
 def summary(conn, model_id: uuid.UUID, created: bool) -> ImportResult:

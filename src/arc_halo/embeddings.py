@@ -1,0 +1,40 @@
+"""Bulk loading a model's embeddings into its own partition of `embeddings`.
+
+The rows go by binary COPY into a table no reader can see; its HNSW and btree indexes are built once
+the rows are there and the table is attached as the model's partition, all in the caller's
+transaction (begin_embedding_load / finish_embedding_load in
+macros/schema_helpers/embedding_partitions.sql). Nothing is visible until the transaction commits, and
+a killed load leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+from arc_halo import bulk
+
+# Columns and binary wire types of a bulk load.
+COLUMNS = ("model_id", "embedding_type", "embedding_index", "token_text", "dimensions", "embedding")
+TYPES = ("uuid", "text", "int4", "text", "int4", "vector")
+
+
+def bulk_load(conn: psycopg.Connection, model_id: uuid.UUID,
+              tables: Iterable[tuple[str, np.ndarray, list[str | None] | None]]) -> int:
+    """Load (embedding_type, rows x width array, token texts or None) tables of a model that has no
+    embeddings yet; returns the number of rows loaded."""
+    register_vector(conn)  # the binary COPY below needs the vector type's adapter, whoever opened conn
+    with conn.transaction():
+        partition = conn.execute("select begin_embedding_load(%s)", (model_id,)).fetchone()[0]
+        with bulk.copy_into(conn, partition, COLUMNS, TYPES) as copy:
+            for embedding_type, table, texts in tables:
+                values = np.asarray(table, dtype=np.float32)
+                width = values.shape[1]
+                for index, row in enumerate(values):
+                    text = texts[index] if texts is not None and index < len(texts) else None
+                    copy.write_row((model_id, embedding_type, index, text, width, row))
+        return conn.execute("select finish_embedding_load(%s)", (model_id,)).fetchone()[0]

@@ -1,0 +1,117 @@
+"""Embeddings partitioned by model: a model's rows are bulk-loaded into a partition of their own, indexed
+after they arrive and attached in the loader's transaction; a killed load leaves nothing; a build turns an
+existing plain table into partitions without losing a row."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from arc_halo import embeddings, search
+from conftest import build
+from rows import insert_model
+
+WIDTH = 384
+
+
+def vectors(rows: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((rows, WIDTH)).astype(np.float32)
+
+
+def partition_of(conn: psycopg.Connection, model_id) -> str | None:
+    row = conn.execute(
+        """select child.relname from pg_inherits join pg_class as child on child.oid = inhrelid
+           where inhparent = 'embeddings'::regclass and pg_get_expr(child.relpartbound, child.oid) like %s""",
+        (f"%{model_id}%",)).fetchone()
+    return row[0] if row else None
+
+
+def test_each_model_gets_its_own_indexed_partition(db: psycopg.Connection) -> None:
+    register_vector(db)
+    first, second = insert_model(db, "first", hidden=WIDTH, heads=12), insert_model(db, "second", hidden=WIDTH, heads=12)
+    data = vectors(600, 1)
+    texts = [f"token-{index}" for index in range(600)]
+    assert embeddings.bulk_load(db, first, [("token", data, texts), ("position", data[:20], None)]) == 620
+    assert embeddings.bulk_load(db, second, [("token", vectors(300, 2), None)]) == 300
+
+    partition = partition_of(db, first)
+    assert partition == f"embeddings_{str(first).replace('-', '')}"
+    assert db.execute(f"select count(*) from {partition}").fetchone()[0] == 620
+    assert db.execute("select count(*) from embeddings_default").fetchone()[0] == 0
+    # The partition's HNSW index was built over its rows and belongs to the partitioned index.
+    hnsw = db.execute(
+        """select count(*) from pg_inherits join pg_class as index on index.oid = inhrelid
+           where inhparent = 'embeddings_hnsw_cosine_384'::regclass and index.relname like %s
+             and pg_relation_size(index.oid) > 8192 * 2""", (f"{partition}%",)).fetchone()[0]
+    assert hnsw == 1
+    # A search within one model reads one partition; across models, every one.
+    plan = "\n".join(row[0] for row in db.execute(
+        "explain select embedding_id from embeddings where model_id = %s and dimensions = 384"
+        " order by embedding::vector(384) <=> %s::vector(384) limit 5", (first, data[7])))
+    assert partition in plan and "embeddings_default" not in plan and str(second).replace("-", "") not in plan
+    assert search.nearest(db, data[7], k=1, model_id=first)[0][3:5] == (7, "token-7")
+    both = {row[1] for row in search.nearest(db, data[7], k=700)}
+    assert both == {first, second}
+
+    with pytest.raises(psycopg.errors.UniqueViolation, match="already"):
+        embeddings.bulk_load(db, first, [("token", data[:1], None)])
+
+
+def test_a_killed_load_leaves_nothing(test_server, built_copy) -> None:
+    url = test_server.url(built_copy)
+    with psycopg.connect(url) as conn:
+        model_id = insert_model(conn, "killed", hidden=WIDTH, heads=12)
+        conn.commit()
+    loader = psycopg.connect(url)
+    register_vector(loader)
+    partition = loader.execute("select begin_embedding_load(%s)", (model_id,)).fetchone()[0]
+    with loader.cursor().copy(f"copy {partition} (model_id, embedding_type, embedding_index, dimensions, embedding)"
+                              " from stdin (format binary)") as copy:
+        copy.set_types(["uuid", "text", "int4", "int4", "vector"])
+        for index, row in enumerate(vectors(100, 3)):
+            copy.write_row((model_id, "token", index, WIDTH, row))
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("select to_regclass(%s)", (partition,)).fetchone()[0] is None  # not visible yet
+        conn.execute("select pg_terminate_backend(%s)", (loader.info.backend_pid,))
+        assert conn.execute("select to_regclass(%s)", (partition,)).fetchone()[0] is None
+        assert conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)).fetchone()[0] == 0
+        loader.close()
+        assert embeddings.bulk_load(conn, model_id, [("token", vectors(10, 4), None)]) == 10  # a new load works
+
+
+def test_a_plain_table_becomes_partitions_keeping_every_row(test_server, built_copy) -> None:
+    """A database built before partitioning (embeddings a plain table with rows) converges on the next build."""
+    url = test_server.url(built_copy)
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        models = [insert_model(conn, f"old-{index}", hidden=WIDTH, heads=12) for index in range(2)]
+        conn.execute("create table embeddings_plain (like embeddings including defaults including constraints)")
+        conn.execute(
+            """insert into embeddings_plain (model_id, embedding_type, embedding_index, dimensions, embedding)
+               select model_id, 'token', index, 384, array_fill(index::real, array[384])::vector
+               from unnest(%s::uuid[]) as model_id, generate_series(0, 99) as index""", (models,))
+        for statement in (
+            "drop table embeddings",
+            "alter table embeddings_plain rename to embeddings",
+            "alter table embeddings add constraint embeddings_pkey primary key (embedding_id)",
+            """create index embeddings_hnsw_cosine_384 on embeddings
+               using hnsw ((embedding::vector(384)) vector_cosine_ops) where dimensions = 384""",
+        ):
+            conn.execute(statement)
+        conn.commit()
+        before = conn.execute("select embedding_id, model_id, embedding_index, embedding from embeddings"
+                              " order by embedding_id").fetchall()
+    assert len(before) == 200
+    build(test_server, built_copy, "--select", "embeddings", "--exclude", "resource_type:test")
+    with psycopg.connect(url) as conn:
+        register_vector(conn)
+        assert conn.execute("select relkind from pg_class where oid = 'embeddings'::regclass").fetchone()[0] == "p"
+        after = conn.execute("select embedding_id, model_id, embedding_index, embedding from embeddings"
+                             " order by embedding_id").fetchall()
+        assert [row[:3] for row in after] == [row[:3] for row in before]
+        assert all(a[3] == b[3] for a, b in zip(after, before))
+        assert all(partition_of(conn, model) for model in models)
+        assert conn.execute("select count(*) from embeddings_default").fetchone()[0] == 0
+        assert conn.execute("select to_regclass('embeddings__unpartitioned')").fetchone()[0] is None

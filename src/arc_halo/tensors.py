@@ -188,7 +188,7 @@ def put(
     with conn.transaction():
         stored = conn.execute(
             f"""select tensor_id from tensor_metadata
-                where content_sha256 = %s and dtype = %s and shape = %s and storage_kind = %s
+                where content_sha256 = %s and dtype = %s and shape = %s::bigint[] and storage_kind = %s
                   and tenant_id = {CURRENT_TENANT}
                 limit 1""",
             (content_sha256, dtype, shape, kind),

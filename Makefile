@@ -55,6 +55,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_model_import.py --ignore tests/integration/test_tensor_store.py \
 		--ignore tests/integration/test_ml_api.py --ignore tests/integration/test_lifecycle_and_search.py \
 		--ignore tests/integration/test_object_storage.py --ignore tests/integration/test_python_models.py \
+		--ignore tests/integration/test_content_addressed_tensors.py \
 		--ignore tests/integration/test_tenancy.py --ignore tests/integration/test_pooler.py \
 		--ignore tests/integration/test_build_lock.py --ignore tests/integration/test_tls_rules.py \
 		--ignore tests/integration/test_migrations.py

@@ -26,6 +26,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- set partition_by = config.get('partition_by') -%}
+    {%- set converted = existing is not none and existing.type == 'table' and partition_by and not operational_is_partitioned(target_relation) -%}
     {%- if existing is none -%}
         {%- call statement('main') -%}
             {{ operational_create_table_ddl(target_relation, columns, constraints, partition_by, config.get('table_options')) }};
@@ -33,8 +34,8 @@
         {%- endcall -%}
     {%- elif existing.type != 'table' -%}
         {{ exceptions.raise_compiler_error(target_relation ~ " exists as a " ~ existing.type ~ ", not a table: rename or drop it by hand (it is not managed as operational data)") }}
-    {%- elif partition_by and not operational_is_partitioned(target_relation) -%}
-        {%- call statement('main') -%}
+    {%- elif converted -%}
+        {%- call statement('convert_to_partitions') -%}
             {{ operational_partition_existing(target_relation, columns, constraints, partition_by) }}
         {%- endcall -%}
     {%- else -%}
@@ -48,7 +49,7 @@
             alter table {{ target_relation }} alter column {{ adapter.quote(column_name) }} set storage {{ storage }}
         {%- endcall -%}
     {%- endfor -%}
-    {%- if existing is none -%}
+    {%- if existing is none or converted -%}
         {%- for index in indexes -%}
             {%- call statement('index_' ~ loop.index) -%}
                 {{ operational_index_ddl(target_relation, index) }}

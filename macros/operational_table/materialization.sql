@@ -421,12 +421,6 @@ $arc_halo_guard$;
 {%- endmacro %}
 
 
-{% macro operational_is_partitioned(relation) -%}
-    {%- set query = "select relkind = 'p' as is_partitioned from pg_class where oid = '" ~ relation ~ "'::regclass" -%}
-    {{ return(run_query(query).columns[0].values()[0]) }}
-{%- endmacro %}
-
-
 {% macro operational_default_partition_ddl(relation, partition_by) -%}
     {%- if partition_by and partition_by.default_partition -%}
     create table if not exists {{ relation.schema }}.{{ relation.identifier }}_default partition of {{ relation }} default

@@ -115,3 +115,7 @@ def test_a_plain_table_becomes_partitions_keeping_every_row(test_server, built_c
         assert all(partition_of(conn, model) for model in models)
         assert conn.execute("select count(*) from embeddings_default").fetchone()[0] == 0
         assert conn.execute("select to_regclass('embeddings__unpartitioned')").fetchone()[0] is None
+        # The partitioned indexes were made, and each model's partition has its share of the HNSW index.
+        assert conn.execute("select relkind from pg_class where relname = 'embeddings_hnsw_cosine_384'").fetchone()[0] == "I"
+        assert conn.execute("select count(*) from pg_inherits where inhparent = 'embeddings_hnsw_cosine_384'::regclass"
+                            ).fetchone()[0] == 3  # two models and the default partition

@@ -63,6 +63,31 @@ CREATE SCHEMA IF NOT EXISTS public;
 CREATE SCHEMA IF NOT EXISTS reference;
 
 --
+-- Name: begin_embedding_load(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.begin_embedding_load(model uuid) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+declare
+    partition_name text;
+begin
+    perform embedding_partition_check_model(model);
+    if exists (select from embeddings where model_id = model) then
+        raise unique_violation using
+            message = format('model %s already has embeddings; delete the model to load them again', model),
+            constraint = 'embeddings_model_type_index_key', table = 'embeddings';
+    end if;
+    partition_name := embedding_partition_create(model);
+    if exists (select from pg_roles where rolname = 'arc_halo_app') then
+        execute format('grant insert on %I to arc_halo_app', partition_name);
+    end if;
+    return partition_name;
+end
+$$;
+
+--
 -- Name: calculate_model_parameters(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -125,6 +150,119 @@ end
 $$;
 
 --
+-- Name: embedding_partition_attach(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_attach(model uuid) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+declare
+    partition_name text := embedding_partition_name(model);
+    row_count bigint;
+    vector_bytes bigint;
+    definition text;
+    index_name text;
+begin
+    execute format('select count(*), coalesce(sum(pg_column_size(embedding)), 0) from %I', partition_name)
+        into row_count, vector_bytes;
+    -- An HNSW build is fast only while its graph fits in maintenance_work_mem: vectors plus neighbour lists.
+    perform set_config('maintenance_work_mem',
+                       greatest(64, least(4096, (vector_bytes * 2 + row_count * 512) / 1048576 + 64)) || 'MB', true);
+    perform set_config('max_parallel_maintenance_workers', '4', true);
+    -- Each index is named after its partitioned index: embeddings_<model>_hnsw_cosine_384.
+    for definition, index_name in
+        select pg_get_indexdef(index.indexrelid), class.relname
+        from pg_index as index
+        join pg_class as class on class.oid = index.indexrelid
+        where index.indrelid = 'embeddings'::regclass
+          and not exists (select from pg_constraint where conindid = index.indexrelid)
+    loop
+        execute regexp_replace(definition, '^CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+',
+                               'CREATE \1INDEX ' || quote_ident(left(partition_name || substr(index_name, 11), 63))
+                               || ' ON ' || quote_ident(partition_name));
+    end loop;
+    execute format('alter table embeddings attach partition %I for values in (%L)', partition_name, model);
+    execute format('analyze %I', partition_name);  -- else the first nearest-neighbour queries scan everything
+    return row_count;
+end
+$$;
+
+--
+-- Name: embedding_partition_check_model(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_check_model(model uuid) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+begin
+    if not exists (
+        select from models
+        where model_id = model and tenant_id = coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')
+    ) then
+        raise foreign_key_violation using
+            message = format('model %s does not exist for this tenant; register the model before its embeddings', model),
+            constraint = 'embeddings_model_width_fkey', table = 'embeddings';
+    end if;
+end
+$$;
+
+--
+-- Name: embedding_partition_create(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_create(model uuid) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+declare
+    partition_name text := embedding_partition_name(model);
+begin
+    if to_regclass(partition_name) is not null then
+        raise unique_violation using
+            message = format('embeddings of model %s are already loaded (%s); delete the model to load them again', model, partition_name),
+            constraint = 'embeddings_model_type_index_key', table = 'embeddings';
+    end if;
+    execute format('create table %I (like embeddings including defaults including constraints)', partition_name);
+    execute format('alter table %I add constraint %I check (model_id = %L)', partition_name, partition_name || '_model_check', model);
+    return partition_name;
+end
+$$;
+
+--
+-- Name: embedding_partition_name(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_name(model uuid) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ select 'embeddings_' || replace(model::text, '-', '') $$;
+
+--
+-- Name: finish_embedding_load(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.finish_embedding_load(model uuid) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+declare
+    partition_name text := embedding_partition_name(model);
+begin
+    perform embedding_partition_check_model(model);
+    if to_regclass(partition_name) is null
+       or exists (select from pg_inherits where inhrelid = to_regclass(partition_name)) then
+        raise object_not_in_prerequisite_state using
+            message = format('no embedding load of model %s in progress; call begin_embedding_load first', model);
+    end if;
+    if exists (select from pg_roles where rolname = 'arc_halo_app') then
+        execute format('revoke all on %I from arc_halo_app', partition_name);
+    end if;
+    return embedding_partition_attach(model);
+end
+$$;
+
+--
 -- Name: get_latest_checkpoint(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -172,6 +310,29 @@ begin
         delete from kv_cache where ctid in (select ctid from doomed) returning 1
     )
     select 'kv_cache'::text, count(*) from gone;
+end
+$$;
+
+--
+-- Name: split_embedding_partitions(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.split_embedding_partitions() RETURNS SETOF uuid
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+declare
+    model uuid;
+    partition_name text;
+begin
+    for model in select distinct model_id from embeddings_default order by 1 loop
+        partition_name := embedding_partition_create(model);
+        execute format(
+            'with moved as (delete from embeddings_default where model_id = %L returning *) insert into %I select * from moved',
+            model, partition_name);
+        perform embedding_partition_attach(model);
+        return next model;
+    end loop;
 end
 $$;
 
@@ -2909,20 +3070,21 @@ CREATE TABLE public.embeddings (
     CONSTRAINT embeddings_embedding_index_check CHECK ((embedding_index >= 0)),
     CONSTRAINT embeddings_embedding_type_check CHECK ((embedding_type = ANY (ARRAY['token'::text, 'position'::text, 'segment'::text]))),
     CONSTRAINT embeddings_vector_width_check CHECK ((public.vector_dims(embedding) = dimensions))
-);
+)
+PARTITION BY LIST (model_id);
 
 --
 -- Name: TABLE embeddings; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.embeddings IS 'Token, position and segment embeddings as pgvector vectors (seed component 2). Models of different widths share the table: each vector''s width must equal its model''s hidden size (embeddings_model_width_fkey), and each configured width has its own HNSW index. Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.embeddings IS 'Token, position and segment embeddings as pgvector vectors (seed component 2). Models of different widths share the table: each vector''s width must equal its model''s hidden size (embeddings_model_width_fkey), and each configured width has its own HNSW index. Partitioned by model (a partition''s key must be in its primary key): each model''s partition is loaded in bulk and indexed after its rows arrive. Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
 -- Name: COLUMN embeddings.embedding_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.embeddings.embedding_id IS 'Primary key.';
+COMMENT ON COLUMN public.embeddings.embedding_id IS 'Identifies the row (unique; the primary key is (model_id, embedding_id)).';
 
 --
 -- Name: COLUMN embeddings.tenant_id; Type: COMMENT; Schema: public; Owner: -
@@ -2973,6 +3135,26 @@ COMMENT ON COLUMN public.embeddings.embedding IS 'The vector (any width up to pg
 --
 
 COMMENT ON COLUMN public.embeddings.created_at IS 'When the row was inserted (database clock).';
+
+--
+-- Name: embeddings_default; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.embeddings_default (
+    embedding_id uuid DEFAULT gen_random_uuid() CONSTRAINT embeddings_embedding_id_not_null NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) CONSTRAINT embeddings_tenant_id_not_null NOT NULL,
+    model_id uuid CONSTRAINT embeddings_model_id_not_null NOT NULL,
+    embedding_type text CONSTRAINT embeddings_embedding_type_not_null NOT NULL,
+    embedding_index integer CONSTRAINT embeddings_embedding_index_not_null NOT NULL,
+    token_text text,
+    dimensions integer CONSTRAINT embeddings_dimensions_not_null NOT NULL,
+    embedding public.vector CONSTRAINT embeddings_embedding_not_null NOT NULL,
+    created_at timestamp with time zone DEFAULT now() CONSTRAINT embeddings_created_at_not_null NOT NULL,
+    CONSTRAINT embeddings_dimensions_check CHECK (((dimensions >= 1) AND (dimensions <= 16000))),
+    CONSTRAINT embeddings_embedding_index_check CHECK ((embedding_index >= 0)),
+    CONSTRAINT embeddings_embedding_type_check CHECK ((embedding_type = ANY (ARRAY['token'::text, 'position'::text, 'segment'::text]))),
+    CONSTRAINT embeddings_vector_width_check CHECK ((public.vector_dims(embedding) = dimensions))
+);
 
 --
 -- Name: gradient_checkpoints; Type: TABLE; Schema: public; Owner: -
@@ -3795,6 +3977,12 @@ CREATE TABLE reference.tensor_dtype_catalog (
 );
 
 --
+-- Name: embeddings_default; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.embeddings ATTACH PARTITION public.embeddings_default DEFAULT;
+
+--
 -- Name: training_metrics_default; Type: TABLE ATTACH; Schema: public; Owner: -
 --
 
@@ -3878,11 +4066,25 @@ ALTER TABLE ONLY public.embeddings
     ADD CONSTRAINT embeddings_model_type_index_key UNIQUE (model_id, embedding_type, embedding_index, tenant_id);
 
 --
+-- Name: embeddings_default embeddings_default_model_id_embedding_type_embedding_index__key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.embeddings_default
+    ADD CONSTRAINT embeddings_default_model_id_embedding_type_embedding_index__key UNIQUE (model_id, embedding_type, embedding_index, tenant_id);
+
+--
 -- Name: embeddings embeddings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.embeddings
-    ADD CONSTRAINT embeddings_pkey PRIMARY KEY (embedding_id);
+    ADD CONSTRAINT embeddings_pkey PRIMARY KEY (model_id, embedding_id);
+
+--
+-- Name: embeddings_default embeddings_default_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.embeddings_default
+    ADD CONSTRAINT embeddings_default_pkey PRIMARY KEY (model_id, embedding_id);
 
 --
 -- Name: fusion_operations fusion_operations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -4141,34 +4343,64 @@ CREATE INDEX activation_cache_inference_session_id_layer_id_pos_56fed3c4_idx ON 
 CREATE INDEX attention_patterns_inference_session_id_layer_id_head_index_idx ON public.attention_patterns USING btree (inference_session_id, layer_id, head_index);
 
 --
--- Name: embeddings_hnsw_cosine_1024; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_hnsw_cosine_1024 ON public.embeddings USING hnsw (((embedding)::public.vector(1024)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 1024);
-
---
--- Name: embeddings_hnsw_cosine_3072; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_hnsw_cosine_3072 ON public.embeddings USING hnsw (((embedding)::public.halfvec(3072)) public.halfvec_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 3072);
-
---
 -- Name: embeddings_hnsw_cosine_384; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX embeddings_hnsw_cosine_384 ON public.embeddings USING hnsw (((embedding)::public.vector(384)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 384);
+CREATE INDEX embeddings_hnsw_cosine_384 ON ONLY public.embeddings USING hnsw (((embedding)::public.vector(384)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 384);
+
+--
+-- Name: embeddings_default_embedding_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_default_embedding_idx ON public.embeddings_default USING hnsw (((embedding)::public.vector(384)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 384);
 
 --
 -- Name: embeddings_hnsw_cosine_768; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX embeddings_hnsw_cosine_768 ON public.embeddings USING hnsw (((embedding)::public.vector(768)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 768);
+CREATE INDEX embeddings_hnsw_cosine_768 ON ONLY public.embeddings USING hnsw (((embedding)::public.vector(768)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 768);
+
+--
+-- Name: embeddings_default_embedding_idx1; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_default_embedding_idx1 ON public.embeddings_default USING hnsw (((embedding)::public.vector(768)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 768);
+
+--
+-- Name: embeddings_hnsw_cosine_1024; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_hnsw_cosine_1024 ON ONLY public.embeddings USING hnsw (((embedding)::public.vector(1024)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 1024);
+
+--
+-- Name: embeddings_default_embedding_idx2; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_default_embedding_idx2 ON public.embeddings_default USING hnsw (((embedding)::public.vector(1024)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 1024);
+
+--
+-- Name: embeddings_hnsw_cosine_3072; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_hnsw_cosine_3072 ON ONLY public.embeddings USING hnsw (((embedding)::public.halfvec(3072)) public.halfvec_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 3072);
+
+--
+-- Name: embeddings_default_embedding_idx3; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_default_embedding_idx3 ON public.embeddings_default USING hnsw (((embedding)::public.halfvec(3072)) public.halfvec_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 3072);
 
 --
 -- Name: embeddings_model_id_embedding_type_token_text_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX embeddings_model_id_embedding_type_token_text_idx ON public.embeddings USING btree (model_id, embedding_type, token_text);
+CREATE INDEX embeddings_model_id_embedding_type_token_text_idx ON ONLY public.embeddings USING btree (model_id, embedding_type, token_text);
+
+--
+-- Name: embeddings_default_model_id_embedding_type_token_text_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX embeddings_default_model_id_embedding_type_token_text_idx ON public.embeddings_default USING btree (model_id, embedding_type, token_text);
 
 --
 -- Name: fusion_operations_contributing_model_ids_idx; Type: INDEX; Schema: public; Owner: -
@@ -4271,6 +4503,48 @@ CREATE INDEX training_metrics_default_training_session_id_metric_name_idx ON pub
 --
 
 CREATE INDEX training_sessions_hyperparameters_idx ON public.training_sessions USING gin (hyperparameters jsonb_path_ops);
+
+--
+-- Name: embeddings_default_embedding_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_hnsw_cosine_384 ATTACH PARTITION public.embeddings_default_embedding_idx;
+
+--
+-- Name: embeddings_default_embedding_idx1; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_hnsw_cosine_768 ATTACH PARTITION public.embeddings_default_embedding_idx1;
+
+--
+-- Name: embeddings_default_embedding_idx2; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_hnsw_cosine_1024 ATTACH PARTITION public.embeddings_default_embedding_idx2;
+
+--
+-- Name: embeddings_default_embedding_idx3; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_hnsw_cosine_3072 ATTACH PARTITION public.embeddings_default_embedding_idx3;
+
+--
+-- Name: embeddings_default_model_id_embedding_type_embedding_index__key; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_model_type_index_key ATTACH PARTITION public.embeddings_default_model_id_embedding_type_embedding_index__key;
+
+--
+-- Name: embeddings_default_model_id_embedding_type_token_text_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_model_id_embedding_type_token_text_idx ATTACH PARTITION public.embeddings_default_model_id_embedding_type_token_text_idx;
+
+--
+-- Name: embeddings_default_pkey; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.embeddings_pkey ATTACH PARTITION public.embeddings_default_pkey;
 
 --
 -- Name: training_metrics_default_training_session_id_metric_name_idx; Type: INDEX ATTACH; Schema: public; Owner: -
@@ -4410,7 +4684,7 @@ ALTER TABLE ONLY public.cognitive_state
 -- Name: embeddings embeddings_model_width_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
-ALTER TABLE ONLY public.embeddings
+ALTER TABLE public.embeddings
     ADD CONSTRAINT embeddings_model_width_fkey FOREIGN KEY (tenant_id, model_id, dimensions) REFERENCES public.models(tenant_id, model_id, hidden_size) ON DELETE CASCADE;
 
 --

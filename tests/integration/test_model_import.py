@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import ml_dtypes
@@ -286,3 +287,28 @@ def test_unregistered_uri_scheme_names_the_seam(db) -> None:
     ).fetchone()[0]
     with pytest.raises(ValueError, match=r"no blob store for hdfs:// URIs; register one with arc_halo.tensors.register_store\('hdfs'"):
         tensors.get(db, tensor_id)
+
+
+def test_minilm_import_leaves_fresh_statistics(minilm) -> None:
+    """The import ANALYZEs every table it filled (explicit analyzes are counted apart from autovacuum's),
+    so the first nearest-token queries after it plan with real row counts instead of scanning everything."""
+    from arc_halo.hf.importing import FILLED_TABLES
+
+    url, _ = minilm
+    leaves = """select c.oid::regclass::text from pg_class c
+                where c.relkind = 'r' and (c.oid = %(table)s::regclass
+                   or c.oid in (select inhrelid from pg_inherits where inhparent = %(table)s::regclass))"""
+    with psycopg.connect(url, autocommit=True) as conn:
+        filled = [name for table in FILLED_TABLES for (name,) in conn.execute(leaves, {"table": table}).fetchall()
+                  if conn.execute(f"select exists (select from only {name})").fetchone()[0]]
+        assert {"models", "tensor_metadata", "model_weights"} <= set(filled)
+        assert any(name.startswith("embeddings") for name in filled)
+        unanalyzed = filled
+        for _ in range(50):  # a backend's counters reach pg_stat_* shortly after it ends
+            conn.execute("select pg_stat_clear_snapshot()")
+            unanalyzed = [name for name in filled if not conn.execute(
+                "select analyze_count > 0 from pg_stat_user_tables where relid = %s::regclass", (name,)).fetchone()[0]]
+            if not unanalyzed:
+                break
+            time.sleep(0.2)
+        assert unanalyzed == []

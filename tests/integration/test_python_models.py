@@ -150,3 +150,22 @@ def test_a_model_must_return_exactly_its_declared_columns() -> None:
         rows_for({"a": [1], "c": [2]}, declared, "m")
     with pytest.raises(DbtRuntimeError, match="different lengths"):
         rows_for({"a": [1], "b": [1, 2]}, declared, "m")
+
+
+def test_state_modified_selects_an_edited_python_model_and_what_depends_on_it(test_server, project_copy) -> None:
+    """Slim CI: a changed `.py` model is `state:modified` against the last run's manifest, like a SQL model;
+    an untouched one is not. (`dbt parse` and `dbt ls` only parse: nothing connects.)"""
+    state = project_copy / "state"
+    build(test_server, "postgres", "--target-path", str(state), project=project_copy, command="parse")
+    model_file = project_copy / "models" / "python" / "training_run_health.py"
+    model_file.write_text(model_file.read_text() + "\n# edited\n")
+
+    def selected(selector: str) -> set[str]:
+        listed = build(test_server, "postgres", "--select", selector, "--state", str(state), "--resource-type",
+                       "model", "--output", "name", "--quiet", project=project_copy, command="ls")
+        return set(listed.stdout.split())
+
+    assert selected("state:modified") == {"training_run_health"}
+    downstream = selected("state:modified+")
+    assert "training_run_health" in downstream and "attention_head_stats" not in downstream
+    assert len(downstream) > 1  # the views built on it come along

@@ -60,7 +60,9 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=N
            f" from embeddings where {' and '.join(filters)} order by distance limit %(k)s)"
            f" select * from candidates order by distance + 0, embedding_id")
     if exact:
-        settings = {"enable_indexscan": "off"}  # the exact answer: no approximate index
+        # The exact answer: no approximate index. Scans and sorts are switched on too, since a caller that
+        # disabled them would otherwise leave the HNSW scan as the planner's only (disabled) choice.
+        settings = {"enable_indexscan": "off", "enable_seqscan": "on", "enable_sort": "on"}
     else:
         settings = {"hnsw.ef_search": str(max(ef_search, min(k, MAX_EF_SEARCH))),
                     "hnsw.iterative_scan": "relaxed_order",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
 SCHEMAS = ("public", "analytics", "reference")
@@ -52,3 +54,14 @@ QUERIES = {
 def snapshot(url: str) -> dict[str, list[tuple]]:
     with psycopg.connect(url) as conn:
         return {name: conn.execute(query, {"schemas": list(SCHEMAS)}).fetchall() for name, query in QUERIES.items()}
+
+
+def index_scanned(conn: psycopg.Connection, plan: str) -> str | None:
+    """The index a plan scans, named by its partitioned parent index when the scan uses one partition's
+    share of it (embeddings is partitioned by model), or None when no index is scanned."""
+    used = re.search(r"Index Scan using (\S+)", plan)
+    if not used:
+        return None
+    parent = conn.execute("select inhparent::regclass::text from pg_inherits where inhrelid = %s::regclass",
+                          (used.group(1),)).fetchone()
+    return parent[0] if parent else used.group(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from arc_halo import lifecycle
+from catalog import index_scanned
 from rows import insert_everything, insert_model
 
 
@@ -176,10 +176,7 @@ def test_nearest_embeddings_of_one_width_use_hnsw(db) -> None:
     probe = rng.standard_normal(384).astype(np.float32)
     plan = "\n".join(row[0] for row in db.execute("explain " + query, (probe,)))
     # Embeddings are partitioned by model: the scan uses the partition's share of the 384-wide HNSW index.
-    used = re.search(r"Index Scan using (\S+)", plan)
-    assert used, plan
-    assert db.execute("select inhparent::regclass::text from pg_inherits where inhrelid = %s::regclass",
-                      (used.group(1),)).fetchone() == ("embeddings_hnsw_cosine_384",), plan
+    assert index_scanned(db, plan) == "embeddings_hnsw_cosine_384", plan
     assert len(db.execute(query, (probe,)).fetchall()) == 10
 
 

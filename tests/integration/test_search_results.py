@@ -9,6 +9,7 @@ import pytest
 
 from arc_halo import search
 from arc_halo.errors import InvalidInputError
+from catalog import index_scanned
 from rows import insert_model
 
 SETTINGS = ("enable_seqscan", "enable_sort", "enable_indexscan", "hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples")
@@ -43,7 +44,7 @@ def test_nearest_returns_k_rows_through_the_index_with_a_filter(db) -> None:
              " order by embedding::vector(384) <=> %s::vector(384) limit 500) found")
     text = "[" + ",".join(map(str, probe.tolist())) + "]"
     plan = "\n".join(row[0] for row in db.execute("explain " + plain, (wanted, text)))
-    assert "embeddings_hnsw_cosine_384" in plan, plan
+    assert index_scanned(db, plan) == "embeddings_hnsw_cosine_384", plan
     plain = db.execute(plain, (wanted, text)).fetchone()[0]
     db.execute("set local hnsw.ef_search = 40")
     assert plain < 500, "the filter must remove index candidates for this test to mean anything"

@@ -286,6 +286,7 @@ $arc_halo_guard$;
     {#- 2. Additive changes, as online steps (arc_halo.online_ddl): each in its own short transaction. -#}
     {%- set steps = [] -%}
     {%- set partitioned = operational_is_partitioned(relation) -%}
+    {%- set server_version = run_query("select current_setting('server_version_num')::int").columns[0].values()[0] -%}
     {%- for column in columns if column.name not in actual -%}
         {%- set backfill_sources = operational_backfill_sources(column.name, constraints, actual, relation) if has_rows else [] -%}
         {%- if backfill_sources -%}
@@ -332,7 +333,10 @@ $arc_halo_guard$;
         {%- set what = ('add' if current is none else 'change') ~ ' constraint ' ~ constraint.name ~ ' on ' ~ (constraint.columns | join(', ')) -%}
         {%- set changed = current is not none and ((constraint.kind in ('check', 'primary_key', 'unique') and current.definition != wanted_constraints[constraint.name].definition)
                                                    or (constraint.kind == 'foreign_key' and operational_foreign_key_changed(constraint, current))) -%}
-        {%- if constraint.kind in ('check', 'foreign_key') and (current is none or changed) -%}
+        {#- PostgreSQL before 18 refuses NOT VALID foreign keys on partitioned tables: there the key is added
+            (validated) in one statement, under the same lock timeout and retries. -#}
+        {%- set not_valid_refused = partitioned and constraint.kind == 'foreign_key' and server_version < 180000 -%}
+        {%- if constraint.kind in ('check', 'foreign_key') and (current is none or changed) and not not_valid_refused -%}
             {#- NOT VALID takes its lock for a moment; VALIDATE scans under a lock writers do not conflict with.
                 A changed one is checked under a new name first, then swapped in one short transaction. -#}
             {%- set staged = constraint.name if current is none else operational_identifier([constraint.name], 'new') -%}

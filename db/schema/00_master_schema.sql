@@ -1899,6 +1899,7 @@ CREATE TABLE public.tensor_metadata (
     external_uri text,
     chunk_size_bytes integer,
     chunk_count integer,
+    pending_upload_id uuid,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT tensor_metadata_byte_size_check CHECK ((byte_size >= 0)),
@@ -1916,7 +1917,7 @@ CREATE TABLE public.tensor_metadata (
 -- Name: TABLE tensor_metadata; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.tensor_metadata IS 'One row per tensor (seed component 2): shape, dtype, size, checksum and where its bytes are: chunked in tensor_data, or at an external URI for very large tensors. The shape, element count and byte size must agree (checks and the tensor_metadata_byte_size_check trigger). Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.tensor_metadata IS 'One row per tensor (seed component 2): shape, dtype, size, checksum and where its bytes are: chunked in tensor_data, or at an external URI for very large tensors. The shape, element count and byte size must agree (checks and the tensor_metadata_byte_size_check trigger). A row with a pending_upload_id is not a tensor yet. Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
@@ -1998,6 +1999,13 @@ COMMENT ON COLUMN public.tensor_metadata.chunk_size_bytes IS 'Size of every chun
 --
 
 COMMENT ON COLUMN public.tensor_metadata.chunk_count IS 'Number of rows in tensor_data for this tensor.';
+
+--
+-- Name: COLUMN tensor_metadata.pending_upload_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.tensor_metadata.pending_upload_id IS 'Set while the tensor''s chunks are still arriving over several connections (a parallel upload, arc_halo.parallel_upload): readers see only rows where it is null. The upload''s own transaction clears it; rows of an upload that died are removed by the next upload or `arc-halo storage uploads --delete`.
+';
 
 --
 -- Name: COLUMN tensor_metadata.created_at; Type: COMMENT; Schema: public; Owner: -
@@ -3554,14 +3562,15 @@ CREATE TABLE public.tensor_data (
     CONSTRAINT tensor_data_chunk_data_check CHECK ((octet_length(chunk_data) > 0)),
     CONSTRAINT tensor_data_chunk_index_check CHECK ((chunk_index >= 0)),
     CONSTRAINT tensor_data_chunk_sha256_check CHECK ((chunk_sha256 ~ '^[0-9a-f]{64}$'::text))
-);
+)
+WITH (toast_tuple_target='8160');
 ALTER TABLE ONLY public.tensor_data ALTER COLUMN chunk_data SET STORAGE EXTERNAL;
 
 --
 -- Name: TABLE tensor_data; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.tensor_data IS 'Tensor bytes in chunks (seed component 2), keyed by tensor and chunk index. Stored without compression. A tensor''s metadata and chunks are written in one transaction, so a half-written tensor is never visible. Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.tensor_data IS 'Tensor bytes in chunks (seed component 2), keyed by tensor and chunk index. Stored without compression. A tensor becomes visible in one transaction with all its chunks (its metadata and chunks written together, or a parallel upload''s chunks first under a pending_upload_id), so a half-written tensor is never visible. Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
@@ -4479,6 +4488,12 @@ CREATE INDEX reactor_metrics_reactor_id_metric_name_recorded_at_idx ON public.re
 --
 
 CREATE INDEX tensor_metadata_content_sha256_idx ON public.tensor_metadata USING btree (content_sha256);
+
+--
+-- Name: tensor_metadata_pending_upload_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tensor_metadata_pending_upload_idx ON public.tensor_metadata USING btree (pending_upload_id) WHERE (pending_upload_id IS NOT NULL);
 
 --
 -- Name: tensor_metadata_tenant_id_tensor_name_idx; Type: INDEX; Schema: public; Owner: -

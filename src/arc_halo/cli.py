@@ -154,7 +154,8 @@ def cmd_model_import(args: argparse.Namespace) -> None:
 
         store = objectstore.open_store(args.external or args.external_dir)
     with db.connect() as conn:
-        result = hf.import_model(conn, args.directory, args.name, args.version, progress=True, store=store)
+        result = hf.import_model(conn, args.directory, args.name, args.version, progress=True, store=store,
+                                 workers=args.workers)
     if result.created:
         verb = "imported"
     else:
@@ -187,6 +188,19 @@ def cmd_storage_orphans(args: argparse.Namespace) -> None:
         print(f"deleted {summary}")
     else:
         print(f"{summary}{'; --delete removes them' if orphans else ''} (dry run)")
+
+
+def cmd_storage_uploads(args: argparse.Namespace) -> None:
+    from arc_halo import db, parallel_upload
+
+    with db.connect() as conn:
+        if args.delete:
+            removed = parallel_upload.remove_abandoned(conn)
+            print(f"deleted {removed} pending tensor(s) of parallel uploads that ended without finishing")
+            return
+        uploads, pending = parallel_upload.find_abandoned(conn)
+        print(f"{pending} pending tensor(s) of {uploads} parallel upload(s) that ended without finishing"
+              f"{'; --delete removes them' if pending else ''} (dry run)")
 
 
 def cmd_model_list(args: argparse.Namespace) -> None:
@@ -367,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_import.add_argument("directory")
     model_import.add_argument("--name", help="model_name (default: the directory's name)")
     model_import.add_argument("--version", default="1.0.0")
+    model_import.add_argument("--workers", type=non_negative_int, default=2, metavar="N",
+                              help="connections writing tensor chunks in parallel (default 2; 0: the one connection)")
     external = model_import.add_mutually_exclusive_group()
     external.add_argument("--external", metavar="URI", help="keep tensor bytes at s3://bucket/prefix, gs://, az:// "
                           "or file:///directory, not in the database (credentials from AWS_*/GOOGLE_*/AZURE_* variables)")
@@ -387,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only objects last written longer ago than this (30s, 15m, 1h, 2d; default 24h), so an "
                               "upload whose metadata has not committed yet is never removed")
     orphans.set_defaults(func=cmd_storage_orphans)
+    uploads = storage.add_parser("uploads", help="list (or --delete) what parallel uploads that died left in tensor_data "
+                                 "(uploads in flight are never touched)")
+    uploads.add_argument("--delete", action="store_true", help="remove it (default: only count)")
+    uploads.set_defaults(func=cmd_storage_uploads)
     commands.add_parser("run", help="build and print example queries (make run)").set_defaults(func=cmd_run)
     return parser
 

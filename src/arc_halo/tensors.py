@@ -17,7 +17,7 @@ import os
 import struct
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +31,15 @@ from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError
 
-# Chosen by benchmarks/bench_tensor_store.py (figures in its docstring): TOAST splits any larger value
-# into ~2 KB rows with an index entry each, so writes cost the same per byte from 64 KiB to 8 MiB and
-# reads are fastest around 1 MiB, where per-row overhead in the client has vanished.
-DEFAULT_CHUNK_BYTES = 1024 * 1024
+# Chosen by benchmarks/bench_tensor_store.py (figures in its docstring): a chunk this size keeps its row
+# within one page (tensor_data's toast_tuple_target is 8160; the row's other columns take ~120 bytes with a
+# tenant name of up to ~100 characters), so COPY writes it with its bulk heap insert. Larger values are
+# split by TOAST into ~2 KB rows inserted one page at a time: half the write speed. 7,936 = 31 x 256 bytes,
+# whole elements of every dtype.
+DEFAULT_CHUNK_BYTES = 7936
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_INT4, _INT2 = struct.Struct("!i"), struct.Struct("!h")
 
 
 class TensorIntegrityError(IntegrityError):
@@ -159,6 +164,104 @@ def content_digest(array: np.ndarray) -> str:
     return _sha256(_raw_bytes(array)[1])
 
 
+CHUNK_COLUMNS = ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256")
+CHUNK_TYPES = ("uuid", "int4", "bytea", "text")
+# Chunks up to this size go in as pre-encoded binary COPY rows (and through a staging table where the
+# policies apply); larger ones, one INSERT each (see bulk.copy_into's wide_rows).
+INLINE_CHUNK_LIMIT = 64 * 1024
+_COPY_TRAILER = b"\xff\xff"
+_ROW_HEAD = struct.Struct("!hi16sii")  # field count, then uuid (length 16) and int4 (length 4) fields
+_BLOCK_BYTES = 1 << 20
+
+
+# Chunks of one tensor to write: its id, its bytes, the chunk size and which chunks.
+ChunkRange = tuple[uuid.UUID, memoryview, int, range]
+
+
+def _chunk_blocks(pieces: Sequence[ChunkRange]) -> Iterator[bytes]:
+    """Binary COPY data (signature, rows, trailer) of the chunks in `pieces`, in ~1 MiB blocks.
+
+    Encoding the rows here, a block at a time, costs the client a fraction of one `write_row` per 8 KB
+    chunk; the layout is PostgreSQL's documented binary COPY format (as in _chunk_rows).
+    """
+    parts: list = [_COPY_SIGNATURE, b"\x00\x00\x00\x00\x00\x00\x00\x00"]  # flags, header extension length
+    size = 0
+    for tensor_id, raw, chunk_bytes, indices in pieces:
+        key = tensor_id.bytes
+        for index in indices:
+            chunk = raw[index * chunk_bytes:(index + 1) * chunk_bytes]
+            parts += (_ROW_HEAD.pack(4, 16, key, 4, index), _INT4.pack(len(chunk)), chunk,
+                      b"\x00\x00\x00\x40", _sha256(chunk).encode())
+            size += len(chunk)
+            if size >= _BLOCK_BYTES:
+                yield b"".join(parts)
+                parts, size = [], 0
+    parts.append(_COPY_TRAILER)
+    yield b"".join(parts)
+
+
+def write_chunks(conn: psycopg.Connection, pieces: Sequence[ChunkRange]) -> None:
+    """Insert the chunks in `pieces` into tensor_data, in the connection's transaction (or its own)."""
+    if all(chunk_bytes <= INLINE_CHUNK_LIMIT for _, _, chunk_bytes, _ in pieces):
+        with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS) as copy:
+            for block in _chunk_blocks(pieces):
+                copy.write(block)
+        return
+    with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS, CHUNK_TYPES, wide_rows=True) as copy:
+        for tensor_id, raw, chunk_bytes, indices in pieces:
+            for index in indices:
+                chunk = raw[index * chunk_bytes:(index + 1) * chunk_bytes]
+                copy.write_row((tensor_id, index, chunk, _sha256(chunk)))
+
+
+@dataclass(frozen=True)
+class TensorBytes:
+    """An array ready to store: its little-endian C-order bytes, their SHA-256, dtype and shape."""
+
+    data: np.ndarray
+    raw: memoryview
+    content_sha256: str
+    dtype: str
+    shape: list[int]
+
+    @classmethod
+    def of(cls, array: np.ndarray, content_sha256: str | None = None) -> TensorBytes:
+        """`content_sha256` is `content_digest(array)` when the caller has already computed it."""
+        data, raw = _raw_bytes(array)
+        return cls(data, raw, content_sha256 or _sha256(raw), dtype_name(data.dtype), list(data.shape))
+
+    def chunk_count(self, chunk_bytes: int) -> int:
+        return (len(self.raw) + chunk_bytes - 1) // chunk_bytes
+
+
+def find_stored(conn: psycopg.Connection, tensor: TensorBytes, kind: str = "chunked") -> uuid.UUID | None:
+    """A visible tensor of this tenant with the same bytes, dtype, shape and storage kind (content addressing).
+    Never across tenants: finding another tenant's tensor would tell the caller that tenant holds those bytes."""
+    row = conn.execute(
+        f"""select tensor_id from tensor_metadata
+            where content_sha256 = %s and dtype = %s and shape = %s::bigint[] and storage_kind = %s
+              and tenant_id = {CURRENT_TENANT} and {VISIBLE}
+            limit 1""",
+        (tensor.content_sha256, tensor.dtype, tensor.shape, kind),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def insert_metadata(conn: psycopg.Connection, tensor: TensorBytes, name: str, chunk_bytes: int | None = None,
+                    uri: str | None = None, pending_upload_id: uuid.UUID | None = None) -> uuid.UUID:
+    """The tensor_metadata row of `tensor`: chunked in `chunk_bytes` chunks, or external at `uri`."""
+    # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
+    storage = ("external", uri, None, None) if uri else ("chunked", None, chunk_bytes, tensor.chunk_count(chunk_bytes))
+    return conn.execute(
+        """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
+                                        layout_sha256, storage_kind, external_uri, chunk_size_bytes, chunk_count,
+                                        pending_upload_id)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
+        (name, tensor.shape, tensor.dtype, tensor.data.size, len(tensor.raw), tensor.content_sha256,
+         layout_digest(tensor.dtype, tensor.shape, tensor.content_sha256), *storage, pending_upload_id),
+    ).fetchone()[0]
+
+
 def put(
     conn: psycopg.Connection,
     array: np.ndarray,
@@ -171,51 +274,31 @@ def put(
 
     Atomic: inside the caller's transaction, or its own. Tensors up to `chunk_bytes` are one chunk.
     `content_sha256` is `content_digest(array)` when the caller has already computed it (model import
-    hashes every tensor for the model's content hash), so the bytes are not hashed twice.
+    hashes every tensor for the model's content hash), so the bytes are not hashed twice. Over several
+    connections at once: `arc_halo.parallel_upload.ParallelUpload`.
 
     Content-addressed: when this tenant already stores a tensor with the same bytes, dtype and shape
-    (and storage kind), its id is returned and nothing is written. Never across tenants: finding
-    another tenant's tensor would tell the caller that tenant holds those bytes.
+    (and storage kind), its id is returned and nothing is written (see `find_stored`).
     """
     if chunk_bytes <= 0:
         raise InvalidInputError("chunk_bytes must be positive")
-    data, raw = _raw_bytes(array)
-    total = len(raw)
-    chunk_count = (total + chunk_bytes - 1) // chunk_bytes
-    if content_sha256 is None:
-        content_sha256 = _sha256(raw)
-    shape, dtype, kind = list(data.shape), dtype_name(data.dtype), "external" if store else "chunked"
+    tensor = TensorBytes.of(array, content_sha256)
     with conn.transaction():
-        stored = conn.execute(
-            f"""select tensor_id from tensor_metadata
-                where content_sha256 = %s and dtype = %s and shape = %s::bigint[] and storage_kind = %s
-                  and tenant_id = {CURRENT_TENANT}
-                limit 1""",
-            (content_sha256, dtype, shape, kind),
-        ).fetchone()
+        stored = find_stored(conn, tensor, "external" if store else "chunked")
         if stored:
-            return stored[0]
-        uri = store.write(raw) if store else None
-        # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
-        storage = (kind, uri, None, None) if store else (kind, None, chunk_bytes, chunk_count)
-        tensor_id = conn.execute(
-            """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
-                                            layout_sha256, storage_kind, external_uri, chunk_size_bytes, chunk_count)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
-            (name, shape, dtype, data.size, total, content_sha256, layout_digest(dtype, data.shape, content_sha256),
-             *storage),
-        ).fetchone()[0]
-        if store is None and chunk_count:
-            with bulk.copy_into(conn, "tensor_data", ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256"),
-                                ("uuid", "int4", "bytea", "text"), wide_rows=True) as copy:
-                for index in range(chunk_count):
-                    chunk = raw[index * chunk_bytes:(index + 1) * chunk_bytes]
-                    copy.write_row((tensor_id, index, chunk, _sha256(chunk)))
+            return stored
+        if store:
+            return insert_metadata(conn, tensor, name, uri=store.write(tensor.raw))
+        tensor_id = insert_metadata(conn, tensor, name, chunk_bytes)
+        write_chunks(conn, [(tensor_id, tensor.raw, chunk_bytes, range(tensor.chunk_count(chunk_bytes)))])
     return tensor_id
 
 
 # The tenant a new row gets by default (the tenant_id columns' default expression).
 CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')"
+
+# A tensor row readers may see: not part of a parallel upload still in flight (arc_halo.parallel_upload).
+VISIBLE = "tensor_metadata.pending_upload_id is null"
 
 # A model named by id or by name (its newest registration); two parameters, both the model.
 MODEL_BY_ID_OR_NAME = """(select model_id from models where model_id::text = %s or model_name = %s
@@ -230,7 +313,7 @@ def _info(row) -> TensorInfo:
 
 
 def info(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> TensorInfo:
-    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s", (tensor_id,)).fetchone()
+    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s and {VISIBLE}", (tensor_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no tensor {tensor_id}")
     return _info(row)
@@ -242,7 +325,8 @@ def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_n
         f"""select {_INFO_COLUMNS}
             from model_weights
             join tensor_metadata on tensor_metadata.tensor_id = model_weights.tensor_id
-            where model_weights.parameter_name = %s and model_weights.model_id = {MODEL_BY_ID_OR_NAME}""",
+            where model_weights.parameter_name = %s and model_weights.model_id = {MODEL_BY_ID_OR_NAME}
+              and {VISIBLE}""",
         (parameter_name, str(model), str(model)),
     ).fetchone()
     if row is None:
@@ -260,17 +344,18 @@ def get_parameter(conn: psycopg.Connection, model: uuid.UUID | str, parameter_na
     return _read(conn, parameter_info(conn, model, parameter_name))
 
 
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_INT4, _INT2 = struct.Struct("!i"), struct.Struct("!h")
+_CHUNK_ROW_HEAD = struct.Struct("!hiii")  # field count (3), int4 length (4), chunk_index, chunk_data length
 
 
-def _binary_copy_rows(copy) -> Iterator[list[memoryview]]:
-    """Fields of each row of a binary COPY TO, as views into the received message (no per-field copy).
+def _chunk_rows(copy) -> Iterator[tuple[int, memoryview, memoryview]]:
+    """(chunk_index, chunk_data, chunk_sha256) of each row of a binary `COPY (select chunk_index,
+    chunk_data, chunk_sha256 ...) TO STDOUT`, the bytes as views into the received message (no copy).
 
-    psycopg's `rows()` copies every bytea field once more and builds Python objects per field; at 1 MiB
-    chunks that halved read speed. The format is PostgreSQL's documented binary COPY layout: a header
-    before the first row, then per row an int16 field count and per field an int32 length (-1: NULL)
-    and the bytes; an int16 -1 ends the data.
+    psycopg's `rows()` copies every bytea field once more and builds Python objects per field, and a
+    generic field loop costs more than the 8 KB it moves. The format is PostgreSQL's documented binary
+    COPY layout: a header before the first row, then per row an int16 field count and per field an
+    int32 length and the bytes (none of these three is ever NULL); an int16 -1 ends the data. The server
+    sends each row in its own message.
     """
     header_pending = True
     while message := copy.read():
@@ -280,18 +365,14 @@ def _binary_copy_rows(copy) -> Iterator[list[memoryview]]:
                 raise TensorIntegrityError("unexpected COPY stream: no binary header")
             view = view[19 + _INT4.unpack_from(view, 15)[0]:]
             header_pending = False
-        while len(view):
-            field_count = _INT2.unpack_from(view)[0]
-            if field_count == -1:  # the trailer; read() still has to drain the end of the COPY
-                break
-            offset, fields = 2, []
-            for _ in range(field_count):
-                length = _INT4.unpack_from(view, offset)[0]
-                offset += 4
-                fields.append(view[offset:offset + max(length, 0)])
-                offset += max(length, 0)
-            yield fields
-            view = view[offset:]
+        while len(view) > 2:  # two bytes alone are the trailer; read() still has to drain the end of the COPY
+            fields, _, index, length = _CHUNK_ROW_HEAD.unpack_from(view)
+            end = 14 + length
+            digest_length = _INT4.unpack_from(view, end)[0]
+            if fields != 3 or length < 0 or digest_length < 0:
+                raise TensorIntegrityError("unexpected COPY stream: not a tensor_data row")
+            yield index, view[14:end], view[end + 4:end + 4 + digest_length]
+            view = view[end + 4 + digest_length:]
 
 
 def _check_layout(meta: TensorInfo) -> None:
@@ -318,38 +399,45 @@ def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
         if _sha256(target) != meta.content_sha256:
             raise TensorIntegrityError(f"{meta.describe()}: {meta.external_uri} content checksum mismatch")
         return out
-    whole = hashlib.sha256()
-    chunk_digests: list[str] = []
-    offset = 0
-    # hashlib releases the GIL on large buffers: the digest runs on a worker thread beside the receiving.
+    return _read_chunks(conn, meta, target, out)
+
+
+def _read_chunks(conn: psycopg.Connection, meta: TensorInfo, target: memoryview, out: np.ndarray) -> np.ndarray:
+    """Fill `target` from tensor_data. Every chunk but the last has chunk_size_bytes, so each goes straight
+    to its place and the rows need no ORDER BY (which made PostgreSQL walk the index chunk by chunk: half
+    the speed for 8 KB chunks). The whole-content digest follows the contiguous filled prefix on a worker
+    thread (hashlib releases the GIL on large buffers)."""
+    count, size = meta.chunk_count or 0, meta.chunk_size_bytes or 0
+    digests: list[str | None] = [None] * count
+    whole, hashed, filled, hashing = hashlib.sha256(), 0, 0, None  # hashed/filled: chunks, from 0
     with ThreadPoolExecutor(max_workers=1) as hasher, conn.cursor().copy(
-        "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s"
-        " order by chunk_index) to stdout (format binary)", (meta.tensor_id,),
+        "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s)"
+        " to stdout (format binary)", (meta.tensor_id,),
     ) as copy:
-        for index_field, chunk, digest_field in _binary_copy_rows(copy):
-            index, digest = _INT4.unpack(index_field)[0], bytes(digest_field).decode()
-            if index >= meta.chunk_count:
+        for index, chunk, digest_field in _chunk_rows(copy):
+            if not 0 <= index < count or digests[index] is not None:
                 raise TensorIntegrityError(f"{meta.describe()}: surplus chunk {index} (the tensor has "
-                                           f"{meta.chunk_count} chunk{'s' if meta.chunk_count != 1 else ''})")
-            if index != len(chunk_digests):
-                raise TensorIntegrityError(f"{meta.describe()}: chunk {len(chunk_digests)} is missing")
-            end = offset + len(chunk)
-            if end > meta.byte_size:
-                raise TensorIntegrityError(f"{meta.describe()}: chunk {index} overruns the tensor")
-            target[offset:end] = chunk
-            hashing = hasher.submit(whole.update, target[offset:end])
-            chunk_digests.append(digest)
-            offset = end
-        if chunk_digests:
+                                           f"{count} chunk{'s' if count != 1 else ''})")
+            start = index * size
+            if len(chunk) != min(size, meta.byte_size - start):
+                raise TensorIntegrityError(f"{meta.describe()}: chunk {index} holds {len(chunk)} bytes, "
+                                           f"{min(size, meta.byte_size - start)} expected")
+            target[start:start + len(chunk)] = chunk
+            digests[index] = bytes(digest_field).decode()
+            while filled < count and digests[filled] is not None:
+                filled += 1
+            if (filled - hashed) * size >= _BLOCK_BYTES or filled == count > hashed:
+                if hashing is not None:
+                    hashing.result()
+                hashing = hasher.submit(whole.update, target[hashed * size:min(filled * size, meta.byte_size)])
+                hashed = filled
+        if hashing is not None:
             hashing.result()
-    if len(chunk_digests) < (meta.chunk_count or 0):
-        raise TensorIntegrityError(f"{meta.describe()}: chunk {len(chunk_digests)} is missing")
-    if offset != meta.byte_size:
-        raise TensorIntegrityError(f"{meta.describe()}: {offset} of {meta.byte_size} bytes present")
+    if filled < count:
+        raise TensorIntegrityError(f"{meta.describe()}: chunk {filled} is missing")
     if whole.hexdigest() != meta.content_sha256:
         # Name the culprit: the first chunk whose bytes no longer match the digest stored beside them.
-        size = meta.chunk_size_bytes
-        for index, digest in enumerate(chunk_digests):
+        for index, digest in enumerate(digests):
             if _sha256(target[index * size:(index + 1) * size]) != digest:
                 raise TensorIntegrityError(f"{meta.describe()}: chunk {index} is corrupted")
         raise TensorIntegrityError(f"{meta.describe()}: content checksum mismatch (every chunk matches its own digest)")

@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 
 class PgBouncer:
-    def __init__(self, admin_url: str, users: list[str]):
+    def __init__(self, admin_url: str, users: list[str], pool_size: int = 1):
         server = conninfo_to_dict(admin_url)
         self.port = _free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="arc-halo-pgbouncer-"))
@@ -54,7 +54,7 @@ unix_socket_dir =
 auth_type = trust
 auth_file = {self.directory / 'users.txt'}
 pool_mode = transaction
-default_pool_size = 1
+default_pool_size = {pool_size}
 max_client_conn = 50
 ignore_startup_parameters = extra_float_digits
 logfile = {self.directory / 'pgbouncer.log'}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import psycopg
 
 from arc_halo import tensors
+from arc_halo.parallel_upload import DEFAULT_WORKERS, ParallelUpload
 from arc_halo.hf import writes
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.errors import ModelImportError
@@ -42,6 +45,18 @@ def _analyze(conn: psycopg.Connection) -> None:
             conn.execute(f"analyze {table}")
 
 
+@contextlib.contextmanager
+def _tensor_writer(conn: psycopg.Connection, store: tensors.BlobStore | None,
+                   workers: int) -> Iterator[Callable[[np.ndarray, str, str], object]]:
+    """put(array, name, content_sha256) -> tensor_id for the import's tensors: chunks over `workers`
+    connections (visible when the import commits), or through `conn` alone (external stores, workers=0)."""
+    if store is not None or workers == 0:
+        yield lambda array, name, digest: tensors.put(conn, array, name, store=store, content_sha256=digest)
+        return
+    with ParallelUpload(conn, workers) as upload:
+        yield upload.put
+
+
 def import_model(
     conn: psycopg.Connection,
     directory: str | Path,
@@ -49,8 +64,11 @@ def import_model(
     version: str = "1.0.0",
     progress: bool = False,
     store: tensors.BlobStore | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> ImportResult:
-    """Register the model in `directory`; a model with the same content already stored is returned as is."""
+    """Register the model in `directory`; a model with the same content already stored is returned as is.
+    Tensor chunks go over `workers` extra connections (0: through `conn` only); everything becomes visible
+    at once when the import's transaction commits."""
     source = ModelSource.open(directory)
     shape = ModelShape.from_config(source.config)
     name = name or source.default_name()
@@ -71,10 +89,10 @@ def import_model(
         model_id = writes.insert_model(conn, source, shape, name, version, digests.model_sha256)
         layer_ids = writes.insert_layers(conn, model_id, shape)
         embedding_tables: dict[str, np.ndarray] = {}
-        with progress_bar(progress, f"importing {name}", source.tensor_bytes()) as advance:
+        with progress_bar(progress, f"importing {name}", source.tensor_bytes()) as advance, \
+                _tensor_writer(conn, store, workers) as put_tensor:
             for parameter, array in source.tensors():
-                tensor_id = tensors.put(conn, array, parameter, store=store,
-                                        content_sha256=digests.tensor_sha256[parameter])
+                tensor_id = put_tensor(array, parameter, digests.tensor_sha256[parameter])
                 writes.insert_weight(conn, model_id, layer_ids.get(layer_index(parameter, shape)), parameter,
                                      parameter_kind(parameter, array), tensor_id)
                 table = embedding_type(parameter, array, shape)

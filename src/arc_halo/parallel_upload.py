@@ -1,0 +1,255 @@
+"""Tensor uploads over several connections at once, made visible in the caller's one transaction.
+
+    with ParallelUpload(conn, workers=2) as upload:      # conn's transaction (or savepoint) spans the block
+        ids = {name: upload.put(array, name) for name, array in arrays.items()}
+        ...                                              # e.g. model_weights rows pointing at ids
+    # leaving the block: the chunks are all written and checked, the tensors visible when conn commits
+
+Each tensor's metadata row is committed first with a `pending_upload_id` (readers see only rows where
+it is null: `tensors.VISIBLE`), so that worker connections can write its chunks beside it, each in one
+transaction. Leaving the block waits for the workers, checks every tensor's chunk count and clears
+`pending_upload_id` in the caller's transaction. An upload that dies leaves pending rows and chunks that
+nobody reads; `remove_abandoned` (run by every upload, and by `arc-halo storage uploads --delete`) deletes them.
+It knows a dead upload from a live one without a timeout: the caller's transaction holds an advisory
+lock on the upload id from before its first row until it ends, and a killed client, a lost connection or
+a restarted server ends it. Transaction-level locks work through transaction-mode poolers.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from arc_halo import db, tensors
+from arc_halo.errors import InvalidInputError
+
+DEFAULT_WORKERS = 2
+# A worker writes up to this many bytes of queued chunks in one COPY (fewer statements for small tensors).
+_BATCH_BYTES = 8 << 20
+_DONE = object()
+
+_LOCK_KEY = "hashtextextended('arc_halo.tensor_upload:' || {}::text, 0)"
+
+
+def remove_abandoned(conn: psycopg.Connection) -> int:
+    """Delete the pending tensors (and, by cascade, the chunks) of uploads whose transaction has ended
+    without making them visible; returns how many tensor rows went. Uploads in flight are untouched: their
+    advisory lock is held. Runs in its own transaction (or the caller's); sees the tenant's rows only
+    where row-level security applies."""
+    with conn.transaction():
+        return conn.execute(
+            f"""with pending as materialized (
+                    select distinct pending_upload_id from tensor_metadata where pending_upload_id is not null),
+                abandoned as materialized (
+                    select pending_upload_id from pending
+                    where pg_try_advisory_xact_lock({_LOCK_KEY.format('pending_upload_id')}))
+                delete from tensor_metadata where pending_upload_id in (select pending_upload_id from abandoned)"""
+        ).rowcount
+
+
+def find_abandoned(conn: psycopg.Connection) -> tuple[int, int]:
+    """(uploads, tensor rows) that `remove_abandoned` would delete now."""
+    with conn.transaction():
+        return conn.execute(
+            f"""with pending as materialized (
+                    select pending_upload_id, count(*) as tensors from tensor_metadata
+                    where pending_upload_id is not null group by pending_upload_id)
+                select count(*), coalesce(sum(tensors), 0)::bigint from pending
+                where pg_try_advisory_xact_lock({_LOCK_KEY.format('pending_upload_id')})"""
+        ).fetchone()
+
+
+def _worker_conninfo(conn: psycopg.Connection) -> str:
+    """The caller's own connection parameters (psycopg's dsn leaves out the password)."""
+    password = conn.info.password
+    return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
+
+
+class ParallelUpload:
+    """Write tensors' chunks over `workers` connections; see the module docstring.
+
+    `connect` makes a worker connection for a tenant (default: `db.connect` with the caller's own
+    parameters); every worker acts as the tenant of the caller's transaction."""
+
+    def __init__(self, conn: psycopg.Connection, workers: int = DEFAULT_WORKERS,
+                 chunk_bytes: int = tensors.DEFAULT_CHUNK_BYTES,
+                 connect: Callable[[str | None], psycopg.Connection] | None = None):
+        if workers < 1:
+            raise InvalidInputError(f"workers must be at least 1, got {workers}")
+        if chunk_bytes <= 0:
+            raise InvalidInputError("chunk_bytes must be positive")
+        self.conn, self.workers, self.chunk_bytes = conn, workers, chunk_bytes
+        self.upload_id = uuid.uuid4()
+        conninfo = None if connect else _worker_conninfo(conn)
+        self._connect = connect or (lambda tenant: db.connect(conninfo, tenant=tenant))
+        self._jobs: queue.Queue = queue.Queue(maxsize=4 * workers)
+        self._errors: list[BaseException] = []
+        self._aborted = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._connections: list[psycopg.Connection] = []
+        self._known: dict[tuple, uuid.UUID] = {}  # (digest, dtype, shape) -> id, for repeats within the upload
+        self._transaction = None
+        self._control: psycopg.Connection | None = None
+        self.tenant: str | None = None
+
+    # -- the caller's side ------------------------------------------------------------------------------
+
+    def __enter__(self) -> ParallelUpload:
+        self._transaction = self.conn.transaction()
+        self._transaction.__enter__()
+        try:
+            if self.conn.execute("select current_setting('transaction_isolation')").fetchone()[0] != "read committed":
+                raise InvalidInputError("a parallel upload needs a read committed transaction: it must see the "
+                                        "chunks its workers commit")
+            self.tenant = self.conn.execute("select nullif(current_setting('app.tenant_id', true), '')").fetchone()[0]
+            self.conn.execute(f"select pg_advisory_xact_lock({_LOCK_KEY.format('%s')})", (self.upload_id,))
+            self._control = self._open()
+            remove_abandoned(self._control)
+            for _ in range(self.workers):
+                worker_conn = self._open()
+                thread = threading.Thread(target=self._work, args=(worker_conn,), daemon=True,
+                                          name=f"arc-halo-upload-{len(self._threads)}")
+                thread.start()
+                self._threads.append(thread)
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        return self
+
+    def put(self, array: np.ndarray, name: str, content_sha256: str | None = None) -> uuid.UUID:
+        """Queue `array` for writing; returns its tensor_id (a stored tensor's, when this tenant already
+        holds the same bytes, dtype and shape). The tensor is visible once the block ends and the caller's
+        transaction commits."""
+        self._raise_worker_error()
+        tensor = tensors.TensorBytes.of(array, content_sha256)
+        key = (tensor.content_sha256, tensor.dtype, tuple(tensor.shape))
+        if key in self._known:
+            return self._known[key]
+        tensor_id = tensors.find_stored(self.conn, tensor)
+        if tensor_id is None:
+            with self._control.transaction():
+                tensor_id = tensors.insert_metadata(self._control, tensor, name, self.chunk_bytes,
+                                                    pending_upload_id=self.upload_id)
+            count = tensor.chunk_count(self.chunk_bytes)
+            share = max(1, -(-count // self.workers))  # contiguous ranges, one per worker at most
+            for start in range(0, count, share):
+                self._queue((tensor_id, tensor.raw, self.chunk_bytes, range(start, min(start + share, count))))
+        self._known[key] = tensor_id
+        return tensor_id
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc is None:
+            try:
+                self._finish()
+            except BaseException as error:
+                self._abort(error)
+                raise
+            self._close_connections()
+            return self._transaction.__exit__(None, None, None)
+        self._abort(exc)
+        return False
+
+    def _finish(self) -> None:
+        for _ in self._threads:
+            self._queue(_DONE)
+        for thread in self._threads:
+            thread.join()
+        self._raise_worker_error()
+        incomplete = self.conn.execute(
+            """select tensor_name, chunk_count,
+                      (select count(*) from tensor_data d where d.tenant_id = m.tenant_id and d.tensor_id = m.tensor_id)
+               from tensor_metadata m where pending_upload_id = %s
+                 and chunk_count <> (select count(*) from tensor_data d
+                                     where d.tenant_id = m.tenant_id and d.tensor_id = m.tensor_id)
+               limit 1""", (self.upload_id,)).fetchone()
+        if incomplete:
+            raise tensors.TensorIntegrityError(f"parallel upload {self.upload_id}: tensor {incomplete[0]} has "
+                                               f"{incomplete[2]} of {incomplete[1]} chunks; nothing was made visible")
+        self.conn.execute("update tensor_metadata set pending_upload_id = null, updated_at = now()"
+                          " where pending_upload_id = %s", (self.upload_id,))
+
+    def _abort(self, exc: BaseException) -> None:
+        """Stop the workers (their transactions roll back), end the caller's block with `exc`, and delete
+        this upload's pending rows at once rather than leaving them to the next upload."""
+        self._aborted.set()
+        while any(thread.is_alive() for thread in self._threads):  # end markers until every worker has left
+            try:
+                self._jobs.put(_DONE, timeout=0.05)
+            except queue.Full:
+                pass
+        try:
+            self._transaction.__exit__(type(exc), exc, exc.__traceback__)
+        finally:
+            try:
+                if self._control is not None and not self._control.closed:
+                    with self._control.transaction():
+                        self._control.execute("delete from tensor_metadata where pending_upload_id = %s",
+                                              (self.upload_id,))
+            except psycopg.Error:
+                pass  # the server is gone: the next upload or `arc-halo tensors cleanup` removes the rows
+            self._close_connections()
+
+    def _queue(self, job) -> None:
+        while True:
+            self._raise_worker_error()
+            try:
+                self._jobs.put(job, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_worker_error(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    def _open(self) -> psycopg.Connection:
+        conn = self._connect(self.tenant)
+        self._connections.append(conn)
+        return conn
+
+    def _close_connections(self) -> None:
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+
+    # -- the workers' side ------------------------------------------------------------------------------
+
+    def _work(self, conn: psycopg.Connection) -> None:
+        """Write queued chunks in one transaction, committed when the upload ends (rolled back if aborted)."""
+        done = False
+        try:
+            with conn.transaction():
+                while not done:
+                    batch, size = [], 0
+                    job = self._jobs.get()
+                    while job is not _DONE:
+                        batch.append(job)  # its memoryview keeps the array alive until the chunks are written
+                        size += len(job[3]) * job[2]
+                        if size >= _BATCH_BYTES:
+                            break
+                        try:
+                            job = self._jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                    done = job is _DONE
+                    if self._aborted.is_set() or self._errors:
+                        raise _Aborted
+                    if batch:
+                        tensors.write_chunks(conn, batch)
+        except _Aborted:
+            pass
+        except BaseException as exc:  # the caller raises it from put() or at the end of the block
+            self._errors.append(exc)
+        # After a failure, take jobs until this worker's end marker, so the caller never blocks on a full queue.
+        while not done:
+            done = self._jobs.get() is _DONE
+
+
+class _Aborted(Exception):
+    pass

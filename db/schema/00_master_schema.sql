@@ -3562,8 +3562,7 @@ CREATE TABLE public.tensor_data (
     CONSTRAINT tensor_data_chunk_data_check CHECK ((octet_length(chunk_data) > 0)),
     CONSTRAINT tensor_data_chunk_index_check CHECK ((chunk_index >= 0)),
     CONSTRAINT tensor_data_chunk_sha256_check CHECK ((chunk_sha256 ~ '^[0-9a-f]{64}$'::text))
-)
-WITH (toast_tuple_target='8160');
+);
 ALTER TABLE ONLY public.tensor_data ALTER COLUMN chunk_data SET STORAGE EXTERNAL;
 
 --

@@ -7,7 +7,7 @@
       - back-fills a new column that a foreign key shares with its parent (tenant_id) from the parent,
       - replaces a CHECK or a foreign key that changed, and a key widened by more columns (validated the
         same way),
-      - creates missing indexes (stable names) and applies column storage settings and table options,
+      - creates missing indexes (stable names) and applies column storage settings,
     converts a plain table to the partitioned one its config asks for (every row moved, in the build's
     transaction, counted before the old table goes),
     and refuses anything that would lose or reinterpret data (a column dropped from the contract, a
@@ -44,22 +44,6 @@
         {%- do adapter.apply_online_ddl(steps) -%}
     {%- endif -%}
 
-    {#- Storage parameters (e.g. toast_tuple_target) on an existing table: set only when they differ, so
-        a rebuild takes no lock for them. -#}
-    {%- set table_options = config.get('table_options') or {} -%}
-    {%- if existing is not none and table_options -%}
-        {%- set wanted = [] -%}
-        {%- for key, value in table_options.items() -%}{%- do wanted.append(key ~ '=' ~ value) -%}{%- endfor -%}
-        {%- call statement('table_options') -%}
-            do $$
-            begin
-                if not coalesce((select reloptions from pg_class where oid = '{{ target_relation }}'::regclass), '{}')
-                       @> array[{% for option in wanted %}'{{ option }}'{% if not loop.last %}, {% endif %}{% endfor %}] then
-                    alter table {{ target_relation }} set ({% for key, value in table_options.items() %}{{ key }} = {{ value }}{% if not loop.last %}, {% endif %}{% endfor %});
-                end if;
-            end $$
-        {%- endcall -%}
-    {%- endif -%}
     {%- for column_name, storage in config.get('column_storage', {}).items() -%}
         {%- call statement('column_storage_' ~ column_name) -%}
             alter table {{ target_relation }} alter column {{ adapter.quote(column_name) }} set storage {{ storage }}

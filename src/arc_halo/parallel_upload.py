@@ -75,7 +75,9 @@ class ParallelUpload:
     """Write tensors' chunks over `workers` connections; see the module docstring.
 
     `connect` makes a worker connection for a tenant (default: `db.connect` with the caller's own
-    parameters); every worker acts as the tenant of the caller's transaction."""
+    parameters, pooled when the caller's prepared statements are off); every worker acts as the tenant
+    of the caller's transaction. Behind a pooler, an upload holds workers + 2 server connections at once
+    (the caller's, one for the pending rows, one per worker): a smaller pool makes it wait."""
 
     def __init__(self, conn: psycopg.Connection, workers: int = DEFAULT_WORKERS,
                  chunk_bytes: int = tensors.DEFAULT_CHUNK_BYTES,
@@ -87,7 +89,8 @@ class ParallelUpload:
         self.conn, self.workers, self.chunk_bytes = conn, workers, chunk_bytes
         self.upload_id = uuid.uuid4()
         conninfo = None if connect else _worker_conninfo(conn)
-        self._connect = connect or (lambda tenant: db.connect(conninfo, tenant=tenant))
+        pooled = conn.prepare_threshold is None  # behind a transaction-mode pooler the workers are too
+        self._connect = connect or (lambda tenant: db.connect(conninfo, tenant=tenant, pooled=pooled))
         self._jobs: queue.Queue = queue.Queue(maxsize=4 * workers)
         self._errors: list[BaseException] = []
         self._aborted = threading.Event()

@@ -191,7 +191,11 @@ def _start(pgdata: Path, version: int) -> ServerInfo:
         )
     _clear_stale_state(pgdata)
     try:
-        _pgserver().get_server(pgdata, cleanup_mode=None, postgres_version=version)
+        pgserver = _pgserver()
+        # get_server hands back the handle it cached for this directory in this process without starting
+        # the server again: after a stop in the same process (a test, a long-running program) forget it.
+        pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+        pgserver.get_server(pgdata, cleanup_mode=None, postgres_version=version)
     except (subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
         log_tail = _log_tail(pgdata)
         raise ArcHaloError(f"embedded PostgreSQL did not start ({exc}); its log says: {log_tail}") from exc

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import config, targets
+from arc_halo import config, embedded, targets
 from arc_halo.errors import ArcHaloError
 
 ARC = str(Path(sys.executable).parent / "arc-halo")
@@ -207,3 +207,14 @@ def test_database_url_forms_and_transport(value, message) -> None:
         conninfo.parse_database_url(value, "ARC_HALO_DATABASE_URL")
     local = conninfo.parse_database_url("host=/tmp/socket dbname=x", "ARC_HALO_DATABASE_URL")
     assert local.host == "/tmp/socket"
+
+
+@pytest.mark.skipif(bool(os.environ.get("ARC_HALO_TEST_DATABASE_URL")), reason="restarts the embedded server")
+def test_one_process_stops_and_starts_the_server_again_and_again(test_server) -> None:
+    """pgserver caches a handle per data directory and returned it without starting the server: the second
+    start in one process (a long-running program, the tests' restarts) failed with "did not report ready"."""
+    for _ in range(3):
+        embedded.stop()
+        assert embedded.status() is None
+        with psycopg.connect(embedded.ensure_running().url("postgres")) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)

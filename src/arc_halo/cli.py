@@ -265,26 +265,22 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"arc-halo: error: {message} (see `{self.prog} --help`)\n")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type for counts and sizes: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def whole_number(minimum: int, too_small: str):
+    """An argparse type for counts and sizes: a whole number of at least `minimum`; `too_small` completes
+    "<value> ..." when it is not."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} {too_small}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type for counts that may be zero."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+positive_int = whole_number(1, "must be at least 1")
+non_negative_int = whole_number(0, "must be 0 or more")
 
 
 def timestamp(text: str):

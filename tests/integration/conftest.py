@@ -99,14 +99,19 @@ def built_database(test_server: TestServer, template_database: str) -> Iterator[
         test_server.drop_database(name)
 
 
-@pytest.fixture
-def built_copy(test_server: TestServer, template_database: str) -> Iterator[str]:
-    """A private built database for tests that commit rows or rebuild the schema."""
-    name = test_server.create_database(template=template_database)
+def private_copy(test_server: TestServer, template: str) -> Iterator[str]:
+    """A database copied from `template` for one test, dropped afterwards; its name."""
+    name = test_server.create_database(template=template)
     try:
         yield name
     finally:
         test_server.drop_database(name)
+
+
+@pytest.fixture
+def built_copy(test_server: TestServer, template_database: str) -> Iterator[str]:
+    """A private built database for tests that commit rows or rebuild the schema."""
+    yield from private_copy(test_server, template_database)
 
 
 @pytest.fixture
@@ -200,11 +205,7 @@ def rls_template_database(test_server: TestServer) -> Iterator[str]:
 @pytest.fixture
 def rls_copy(test_server: TestServer, rls_template_database: str) -> Iterator[str]:
     """A private database built with row_level_security on; its name."""
-    name = test_server.create_database(template=rls_template_database)
-    try:
-        yield name
-    finally:
-        test_server.drop_database(name)
+    yield from private_copy(test_server, rls_template_database)
 
 
 @pytest.fixture(scope="session")

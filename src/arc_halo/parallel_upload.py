@@ -1,9 +1,10 @@
 """Tensor uploads over several connections at once, made visible in the caller's one transaction.
 
-    with ParallelUpload(conn, workers=2) as upload:      # conn's transaction (or savepoint) spans the block
+    with ParallelUpload(conn, workers=2) as upload:      # conn.transaction() spans the block
         ids = {name: upload.put(array, name) for name, array in arrays.items()}
         ...                                              # e.g. model_weights rows pointing at ids
     # leaving the block: the chunks are all written and checked, the tensors visible when conn commits
+    # (at the end of the block when no transaction was open; inside one, when that one commits)
 
 Each tensor's metadata row is committed first with a `pending_upload_id` (readers see only rows where
 it is null: `tensors.VISIBLE`), so that worker connections can write its chunks beside it, each in one

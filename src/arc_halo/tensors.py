@@ -165,9 +165,10 @@ def content_digest(array: np.ndarray) -> str:
 
 CHUNK_COLUMNS = ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256")
 CHUNK_TYPES = ("uuid", "int4", "bytea", "text")
-# Chunks up to this size go in as pre-encoded binary COPY rows (and through a staging table where the
-# policies apply); larger ones, one INSERT each (see bulk.copy_into's wide_rows).
-INLINE_CHUNK_LIMIT = 64 * 1024
+# Chunks up to this size go in as pre-encoded binary COPY rows (through a staging table where the
+# policies apply); larger ones row by row, as one pipelined INSERT each where the policies apply (staging
+# would write their bytes twice; see bulk.copy_into's wide_rows).
+SMALL_CHUNK_LIMIT = 64 * 1024
 _COPY_TRAILER = b"\xff\xff"
 _ROW_HEAD = struct.Struct("!hi16sii")  # field count, then uuid (length 16) and int4 (length 4) fields
 _BLOCK_BYTES = 1 << 20
@@ -201,7 +202,7 @@ def _chunk_blocks(pieces: Sequence[ChunkRange]) -> Iterator[bytes]:
 
 def write_chunks(conn: psycopg.Connection, pieces: Sequence[ChunkRange]) -> None:
     """Insert the chunks in `pieces` into tensor_data, in the connection's transaction (or its own)."""
-    if all(chunk_bytes <= INLINE_CHUNK_LIMIT for _, _, chunk_bytes, _ in pieces):
+    if all(chunk_bytes <= SMALL_CHUNK_LIMIT for _, _, chunk_bytes, _ in pieces):
         with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS) as copy:
             for block in _chunk_blocks(pieces):
                 copy.write(block)

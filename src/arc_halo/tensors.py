@@ -38,7 +38,7 @@ from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_INT4, _INT2 = struct.Struct("!i"), struct.Struct("!h")
+_INT4 = struct.Struct("!i")
 
 
 class TensorIntegrityError(IntegrityError):
@@ -399,10 +399,11 @@ def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
         if _sha256(target) != meta.content_sha256:
             raise TensorIntegrityError(f"{meta.describe()}: {meta.external_uri} content checksum mismatch")
         return out
-    return _read_chunks(conn, meta, target, out)
+    _read_chunks(conn, meta, target)
+    return out
 
 
-def _read_chunks(conn: psycopg.Connection, meta: TensorInfo, target: memoryview, out: np.ndarray) -> np.ndarray:
+def _read_chunks(conn: psycopg.Connection, meta: TensorInfo, target: memoryview) -> None:
     """Fill `target` from tensor_data. Every chunk but the last has chunk_size_bytes, so each goes straight
     to its place and the rows need no ORDER BY (which made PostgreSQL walk the index chunk by chunk: half
     the speed for 8 KB chunks). The whole-content digest follows the contiguous filled prefix on a worker
@@ -441,4 +442,3 @@ def _read_chunks(conn: psycopg.Connection, meta: TensorInfo, target: memoryview,
             if _sha256(target[index * size:(index + 1) * size]) != digest:
                 raise TensorIntegrityError(f"{meta.describe()}: chunk {index} is corrupted")
         raise TensorIntegrityError(f"{meta.describe()}: content checksum mismatch (every chunk matches its own digest)")
-    return out

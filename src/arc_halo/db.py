@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from arc_halo import targets
 from arc_halo.conninfo import is_pooled
@@ -115,6 +116,13 @@ def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
     with conn.transaction():
         conn.execute(sql.SQL(SET_TENANT).format(sql.Literal(name)))
         yield conn
+
+
+def conninfo_of(conn: psycopg.Connection) -> str:
+    """`conn`'s connection string with its password (psycopg's `info.dsn` leaves it out), to open another
+    connection like it."""
+    password = conn.info.password
+    return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
 
 
 def reset_connection(conn: psycopg.Connection) -> None:

@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import numpy as np
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from arc_halo import db, tensors
 from arc_halo.errors import InvalidInputError
@@ -38,38 +37,32 @@ _DONE = object()
 _LOCK_KEY = "hashtextextended('arc_halo.tensor_upload:' || {}::text, 0)"
 
 
+# Uploads with pending rows whose transaction has ended: their advisory lock is free (this transaction
+# takes it, so an upload cannot start under the same id meanwhile), with their pending row counts.
+_ENDED_UPLOADS = f"""pending as materialized (
+        select pending_upload_id, count(*) as tensors from tensor_metadata
+        where pending_upload_id is not null group by pending_upload_id),
+    ended as materialized (
+        select pending_upload_id, tensors from pending
+        where pg_try_advisory_xact_lock({_LOCK_KEY.format('pending_upload_id')}))"""
+
+
 def remove_abandoned(conn: psycopg.Connection) -> int:
     """Delete the pending tensors (and, by cascade, the chunks) of uploads whose transaction has ended
     without making them visible; returns how many tensor rows went. Uploads in flight are untouched: their
     advisory lock is held. Runs in its own transaction (or the caller's); sees the tenant's rows only
     where row-level security applies."""
     with conn.transaction():
-        return conn.execute(
-            f"""with pending as materialized (
-                    select distinct pending_upload_id from tensor_metadata where pending_upload_id is not null),
-                abandoned as materialized (
-                    select pending_upload_id from pending
-                    where pg_try_advisory_xact_lock({_LOCK_KEY.format('pending_upload_id')}))
-                delete from tensor_metadata where pending_upload_id in (select pending_upload_id from abandoned)"""
-        ).rowcount
+        return conn.execute(f"""with {_ENDED_UPLOADS}
+                                delete from tensor_metadata
+                                where pending_upload_id in (select pending_upload_id from ended)""").rowcount
 
 
 def find_abandoned(conn: psycopg.Connection) -> tuple[int, int]:
     """(uploads, tensor rows) that `remove_abandoned` would delete now."""
     with conn.transaction():
-        return conn.execute(
-            f"""with pending as materialized (
-                    select pending_upload_id, count(*) as tensors from tensor_metadata
-                    where pending_upload_id is not null group by pending_upload_id)
-                select count(*), coalesce(sum(tensors), 0)::bigint from pending
-                where pg_try_advisory_xact_lock({_LOCK_KEY.format('pending_upload_id')})"""
-        ).fetchone()
-
-
-def _worker_conninfo(conn: psycopg.Connection) -> str:
-    """The caller's own connection parameters (psycopg's dsn leaves out the password)."""
-    password = conn.info.password
-    return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
+        return conn.execute(f"with {_ENDED_UPLOADS} select count(*), coalesce(sum(tensors), 0)::bigint from ended"
+                            ).fetchone()
 
 
 class ParallelUpload:
@@ -89,7 +82,7 @@ class ParallelUpload:
             raise InvalidInputError("chunk_bytes must be positive")
         self.conn, self.workers, self.chunk_bytes = conn, workers, chunk_bytes
         self.upload_id = uuid.uuid4()
-        conninfo = None if connect else _worker_conninfo(conn)
+        conninfo = None if connect else db.conninfo_of(conn)
         pooled = conn.prepare_threshold is None  # behind a transaction-mode pooler the workers are too
         self._connect = connect or (lambda tenant: db.connect(conninfo, tenant=tenant, pooled=pooled))
         self._jobs: queue.Queue = queue.Queue(maxsize=4 * workers)

@@ -126,11 +126,11 @@ def copy_metric_rows(conn: psycopg.Connection, rows: list[tuple]) -> None:
 def _reopener(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
     """A new connection like `conn` (same connection string, password, autocommit and tenant), read now:
     a broken connection can no longer say where it went."""
-    dsn, password, autocommit, kind = conn.info.dsn, conn.info.password, conn.autocommit, type(conn)
+    conninfo, autocommit, kind = db.conninfo_of(conn), conn.autocommit, type(conn)
     options = {}
     if isinstance(conn, db.TenantConnection):
         options = {"tenant": conn.tenant, "pooled": conn.prepare_threshold is None}
-    return lambda: kind.connect(dsn, password=password, autocommit=autocommit, **options)
+    return lambda: kind.connect(conninfo, autocommit=autocommit, **options)
 
 
 @dataclass

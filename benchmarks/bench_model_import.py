@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -26,7 +25,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from arc_halo import hf
-from common import report, scratch_database
+from common import report, save_durably, scratch_database
 
 BERT_BASE_CONFIG = {
     "architectures": ["BertModel"], "model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12,
@@ -72,9 +71,7 @@ def write_model(directory: Path, config: dict, arrays: dict[str, np.ndarray], vo
 def durable_save_seconds(arrays: dict[str, np.ndarray], scratch: Path) -> float:
     path = scratch / "baseline.safetensors"
     started = time.perf_counter()
-    save_file(arrays, str(path))
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+    save_durably(arrays, str(path))
     elapsed = time.perf_counter() - started
     path.unlink()
     return elapsed

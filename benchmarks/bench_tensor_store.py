@@ -37,7 +37,7 @@ from safetensors.numpy import load_file, save_file
 
 from arc_halo import db, local_s3, objectstore, tensors
 from arc_halo.parallel_upload import ParallelUpload
-from common import app_url, report, scratch_database, timings_ms
+from common import app_url, report, save_durably, scratch_database, timings_ms
 
 
 def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
@@ -59,12 +59,6 @@ def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
 def best_of(action, repeats: int) -> float:
     """Seconds of the fastest of `repeats` runs (no warm-up: every write starts from an empty table)."""
     return min(timings_ms(action, repeats, warmup=0)) / 1000
-
-
-def save_durably(arrays: dict[str, np.ndarray], path: str) -> None:
-    save_file(arrays, path)
-    with open(path, "rb+") as written:
-        os.fsync(written.fileno())
 
 
 def copy_prepared(url: str, arrays: dict[str, np.ndarray], chunk_bytes: int) -> float:

@@ -7,6 +7,7 @@ measured in the same run, beside the figure, and the ratio between them.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import uuid
@@ -76,3 +77,12 @@ def report(figure: str, value: float, unit: str, baseline: str, baseline_value: 
     print(RESULT_PREFIX + json.dumps({"figure": figure, "value": value, "unit": unit, "baseline": baseline,
                                       "baseline_value": baseline_value, "ratio": ratio, "target": target, "met": met}),
           flush=True)
+
+
+def save_durably(arrays: dict, path: str) -> None:
+    """The durable baseline of the tensor benchmarks: safetensors' save_file, then fsync."""
+    from safetensors.numpy import save_file
+
+    save_file(arrays, path)
+    with open(path, "rb") as written:
+        os.fsync(written.fileno())

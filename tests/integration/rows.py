@@ -140,3 +140,16 @@ def insert_everything(conn: psycopg.Connection, suffix: str = "") -> dict[str, s
 
 def row_counts(conn: psycopg.Connection) -> dict[str, int]:
     return {table: conn.execute(f"select count(*) from {table}").fetchone()[0] for table in TABLES}
+
+
+def table_contents(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
+    """(row count, digest of every row's text in order) for every table in the target schema, found in the
+    catalog: a rebuild that rewrites a value while keeping the count changes the digest, and a table added
+    later is compared without being listed here."""
+    tables = [name for (name,) in conn.execute(
+        """select c.relname from pg_class c
+           where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'p')
+             and not c.relispartition order by 1""")]
+    return {table: conn.execute(
+        f'select count(*), coalesce(md5(string_agg(t::text, e\'\\n\' order by t::text)), \'\') from "{table}" t'
+    ).fetchone() for table in tables}

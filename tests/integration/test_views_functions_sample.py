@@ -4,14 +4,18 @@ Python models' outputs over the sample (how they build and fail: test_python_mod
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 
-from arc_halo import sample, tensors
+from arc_halo import sample, targets, tensors
 from conftest import build
-from rows import insert_model
+from rows import insert_model, table_contents
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +119,21 @@ def test_python_model_outputs_feed_their_views(sample_database) -> None:
         assert ("improving", False) in health
 
 
+
+
+def test_make_run_again_changes_nothing(test_server, sample_database) -> None:
+    """`make run` is `arc-halo run`: build, load the sample, rebuild the Python models (what the
+    sample_database fixture did). Running it again on that database must leave every table's rows exactly
+    as they were."""
+    url, _ = sample_database
+    env = {**os.environ, **targets.url_environment(url), "ARC_HALO_DATABASE_URL": url}
+    with psycopg.connect(url) as conn:
+        before = table_contents(conn)
+    assert before["models"][0] > 0  # the sample is there
+    result = subprocess.run([str(Path(sys.executable).parent / "arc-halo"), "run"], env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "v_model_architecture" in result.stdout
+    with psycopg.connect(url) as conn:
+        after = table_contents(conn)
+    assert {table for table in before if before[table] != after.get(table)} == set()

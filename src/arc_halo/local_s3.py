@@ -26,7 +26,7 @@ from pathlib import Path
 
 from arc_halo.errors import ConfigurationError
 
-ACCESS_KEY, SECRET_KEY = "arc_halo_local", "arc_halo_local_secret"  # a throwaway server's, not a secret
+ACCESS_KEY, SECRET_KEY = "arc_halo_local", "arc_halo_local_secret"  # pragma: allowlist secret (a throwaway server's key)
 START_TIMEOUT_SECONDS = 60
 # weed's components, each an HTTP and a gRPC port (its default gRPC port, http + 10000, may be taken)
 _PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",

@@ -55,9 +55,12 @@ def test_tracked_files_hold_no_credentials() -> None:
 def test_scanner_finds_a_planted_credential(tmp_path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "ok.md").write_text("psql postgresql://user:${NEON_PASSWORD}@ep-cool.neon.tech/db\n"
-                                    "postgresql://u:hunter2@db.example.com/x\n")
-    planted = "postgresql://app:" + "s3cr3tPassw0rd" + "@ep-cool-42.neon.tech/arc"  # split: this file stays clean
-    (tmp_path / "leak.env").write_text(f"DATABASE=x\nNEON_DATABASE_URL={planted}\n")
+                                    "postgresql://u:hunter2@db.example.com/x <!-- pragma: allowlist secret -->\n")
+    # split, so that this file stays clean
+    planted = "postgresql://app:" + "s3cr3tPassw0rd" + "@ep-cool-42.neon.tech/arc"
+    neon_key = "napi_" + "k3y" * 20
+    (tmp_path / "leak.env").write_text(f"DATABASE=x\nNEON_DATABASE_URL={planted}\nNEON_KEY_IN_A_NOTE {neon_key}\n")
     subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
     findings = secret_scan.scan(tmp_path)
-    assert [(f.path, f.line, f.rule) for f in findings] == [("leak.env", 2, "connection string with a password")]
+    assert [(f.path, f.line, f.rule) for f in findings] == [("leak.env", 2, "Basic Auth Credentials"),
+                                                           ("leak.env", 3, "Neon API key")]

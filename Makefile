@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARC := $(BIN)/arc-halo
 
-.PHONY: run test env lint dbt-check pytest pytest-pg16 docs bench schema lock clean
+.PHONY: run test env lint dbt-check pytest pytest-pg16 docs bench mutation schema lock clean
 
 ## run: create the environment, start the embedded server, build, load sample data, show queries
 run: $(STAMP)
@@ -81,6 +81,11 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.lock
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+## mutation: apply the bugs a review once slipped past the tests, one at a time to a scratch copy of the
+## committed tree, and show that the tests now catch each (slow; not part of `make test`)
+mutation: $(STAMP)
+	$(BIN)/python scripts/mutation.py
 
 ## schema: regenerate db/schema/*.sql (the psql path) from the dbt project
 schema: $(STAMP)

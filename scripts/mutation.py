@@ -67,10 +67,12 @@ def caught(mutation: Mutation) -> tuple[bool, str]:
         target.write_text(text.replace(mutation.original, mutation.mutant))
         env = {**os.environ, "PYTHONPATH": str(copy / "src"), "ARC_HALO_PROJECT_DIR": str(copy),
                "ARC_HALO_STATE_DIR": str(ROOT / ".arc_halo"), "CI": ""}
-        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "--tb=line", "-p", "no:cacheprovider",
                                  *mutation.tests], cwd=copy, env=env, capture_output=True, text=True)
-        last = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
-        return result.returncode not in (0, 5), last
+        lines = result.stdout.strip().splitlines() or ["(no output)"]
+        # the failing assertion (--tb=line prints it as path:line: message), to see it failed for the reason
+        failure = next((line for line in lines if line.startswith(("/", "tests/")) and ": " in line), "")
+        return result.returncode not in (0, 5), f"{lines[-1]}; {failure[-200:]}" if failure else lines[-1]
 
 
 def main() -> None:

@@ -34,13 +34,18 @@ _GPT2_MLP_ROWS = re.compile(r"(?:^|\.)mlp\.c_proj\.weight$")
 _LM_HEADS = re.compile(r"(?:^|\.)(?:lm_head|embed_out)\.weight$")
 
 
-def check_against_weights(shape: ModelShape, shapes: dict[str, list[int]],
-                          layer_of: Callable[[str], int | None]) -> ModelShape:
-    """The shape to store: `shape` checked against the tensor `shapes` (name -> dims), with
+# Multi-head latent attention (DeepSeek-V2/V3) sizes its projections by these keys, not by the head width.
+_LATENT_ATTENTION_KEYS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+
+
+def check_against_weights(shape: ModelShape, shapes: dict[str, list[int]], layer_of: Callable[[str], int | None],
+                          config: dict | None = None) -> ModelShape:
+    """The shape to store: `shape` (from `config`) checked against the tensor `shapes` (name -> dims), with
     intermediate_size from the weights when config.json does not state it."""
     _check_layers(shape, {index for name in shapes if (index := layer_of(name)) is not None})
     _check_tables(shape, shapes)
-    _check_attention(shape, shapes)
+    if not any(key in (config or {}) for key in _LATENT_ATTENTION_KEYS):
+        _check_attention(shape, shapes)
     return _with_intermediate(shape, shapes)
 
 

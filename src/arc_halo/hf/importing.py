@@ -67,7 +67,7 @@ def import_model(
     name = name or source.default_name()
     check_registration(name, version)
     shape = check_against_weights(configured, tensor_shapes(source.shards),
-                                  lambda parameter: layer_index(parameter, configured))
+                                  lambda parameter: layer_index(parameter, configured), source.config)
     digests = content_hash(source, progress)
     with conn.transaction():
         writes.lock_content(conn, digests.model_sha256)

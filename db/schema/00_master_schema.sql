@@ -602,6 +602,7 @@ CREATE TABLE public.models (
     description text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    safetensors_metadata jsonb,
     CONSTRAINT models_architecture_check CHECK ((architecture = ANY (ARRAY['decoder_only'::text, 'encoder_only'::text, 'encoder_decoder'::text]))),
     CONSTRAINT models_content_sha256_check CHECK ((content_sha256 ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT models_hidden_size_check CHECK ((hidden_size > 0)),
@@ -613,6 +614,7 @@ CREATE TABLE public.models (
     CONSTRAINT models_num_attention_heads_check CHECK ((num_attention_heads > 0)),
     CONSTRAINT models_num_key_value_heads_check CHECK ((num_key_value_heads > 0)),
     CONSTRAINT models_num_layers_check CHECK ((num_layers > 0)),
+    CONSTRAINT models_safetensors_metadata_check CHECK (((safetensors_metadata IS NULL) OR (jsonb_typeof(safetensors_metadata) = 'object'::text))),
     CONSTRAINT models_status_check CHECK ((status = ANY (ARRAY['draft'::text, 'training'::text, 'ready'::text, 'deployed'::text, 'archived'::text]))),
     CONSTRAINT models_vocab_size_check CHECK ((vocab_size > 0))
 );
@@ -738,6 +740,13 @@ COMMENT ON COLUMN public.models.created_at IS 'When the row was inserted (databa
 --
 
 COMMENT ON COLUMN public.models.updated_at IS 'When the row last changed; maintained by the `<table>_touch_updated_at` trigger, whatever client writes.';
+
+--
+-- Name: COLUMN models.safetensors_metadata; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.models.safetensors_metadata IS 'What export needs to give back the imported safetensors file as it was: `metadata`, the file''s `__metadata__` as [key, value] pairs in file order (JSON null when it had none; for shards, the first shard''s keys, then any other shard''s), and for a single-file import `header`, the file''s JSON header byte for byte, with which export writes a file byte-identical to the input while the stored tensors still match it. Null for a model not imported from safetensors by this version.
+';
 
 --
 -- Name: transformer_layers; Type: TABLE; Schema: public; Owner: -
@@ -3766,7 +3775,8 @@ CREATE VIEW public.v_model_architecture AS
             models.content_sha256,
             models.description,
             models.created_at,
-            models.updated_at
+            models.updated_at,
+            models.safetensors_metadata
            FROM public.models
         ), layers AS (
          SELECT transformer_layers.layer_id,

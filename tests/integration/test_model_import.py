@@ -146,6 +146,8 @@ def test_minilm_exports_bit_identical_and_reimport_writes_nothing(minilm, tmp_pa
     result = arc_halo(url, "model", "export", "all-MiniLM-L6-v2", str(exported))
     assert result.returncode == 0, result.stderr
     assert_same_tensors(minilm_directory() / "model.safetensors", exported)
+    # Byte for byte, its header (with __metadata__ {"format": "pt"}) included.
+    assert exported.read_bytes() == (minilm_directory() / "model.safetensors").read_bytes()
     with psycopg.connect(url) as conn:
         before = table_counts(conn)
         again = arc_halo(url, "model", "import", str(minilm_directory()), "--name", "all-MiniLM-L6-v2")

@@ -5,10 +5,14 @@ with the safetensors library, and writes in one transaction: the models row, its
 heads from the config, every tensor with its chunks, model_weights rows mapped to layers, and the token,
 position and segment embedding tables as vectors. The model's content_sha256 covers the config and every
 tensor's name, dtype, shape and SHA-256: importing the same model again returns the stored one and
-writes nothing. Export writes the stored tensors back to one safetensors file, bit for bit.
+writes nothing. Before anything is written, the config is checked against the weights (layers, widths,
+attention heads and head_dim, key/value heads, vocab_size, intermediate_size); a disagreement names the
+field and both values. Export writes the stored tensors back to one safetensors file, bit for bit, with
+the input's `__metadata__`; a single-file model comes back byte-identical to its input.
 
-Modules: `source` (the directory), `config` (its shape), `naming` (what parameter names say), `hashing`,
-`tokenizer`, `progress`, `writes` (the rows), `importing` and `export`.
+Modules: `source` (the directory), `config` (its shape), `agreement` (config against weights), `naming`
+(what parameter names say), `validation`, `hashing`, `tokenizer`, `progress`, `writes` (the rows),
+`importing` and `export`.
 """
 
 from arc_halo.hf.config import ModelShape

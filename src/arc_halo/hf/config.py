@@ -57,6 +57,9 @@ class ModelShape:
     activation: str | None
     normalization: str
     dropout: float
+    # Which derivable sizes config.json states (head_dim, intermediate_size); the others are defaults that
+    # the weights may correct (validation.check_weights_match).
+    stated: frozenset[str] = frozenset()
 
     @property
     def num_layers(self) -> int:
@@ -82,6 +85,20 @@ class ModelShape:
         intermediate = _first(config, "intermediate_size")
         if intermediate is not None:
             check_size("intermediate_size", intermediate)
+        kv_heads = config.get("num_key_value_heads")
+        if kv_heads is not None:
+            kv_heads = check_size("num_key_value_heads", kv_heads)
+            if heads % kv_heads:  # also what the models_kv_heads_check constraint would refuse
+                raise ModelImportError(
+                    f"config.json: num_key_value_heads {kv_heads} must divide num_attention_heads {heads} (each "
+                    "key/value head serves a whole group of query heads); fix num_key_value_heads or num_attention_heads")
+        head_dim = config.get("head_dim") or config.get("d_kv")
+        if head_dim is not None:
+            head_dim = check_size("head_dim", head_dim)
+        dropout = _first(config, "dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ModelImportError(f"config.json: dropout {dropout!r} must be a number from 0 to below 1; fix "
+                                   f"{next(key for key in _CONFIG_KEYS['dropout'] if config.get(key) is not None)}")
         activation = str(_first(config, "activation") or "").removeprefix("gated-") or None
         return cls(
             architecture=arch,
@@ -91,13 +108,15 @@ class ModelShape:
             encoder_layers=int(required["num_layers"]),
             decoder_layers=int(config.get("num_decoder_layers") or 0) if arch == "encoder_decoder" else 0,
             heads=heads,
-            kv_heads=int(config["num_key_value_heads"]) if config.get("num_key_value_heads") else None,
-            head_dim=int(config.get("head_dim") or config.get("d_kv") or hidden // heads),
-            intermediate_size=int(_first(config, "intermediate_size") or 4 * hidden),
+            kv_heads=kv_heads,
+            head_dim=head_dim or hidden // heads,
+            intermediate_size=int(intermediate or 4 * hidden),
             max_sequence_length=int(required["max_sequence_length"]),
             activation=activation if activation in _ACTIVATIONS else None,
             normalization="rms_norm" if "rms_norm_eps" in config or config.get("model_type") == "t5" else "layer_norm",
-            dropout=float(_first(config, "dropout", 0.0)),
+            dropout=float(dropout),
+            stated=frozenset(key for key, value in (("head_dim", head_dim), ("intermediate_size", intermediate))
+                             if value is not None),
         )
 
     def stack(self, layer_index: int) -> str:

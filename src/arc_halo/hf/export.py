@@ -1,17 +1,35 @@
-"""Export a stored model's tensors to one safetensors file, bit for bit."""
+"""Export a stored model's tensors to one safetensors file, bit for bit, with the input's `__metadata__`.
+
+A model imported from one safetensors file is written back byte-identical to it: its header, kept at
+import (models.safetensors_metadata), is written as it was, followed by the tensors in its order, as long
+as it still describes the stored tensors (names, dtypes, shapes and sizes). Otherwise (shards, or tensors
+changed since) the file gets the safetensors library's layout and the input's metadata.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
 
+import numpy as np
 import psycopg
 from safetensors.numpy import save_file
 
 from arc_halo import tensors
+from arc_halo.dtypes import dtype_name
 from arc_halo.errors import InvalidInputError, NotFoundError
 from arc_halo.hf.progress import progress_bar
+from arc_halo.hf.source import HEADER_LENGTH
+
+# tensor_dtypes names -> the dtype codes of safetensors headers.
+SAFETENSORS_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
+                      "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "int64": "I64", "int32": "I32",
+                      "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16", "uint8": "U8",
+                      "bool": "BOOL", "complex64": "C64"}
+# What export wrote before models kept their input's metadata (and writes for models stored without it).
+LEGACY_METADATA = {"format": "pt"}
 
 
 def writable_file(path: Path) -> Path:
@@ -41,10 +59,55 @@ def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | P
     ).fetchall()
     if not rows:
         raise NotFoundError(f"no stored weights for model {model}; `arc-halo model list` shows what is registered")
+    kept = conn.execute(f"select safetensors_metadata from models where model_id = {tensors.MODEL_BY_ID_OR_NAME}",
+                        (str(model), str(model))).fetchone()[0]
     arrays = {}
     with progress_bar(progress, f"exporting {model}", sum(row[2] for row in rows)) as advance:
         for parameter, tensor_id, size in rows:
             arrays[parameter] = tensors.get(conn, tensor_id)
             advance(size)
-    save_file(arrays, str(path), metadata={"format": "pt"})
+    order = file_order(kept.get("header"), arrays) if kept else None
+    if order is not None:
+        _write_with_header(path, kept["header"], order, arrays)
+    else:
+        pairs = kept.get("metadata") if kept else None
+        metadata = LEGACY_METADATA if kept is None else (dict(pairs) if pairs is not None else None)
+        save_file(arrays, str(path), metadata=metadata)
     return path
+
+
+def file_order(header_text: str | None, arrays: dict[str, np.ndarray]) -> list[str] | None:
+    """The tensors' order in the file `header_text` describes, when it describes exactly `arrays` laid end
+    to end; None otherwise."""
+    if not header_text:
+        return None
+    try:
+        header = json.loads(header_text)
+    except ValueError:
+        return None
+    entries = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    if set(entries) != set(arrays):
+        return None
+    try:
+        order = sorted(entries, key=lambda name: entries[name]["data_offsets"][0])
+        position = 0
+        for name in order:
+            entry, array = entries[name], arrays[name]
+            begin, end = entry["data_offsets"]
+            if (begin != position or end - begin != array.nbytes or list(entry["shape"]) != list(array.shape)
+                    or entry["dtype"] != SAFETENSORS_DTYPES.get(dtype_name(array.dtype))):
+                return None
+            position = end
+    except (KeyError, TypeError, ValueError):
+        return None
+    return order
+
+
+def _write_with_header(path: Path, header_text: str, order: list[str], arrays: dict[str, np.ndarray]) -> None:
+    encoded = header_text.encode("utf-8")
+    with path.open("wb") as out:
+        out.write(HEADER_LENGTH.pack(len(encoded)))
+        out.write(encoded)
+        for name in order:
+            # As bytes: a buffer of bfloat16 or float8 (ml_dtypes) cannot be handed to write() directly.
+            out.write(np.ascontiguousarray(arrays[name]).reshape(-1).view(np.uint8).data)

@@ -12,27 +12,20 @@ import psycopg
 from arc_halo import tensors
 from arc_halo.parallel_upload import DEFAULT_WORKERS, ParallelUpload
 from arc_halo.hf import writes
+from arc_halo.hf.agreement import check_against_weights
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.errors import ModelImportError
 from arc_halo.hf.hashing import content_hash
-from arc_halo.hf.naming import EMBEDDING_TABLES, embedding_type, layer_index, parameter_kind
+from arc_halo.hf.naming import embedding_type, layer_index, parameter_kind
 from arc_halo.hf.progress import progress_bar
 from arc_halo.hf.source import ModelSource
 from arc_halo.hf.tokenizer import vocabulary
-from arc_halo.hf.validation import check_registration, check_weights_match, tensor_shapes
+from arc_halo.hf.validation import check_registration, constraint_fix, tensor_shapes
 from arc_halo.hf.writes import ImportResult
 
 # The tables an import fills: analyzed afterwards, so the first queries use their indexes.
 FILLED_TABLES = ("models", "transformer_layers", "attention_heads", "tensor_metadata", "tensor_data", "model_weights",
                  "embeddings")
-
-
-def _check_against_weights(source: ModelSource, shape: ModelShape) -> None:
-    layers = {index for name in source.shards if (index := layer_index(name, shape)) is not None}
-    tables = [name for name in source.shards if any(pattern.search(name) for pattern in EMBEDDING_TABLES.values())]
-    widths = {name: dims[1] for name, dims in tensor_shapes({name: source.shards[name] for name in tables}).items()
-              if len(dims) == 2}
-    check_weights_match(shape, layers, widths)
 
 
 def _analyze(conn: psycopg.Connection) -> None:
@@ -70,10 +63,11 @@ def import_model(
     Tensor chunks go over `workers` extra connections (0: through `conn` only); everything becomes visible
     at once when the import's transaction commits."""
     source = ModelSource.open(directory)
-    shape = ModelShape.from_config(source.config)
+    configured = ModelShape.from_config(source.config)
     name = name or source.default_name()
     check_registration(name, version)
-    _check_against_weights(source, shape)
+    shape = check_against_weights(configured, tensor_shapes(source.shards),
+                                  lambda parameter: layer_index(parameter, configured), source.config)
     digests = content_hash(source, progress)
     with conn.transaction():
         writes.lock_content(conn, digests.model_sha256)
@@ -86,8 +80,14 @@ def import_model(
                 f"model {name!r} (version {clash}) is already registered with other weights; "
                 "import it under another --name"
             )
-        model_id = writes.insert_model(conn, source, shape, name, version, digests.model_sha256)
-        layer_ids = writes.insert_layers(conn, model_id, shape)
+        try:
+            model_id = writes.insert_model(conn, source, shape, name, version, digests.model_sha256)
+            layer_ids = writes.insert_layers(conn, model_id, shape)
+        except psycopg.errors.IntegrityError as exc:
+            fix = constraint_fix(exc, shape)
+            if fix is None:
+                raise
+            raise ModelImportError(fix) from None
         embedding_tables: dict[str, np.ndarray] = {}
         with progress_bar(progress, f"importing {name}", source.tensor_bytes()) as advance, \
                 _tensor_writer(conn, store, workers) as put_tensor:

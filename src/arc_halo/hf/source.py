@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from arc_halo.hf.errors import ModelImportError
 from arc_halo.hf.validation import read_json_object, safetensors_names
 
 SINGLE_FILE = "model.safetensors"
+HEADER_LENGTH = struct.Struct("<Q")  # a safetensors file starts with its JSON header's length in bytes
 SHARD_INDEX = "model.safetensors.index.json"
 
 
@@ -56,6 +59,26 @@ class ModelSource:
                 for name in names:
                     yield name, handle.get_tensor(name)
 
+    def safetensors_metadata(self) -> dict:
+        """What export needs to give the input back (models.safetensors_metadata): the `__metadata__` pairs
+        in file order (None when no file has any; shards: the first one's keys, then the others' new keys),
+        and for a single file its JSON header as written, from which the same bytes can be laid out again."""
+        files = sorted(set(self.shards.values()))
+        pairs: list[list[str]] | None = None
+        for path in files:
+            header = json.loads(read_header(path))  # checked by safetensors_names when the source was opened
+            metadata = header.get("__metadata__")
+            if isinstance(metadata, dict):
+                pairs = pairs or []
+                known = {key for key, _ in pairs}
+                pairs += [[key, value] for key, value in metadata.items() if key not in known]
+        result: dict = {"metadata": pairs}
+        if len(files) == 1:
+            text = read_header(files[0])
+            if "\x00" not in text:  # jsonb cannot hold NUL; such a header is exported in the canonical layout
+                result["header"] = text
+        return result
+
     def tensor_bytes(self) -> int:
         """Size of the weight files: the progress bars' total (each file's small JSON header included)."""
         return sum(path.stat().st_size for path in set(self.shards.values()))
@@ -64,3 +87,10 @@ class ModelSource:
         """The directory's name, or its parent's when the directory has a generic name (package/model/)."""
         directory = self.directory.resolve()
         return directory.parent.name if directory.name in ("model", "weights", "checkpoint") else directory.name
+
+
+def read_header(path: Path) -> str:
+    """A safetensors file's JSON header as written, trailing padding included."""
+    with path.open("rb") as handle:
+        (length,) = HEADER_LENGTH.unpack(handle.read(HEADER_LENGTH.size))
+        return handle.read(length).decode("utf-8")

@@ -1,6 +1,7 @@
 """Checks of a model directory before anything is written: readable JSON objects, safetensors files whose
-headers parse, sizes that are whole, positive and plausible, and a config that agrees with its weights.
-Each failure is a ModelImportError naming the file or the mismatch."""
+headers parse, sizes that are whole, positive and plausible (agreement.py checks the config against the
+weights). Each failure is a ModelImportError naming the file or the mismatch; a database constraint that
+refuses a row anyway is translated into what to fix (constraint_fix)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ MAX_NAME_LENGTH = 200  # models_model_name_check
 MAX_VERSION_LENGTH = 64
 # Far beyond any published model; a larger value is a typo or a corrupted config.
 SIZE_LIMITS = {"vocab_size": 10_000_000, "hidden_size": 1 << 17, "num_layers": 10_000, "num_attention_heads": 10_000,
-               "intermediate_size": 1 << 20, "max_sequence_length": 1 << 27}
+               "intermediate_size": 1 << 20, "max_sequence_length": 1 << 27, "num_key_value_heads": 10_000,
+               "head_dim": 1 << 16}
 
 
 def read_json_object(path: Path) -> dict:
@@ -80,15 +82,27 @@ def check_registration(name: str, version: str) -> None:
             raise ModelImportError(f"{label} {value[:40]!r} contains control characters")
 
 
-def check_weights_match(shape, layer_indexes: set[int], embedding_widths: dict[str, int]) -> None:
-    """Refuse a config whose layer count or width disagrees with the weights: their parameters would not be
-    mapped to layers, or the embedding tables would not be stored as vectors of the model's width."""
-    if layer_indexes:
-        found = max(layer_indexes) + 1
-        if found != shape.num_layers:
-            raise ModelImportError(f"config.json says {shape.num_layers} layers but the weights have blocks 0 to "
-                                   f"{found - 1} ({found} layers); fix num_hidden_layers or use the matching weights")
-    for parameter, width in embedding_widths.items():
-        if width != shape.hidden_size:
-            raise ModelImportError(f"config.json says hidden_size {shape.hidden_size} but the embedding table "
-                                   f"{parameter} is {width} wide; fix hidden_size or use the matching weights")
+# What to fix when the database refuses an imported row by one of these constraints. The checks above refuse
+# these configs first; this covers a schema whose constraints are stricter than those checks.
+_CONSTRAINT_FIXES = {
+    "models_kv_heads_check": lambda shape: (
+        f"num_key_value_heads {shape.kv_heads} must divide num_attention_heads {shape.heads} (each key/value head "
+        "serves a whole group of query heads); fix num_key_value_heads or num_attention_heads"),
+    "models_hidden_size_heads_check": lambda shape: (
+        f"num_attention_heads {shape.heads} must divide hidden_size {shape.hidden_size}; fix num_attention_heads "
+        "or hidden_size"),
+    "models_num_key_value_heads_check": lambda shape: (
+        f"num_key_value_heads {shape.kv_heads} must be at least 1; fix num_key_value_heads"),
+    "transformer_layers_dropout_check": lambda shape: (
+        f"dropout {shape.dropout} must be from 0 to below 1; fix the config's dropout"),
+    "attention_heads_head_dim_check": lambda shape: f"head_dim {shape.head_dim} must be at least 1; fix head_dim",
+}
+
+
+def constraint_fix(exc: Exception, shape) -> str | None:
+    """'config.json: ...' saying what to fix, for a constraint violation on a row the import writes."""
+    diag = getattr(exc, "diag", None)
+    fix = _CONSTRAINT_FIXES.get(getattr(diag, "constraint_name", None) or "")
+    if fix is None:
+        return None
+    return f"config.json: {fix(shape)} (the database refused it by constraint {diag.constraint_name}; nothing was written)"

@@ -53,11 +53,11 @@ def insert_model(conn, source: ModelSource, shape: ModelShape, name: str, versio
     return conn.execute(
         """insert into models (model_name, version, architecture, model_type, vocab_size, hidden_size, num_layers,
                                num_attention_heads, num_key_value_heads, intermediate_size, max_sequence_length,
-                               config, status, content_sha256, description)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'ready', %s, %s) returning model_id""",
+                               config, status, content_sha256, description, safetensors_metadata)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'ready', %s, %s, %s) returning model_id""",
         (name, version, shape.architecture, shape.model_type, shape.vocab_size, shape.hidden_size, shape.num_layers,
          shape.heads, shape.kv_heads, shape.intermediate_size, shape.max_sequence_length, json.dumps(source.config),
-         digest, f"Imported from {source.directory.resolve()}"),
+         digest, f"Imported from {source.directory.resolve()}", json.dumps(source.safetensors_metadata())),
     ).fetchone()[0]
 
 

@@ -45,6 +45,13 @@ MUTATIONS = (
         "        {%- endcall -%}{%- endif -%}\n",
         ("tests/integration/test_operational_tables.py::test_rows_survive_rebuild_and_full_refresh",),
     ),
+    Mutation(
+        "export-drops-header-metadata",
+        "src/arc_halo/hf/export.py",
+        '    order = file_order(kept.get("header"), arrays) if kept else None\n',
+        "    order, kept = None, None  # the input's header and __metadata__ forgotten\n",
+        ("tests/integration/test_real_models.py::test_single_file_with_metadata_exports_byte_identical",),
+    ),
 )
 
 

@@ -58,3 +58,8 @@ def dbt_profile_target(adapter_suite_database) -> dict:
     server, database = adapter_suite_database
     return {"type": "arc_halo", "host": str(server.socket_dir), "port": 5432, "user": "postgres", "pass": "",
             "dbname": database, "threads": 4}
+
+
+def pytest_configure(config) -> None:
+    # dbt-tests-adapter's base classes (and so the suites here) define class-scoped fixtures as methods.
+    config.addinivalue_line("filterwarnings", "ignore:Class-scoped fixtures defined as instance methods")

@@ -75,11 +75,18 @@ class Frame:
         return pandas.DataFrame({name: _pandas_column(pandas, values) for name, values in self.data.items()})
 
     def to_polars(self) -> Any:
-        """A polars DataFrame (polars keeps NULL and NaN apart by itself)."""
+        """A polars DataFrame (polars keeps NULL and NaN apart by itself). JSON objects stay Python
+        objects: as a polars struct every row would gain every other row's keys."""
         import polars
 
-        return polars.DataFrame({name: values.tolist() if values.dtype == object else values
-                                 for name, values in self.data.items()})
+        def series(name: str, values: np.ndarray) -> Any:
+            if values.dtype != object:
+                return polars.Series(name, values)
+            if any(isinstance(value, dict) for value in values):
+                return polars.Series(name, values.tolist(), dtype=polars.Object)
+            return polars.Series(name, values.tolist())
+
+        return polars.DataFrame([series(name, values) for name, values in self.data.items()])
 
     def __repr__(self) -> str:
         return f"Frame({len(self)} rows: {', '.join(self.columns)})"

@@ -116,6 +116,8 @@ def polars_type(dtype: Any) -> str | None:
     name = str(dtype).split("(")[0].split("[")[0]
     if name == "Datetime":
         return "timestamp with time zone" if getattr(dtype, "time_zone", None) else "timestamp"
+    if name == "Decimal" and getattr(dtype, "precision", None):
+        return f"numeric({dtype.precision},{dtype.scale or 0})"
     if name in ("List", "Array"):
         inner = polars_type(dtype.inner)
         return f"{inner}[]" if inner else None
@@ -135,7 +137,7 @@ def output_columns(result: Any) -> dict[str, OutputColumn]:
     if module == "pandas" and hasattr(result, "columns"):
         return {str(name): _pandas_column(result[name]) for name in result.columns}
     if module == "polars" and hasattr(result, "get_columns"):
-        return {series.name: OutputColumn(series.to_list(), polars_type(series.dtype))
+        return {series.name: OutputColumn([plain(value) for value in series.to_list()], polars_type(series.dtype))
                 for series in result.get_columns()}
     if isinstance(result, Frame):
         return {name: _sequence_column(values) for name, values in result.to_dict().items()}

@@ -13,7 +13,6 @@ then moves the staging rows in, in the model's transaction.
 from __future__ import annotations
 
 import traceback
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,12 +129,18 @@ def run(adapter: Any, parsed_model: dict, compiled_code: str) -> int:
                   f" ({', '.join(f'{quote(column)} {data_type}' for column, data_type in types.items())})")
         adapter.connections.add_query(create, auto_begin=True)
     rows = rows_for(columns, declared, name)
-    statement = f"insert into {namespace['dbt_python_output']} ({', '.join(map(quote, declared))}) values %s"
     connection = adapter.connections.get_thread_connection()
-    with adapter.connections.exception_handler(statement):
+    with adapter.connections.exception_handler(f"insert into {namespace['dbt_python_output']}"):
         with connection.handle.cursor() as cursor:
-            execute_values(cursor, statement, rows, page_size=INSERT_PAGE_ROWS)
+            insert_rows(cursor, namespace["dbt_python_output"], declared, rows)
     return len(rows)
+
+
+def insert_rows(cursor: Any, relation: str, columns: list[str], rows: list[tuple]) -> None:
+    """The rows into `relation` on a psycopg2 cursor, a page of VALUES at a time (each value coerced to
+    its column's type by PostgreSQL, as INSERT ... VALUES does)."""
+    statement = f"insert into {relation} ({', '.join(map(quote, columns))}) values %s"
+    execute_values(cursor, statement, rows, page_size=INSERT_PAGE_ROWS)
 
 
 def _read_output(result: Any, name: str, path: str) -> dict[str, OutputColumn]:

@@ -45,10 +45,9 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def rows_for(result: Any, declared: list[str], name: str) -> list[tuple]:
-    """The returned DataFrame as rows in declared column order; refused unless its columns are exactly
-    the declared ones."""
-    columns = result if _is_read(result) else output_columns(result)
+def rows_for(columns: dict[str, OutputColumn], declared: list[str], name: str) -> list[tuple]:
+    """The returned DataFrame's columns as rows in declared column order; refused unless its columns are
+    exactly the declared ones."""
     missing = [column for column in declared if column not in columns]
     extra = [column for column in columns if column not in declared]
     if missing or extra:
@@ -59,10 +58,6 @@ def rows_for(result: Any, declared: list[str], name: str) -> list[tuple]:
     if len(lengths) > 1:
         raise DbtRuntimeError(f"Python model {name} returned columns of different lengths {sorted(lengths)}")
     return list(zip(*(columns[column].values for column in declared)))
-
-
-def _is_read(result: Any) -> bool:
-    return isinstance(result, dict) and all(isinstance(column, OutputColumn) for column in result.values())
 
 
 def column_types(columns: dict[str, OutputColumn], declared: dict[str, str | None], existing: dict[str, str],
@@ -79,8 +74,9 @@ def column_types(columns: dict[str, OutputColumn], declared: dict[str, str | Non
         if not data_type:
             data_type = inferred_type(values)
             if data_type is None:
-                raise DbtRuntimeError(f"Python model {name}: column {column} mixes types of values;"
-                                      " declare its data_type in the model's YAML")
+                kinds = sorted({type(value).__name__ for value in values.values if value is not None})
+                raise DbtRuntimeError(f"Python model {name}: no PostgreSQL type can be inferred for column {column}"
+                                      f" (values of {', '.join(kinds)}); declare its data_type in the model's YAML")
             inferred.append(f"{column} {data_type}")
         types[column] = data_type
     if inferred:
@@ -119,20 +115,21 @@ def run(adapter: Any, parsed_model: dict, compiled_code: str) -> int:
     except Exception as exc:
         raise DbtRuntimeError(f"Python model {name} raised {type(exc).__name__}: {exc}{_where(exc, path)}") from exc
     columns = _read_output(result, name, path)
-    if namespace.get("dbt_python_output_created"):
-        declared = list(parsed_model["columns"])
+    output = namespace["dbt_python_output"]
+    if namespace.get("dbt_python_output_created"):  # the YAML typed every column: the table exists
+        order = list(parsed_model["columns"])
     else:
-        types = column_types(columns, {column: spec.get("data_type") for column, spec in parsed_model["columns"].items()},
-                             _existing_types(session, namespace.get("dbt_python_existing")), name)
-        declared = list(types)
-        create = (f"create table {namespace['dbt_python_output']}"
-                  f" ({', '.join(f'{quote(column)} {data_type}' for column, data_type in types.items())})")
-        adapter.connections.add_query(create, auto_begin=True)
-    rows = rows_for(columns, declared, name)
+        declared = {column: spec.get("data_type") for column, spec in parsed_model["columns"].items()}
+        types = column_types(columns, declared, _existing_types(session, namespace.get("dbt_python_existing")), name)
+        order = list(types)
+        adapter.connections.add_query(
+            f"create table {output} ({', '.join(f'{quote(column)} {data_type}' for column, data_type in types.items())})",
+            auto_begin=True)
+    rows = rows_for(columns, order, name)
     connection = adapter.connections.get_thread_connection()
-    with adapter.connections.exception_handler(f"insert into {namespace['dbt_python_output']}"):
+    with adapter.connections.exception_handler(f"insert into {output}"):
         with connection.handle.cursor() as cursor:
-            insert_rows(cursor, namespace["dbt_python_output"], declared, rows)
+            insert_rows(cursor, output, order, rows)
     return len(rows)
 
 

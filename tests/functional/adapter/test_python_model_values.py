@@ -1,7 +1,7 @@
 """Issue 22: incremental Python models through dbt on `type: arc_halo`, checked by stored values (not
 counts): `merge` and `delete+insert` on `unique_key` and `append`, NULL and NaN kept apart, the YAML's
 column types authoritative, a model without them typed from its frame (and the build log says so),
-and a failed incremental step changing nothing (it runs in the model's transaction)."""
+a failed incremental step changing nothing (it runs in the model's transaction), and a full refresh."""
 
 import math
 
@@ -96,3 +96,8 @@ class TestIncrementalPythonModelsKeepValues:
         assert same_rows(rows(project, "merged"), updated)
         leftover = project.run_sql(f"select to_regclass('{project.test_schema}.merged__dbt_tmp')::text", fetch="one")
         assert leftover == (None,)
+
+        # --full-refresh rebuilds from the frame alone (no merge), still with the declared types.
+        run_dbt(["run", "--vars", "{round: 3}", "--select", "merged", "--full-refresh"])
+        assert same_rows(rows(project, "merged"), [(3, "again", 1.0), (3, "twice", 0.0)])
+        assert types(project, "merged") == [("id", "bigint"), ("label", "text"), ("score", "real")]

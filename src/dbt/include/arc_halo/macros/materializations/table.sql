@@ -1,8 +1,8 @@
 {#-
     `table` for the arc_halo adapter: SQL models build exactly as on dbt-postgres; Python models run in
     this process (dbt.adapters.arc_halo.python_model) and are written into a staging table typed as the
-    YAML declares (else as inferred from the returned frame). The staging rows then replace the table's in this one
-    transaction, so readers see the old rows or the new, never an empty or half-written table:
+    YAML declares (else as inferred from the returned frame). The staging rows then replace the table's
+    in this one transaction, so readers see the old rows or the new, never an empty or half-written table:
     - same columns, types and constraints as before: delete + insert, which keeps the table, its grants
       and the views built on it (a `--select` of the model alone leaves its downstream views in place);
     - first build, a changed shape or --full-refresh: rename-swap the staging table in, as dbt does.

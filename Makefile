@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARC := $(BIN)/arc-halo
 
-.PHONY: run test env lint dbt-check pytest pytest-pg16 docs bench mutation schema lock clean
+.PHONY: run test env lint dbt-check pytest pytest-pg16 docs bench mutation schema lock clean adapter-suite
 
 ## run: create the environment, start the embedded server, build, load sample data, show queries
 run: $(STAMP)
@@ -19,6 +19,7 @@ test: $(STAMP)
 	$(MAKE) dbt-check
 	$(MAKE) pytest
 	$(MAKE) pytest-pg16
+	$(MAKE) adapter-suite
 
 env: $(STAMP)
 
@@ -73,6 +74,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_parallel_upload.py \
 		--ignore tests/integration/test_pooler.py \
 		--ignore tests/integration/test_project_conventions.py \
+		--ignore tests/integration/test_python_model_frames.py \
 		--ignore tests/integration/test_python_models.py \
 		--ignore tests/integration/test_real_models.py \
 		--ignore tests/integration/test_search_results.py \
@@ -81,6 +83,12 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_tensor_store.py \
 		--ignore tests/integration/test_tls_rules.py \
 		-k "not destructive_contract_change_is_refused and not tightened_check_on_existing_rows_fails_clearly and not make_run_again_changes_nothing"
+
+# dbt Labs' adapter suite (dbt-tests-adapter) against `type: arc_halo` on the embedded PostgreSQL 18:
+# dbt-postgres's basic, constraints and grants suites, and the Python model suites (tests/functional/,
+# its own conftest and database).
+adapter-suite: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider tests/functional
 
 docs: $(STAMP)
 	$(ARC) dbt docs generate

@@ -14,6 +14,7 @@ from dbt_common.exceptions import DbtRuntimeError
 
 from arc_halo import config, sample
 from conftest import build
+from dbt.adapters.arc_halo.model_output import output_columns
 from dbt.adapters.arc_halo.python_model import rows_for
 
 PYTHON_MODELS = ("attention_head_stats", "training_run_health")
@@ -145,11 +146,11 @@ def test_broken_input_fails_the_tests_and_build_skips_downstream_and_retry_rerun
 
 def test_a_model_must_return_exactly_its_declared_columns() -> None:
     declared = ["a", "b"]
-    assert rows_for({"b": [1, 2], "a": ["x", "y"]}, declared, "m") == [("x", 1), ("y", 2)]
+    assert rows_for(output_columns({"b": [1, 2], "a": ["x", "y"]}), declared, "m") == [("x", 1), ("y", 2)]
     with pytest.raises(DbtRuntimeError, match=r"missing \['b'\], undeclared \['c'\]"):
-        rows_for({"a": [1], "c": [2]}, declared, "m")
+        rows_for(output_columns({"a": [1], "c": [2]}), declared, "m")
     with pytest.raises(DbtRuntimeError, match="different lengths"):
-        rows_for({"a": [1], "b": [1, 2]}, declared, "m")
+        rows_for(output_columns({"a": [1], "b": [1, 2]}), declared, "m")
 
 
 def test_state_modified_selects_an_edited_python_model_and_what_depends_on_it(test_server, project_copy) -> None:

@@ -1,25 +1,30 @@
-{#- Helpers of the `table` materialization's Python path (materializations/table.sql). -#}
+{#- Helpers of the `table` and `incremental` materializations' Python path (materializations/). -#}
 
-{#- The model's compiled code, plus where the adapter writes the DataFrame that `model()` returns. -#}
-{% macro arc_halo_python_script(compiled_code, output_relation) -%}
+{#- The model's compiled code, plus where the adapter writes the DataFrame that `model()` returns:
+    `output_relation` (already created with the declared types when `created`, else the adapter creates
+    it, typed from the YAML, then `existing_relation`'s columns, then the frame). -#}
+{% macro arc_halo_python_script(compiled_code, output_relation, created, existing_relation=none) -%}
 {{ compiled_code }}
 
-# arc_halo adapter: the staging table (declared column types) that receives the returned DataFrame
+# arc_halo adapter: the staging table that receives the returned DataFrame
 dbt_python_output = {{ output_relation | string | tojson }}
+dbt_python_output_created = {{ 'True' if created else 'False' }}
+dbt_python_existing = {{ existing_relation.include(database=false) | string | tojson if existing_relation else 'None' }}
 {%- endmacro %}
 
-{#- dbt-core refuses `contract: {enforced: true}` on Python models, so the YAML's columns are the
-    contract here: every column needs a data_type, and the model must return exactly those columns. -#}
-{% macro arc_halo_require_declared_types(model) -%}
-    {%- set untyped = [] -%}
-    {%- for column in model.columns.values() if not column.data_type -%}
-        {%- do untyped.append(column.name) -%}
-    {%- endfor -%}
+{#- dbt-core refuses `contract: {enforced: true}` on Python models, so when the YAML gives every column a
+    data_type those columns are the contract: the staging table is created with them (and their
+    constraints) here, and the model must return exactly those columns. Otherwise the adapter types the
+    columns itself (python_model.column_types). -#}
+{% macro arc_halo_create_declared_staging(model, staging_relation) -%}
+    {%- set untyped = model.columns.values() | rejectattr('data_type') | list -%}
     {%- if not model.columns or untyped -%}
-        {{ exceptions.raise_compiler_error(
-            "Python model " ~ model.name ~ ": declare every output column with a data_type in its YAML"
-            ~ (" (missing for " ~ untyped | join(", ") ~ ")" if untyped else " (none declared)")) }}
+        {{ return(false) }}
     {%- endif -%}
+    {% call statement('create_staging') -%}
+        create table {{ staging_relation }} {{ get_table_columns_and_constraints() }}
+    {%- endcall %}
+    {{ return(true) }}
 {%- endmacro %}
 
 {#- True when two tables have the same columns, types, NOT NULLs and constraints, in the same order. -#}

@@ -1,8 +1,8 @@
 {#-
     `table` for the arc_halo adapter: SQL models build exactly as on dbt-postgres; Python models run in
-    this process (dbt.adapters.arc_halo.python_model) and are written into a staging table created
-    from the YAML's declared column types. The staging rows then replace the table's in this one
-    transaction, so readers see the old rows or the new, never an empty or half-written table:
+    this process (dbt.adapters.arc_halo.python_model) and are written into a staging table typed as the
+    YAML declares (else as inferred from the returned frame). The staging rows then replace the table's
+    in this one transaction, so readers see the old rows or the new, never an empty or half-written table:
     - same columns, types and constraints as before: delete + insert, which keeps the table, its grants
       and the views built on it (a `--select` of the model alone leaves its downstream views in place);
     - first build, a changed shape or --full-refresh: rename-swap the staging table in, as dbt does.
@@ -16,18 +16,15 @@
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set staging_relation = make_intermediate_relation(target_relation) -%}
     {%- set backup_relation = make_backup_relation(target_relation, existing_relation.type if existing_relation else 'table') -%}
-    {%- do arc_halo_require_declared_types(model) -%}
     {{ drop_relation_if_exists(load_cached_relation(staging_relation)) }}
     {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {% call statement('create_staging') -%}
-        create table {{ staging_relation }} {{ get_table_columns_and_constraints() }}
-    {%- endcall %}
+    {%- set created = arc_halo_create_declared_staging(model, staging_relation) -%}
     {% call statement('main', language='python') -%}
-        {{ arc_halo_python_script(compiled_code, staging_relation) }}
+        {{ arc_halo_python_script(compiled_code, staging_relation, created) }}
     {%- endcall %}
 
     {%- set keep_table = existing_relation is not none and existing_relation.is_table and not should_full_refresh()

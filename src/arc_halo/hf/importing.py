@@ -71,7 +71,7 @@ def import_model(
     at once when the import's transaction commits."""
     source = ModelSource.open(directory)
     shape = ModelShape.from_config(source.config)
-    name = name or source.default_name()
+    name = source.default_name() if name is None else name  # an empty name is refused, not replaced
     check_registration(name, version)
     _check_against_weights(source, shape)
     digests = content_hash(source, progress)

@@ -208,7 +208,7 @@ class MetricLogger:
     buffer_rows: int = 50_000
     flush_seconds: float = 5.0
     reconnect: Callable[[], psycopg.Connection] | None = None
-    rejected: list[RejectedValue] = field(default_factory=list)
+    rejected: list[RejectedValue] = field(default_factory=list, init=False)
     _rows: list = field(default_factory=list)
     _unwritten: list[_Batch] = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)

@@ -74,6 +74,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_parallel_upload.py \
 		--ignore tests/integration/test_pooler.py \
 		--ignore tests/integration/test_project_conventions.py \
+		--ignore tests/integration/test_properties.py \
 		--ignore tests/integration/test_python_model_frames.py \
 		--ignore tests/integration/test_python_models.py \
 		--ignore tests/integration/test_real_models.py \

@@ -63,6 +63,37 @@ CREATE SCHEMA IF NOT EXISTS public;
 CREATE SCHEMA IF NOT EXISTS reference;
 
 --
+-- Name: attention_max_row_entropy(real[], integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.attention_max_row_entropy(weights real[], key_count integer) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+    select max(row_entropy) / ln(greatest(key_count, 2))
+    from (
+        select sum(case when cell.weight > 0 then -cell.weight::float8 * ln(cell.weight::float8) else 0 end)
+            as row_entropy
+        from unnest(weights) with ordinality as cell (weight, position)
+        group by (cell.position - 1) / nullif(key_count, 0)
+    ) as query_rows
+$$;
+
+--
+-- Name: attention_max_row_sum_error(real[], integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.attention_max_row_sum_error(weights real[], key_count integer) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+    select max(abs(row_sum - 1))
+    from (
+        select sum(cell.weight::float8) as row_sum
+        from unnest(weights) with ordinality as cell (weight, position)
+        group by (cell.position - 1) / nullif(key_count, 0)
+    ) as query_rows
+$$;
+
+--
 -- Name: begin_embedding_load(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2891,7 +2922,10 @@ CREATE TABLE public.attention_patterns (
     CONSTRAINT attention_patterns_mean_entropy_check CHECK ((mean_entropy >= (0)::double precision)),
     CONSTRAINT attention_patterns_query_start_check CHECK ((query_start >= 0)),
     CONSTRAINT attention_patterns_ranges_check CHECK (((query_end > query_start) AND (key_end > key_start))),
-    CONSTRAINT attention_patterns_weights_shape_check CHECK ((cardinality(weights) = ((query_end - query_start) * (key_end - key_start))))
+    CONSTRAINT attention_patterns_weights_are_probabilities_check CHECK (((array_position(weights, NULL::real) IS NULL) AND ((0)::double precision <= ALL (weights)) AND ((1)::double precision >= ALL (weights)))),
+    CONSTRAINT attention_patterns_weights_shape_check CHECK ((cardinality(weights) = ((query_end - query_start) * (key_end - key_start)))),
+    CONSTRAINT attention_patterns_weights_sum_to_one_check CHECK ((public.attention_max_row_sum_error(weights, (key_end - key_start)) <= (0.001)::double precision)),
+    CONSTRAINT attention_patterns_weights_within_max_entropy_check CHECK ((public.attention_max_row_entropy(weights, (key_end - key_start)) <= (1.0000005)::double precision))
 );
 
 --
@@ -2961,7 +2995,7 @@ COMMENT ON COLUMN public.attention_patterns.key_end IS 'Key position after the l
 -- Name: COLUMN attention_patterns.weights; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.attention_patterns.weights IS 'Attention probabilities, row-major (query by key); each row sums to 1 over its keys.';
+COMMENT ON COLUMN public.attention_patterns.weights IS 'Attention probabilities, row-major (query by key): each weight in [0, 1], each row summing to 1 within 0.001 over its keys (the weights_* checks).';
 
 --
 -- Name: COLUMN attention_patterns.mean_entropy; Type: COMMENT; Schema: public; Owner: -

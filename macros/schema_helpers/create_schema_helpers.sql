@@ -8,6 +8,7 @@
     {{ helper_tensor_shape_elements() }}
     {{ helper_touch_updated_at() }}
     {{ helper_tensor_metadata_validate() }}
+    {{ helper_attention_row_checks() }}
     {{ helper_training_metrics_after_insert() }}
     {{ helper_training_sessions_delete_metrics() }}
     {{ helper_create_training_metrics_partitions() }}
@@ -74,6 +75,38 @@ begin
     end if;
     return new;
 end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_attention_row_checks() -%}
+-- What attention_patterns' checks compute over the query rows of a row-major pattern with key_count keys
+-- per row, in double precision as the attention_head_stats model does: the largest |row sum - 1|, and
+-- the largest row entropy over log(max(key_count, 2)). A wrong key_count (the ranges and shape checks
+-- refuse it) gives a number, not an error.
+create or replace function {{ target.schema }}.attention_max_row_sum_error(weights real[], key_count integer)
+returns double precision
+language sql immutable strict parallel safe
+as $fn$
+    select max(abs(row_sum - 1))
+    from (
+        select sum(cell.weight::float8) as row_sum
+        from unnest(weights) with ordinality as cell (weight, position)
+        group by (cell.position - 1) / nullif(key_count, 0)
+    ) as query_rows
+$fn$;
+
+create or replace function {{ target.schema }}.attention_max_row_entropy(weights real[], key_count integer)
+returns double precision
+language sql immutable strict parallel safe
+as $fn$
+    select max(row_entropy) / ln(greatest(key_count, 2))
+    from (
+        select sum(case when cell.weight > 0 then -cell.weight::float8 * ln(cell.weight::float8) else 0 end)
+            as row_entropy
+        from unnest(weights) with ordinality as cell (weight, position)
+        group by (cell.position - 1) / nullif(key_count, 0)
+    ) as query_rows
 $fn$;
 {%- endmacro %}
 

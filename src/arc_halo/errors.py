@@ -43,6 +43,12 @@ class IntegrityError(ArcHaloError):
     chunks), or a write broke a constraint; the message names the constraint or the damaged object."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def describe_connection_failure(exc: psycopg.OperationalError | None, target: str, label: str = "database",
                                 attempts: str = "") -> DatabaseUnavailableError:
     """Turn libpq's connection error into one line that says which part of the connection is wrong:

@@ -12,7 +12,8 @@ import psycopg
 
 from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
-from arc_halo.errors import InvalidInputError
+from arc_halo.errors import InvalidInputError, first_line
+from arc_halo.validation import whole_number
 
 
 def start_session(conn: psycopg.Connection, model_id, generation_config: dict | None = None,
@@ -102,6 +103,15 @@ def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float]) 
             copy.write_row((session, name, float(value)))
 
 
+# Every stored attention pattern is a distribution over its keys in each query row, to these bounds, here
+# and in the database (attention_patterns_weights_*_check, the same numbers): the data tests of
+# attention_head_stats (max_row_sum_error < 0.01, normalized entropy within [0, 1.000001]) then hold for
+# every tenant's rows, so one tenant's data cannot fail the build for all.
+ROW_SUM_TOLERANCE = 1e-3  # |row sum - 1|: float32 softmax rows are off by ~1e-7
+ENTROPY_SLACK = 5e-7  # normalized row entropy may exceed 1 by rounding only (a true distribution: <= 1)
+MAX_POSITION = 2**31 - 1  # integer columns
+
+
 def row_entropies(weights: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of each query row of a query x key attention matrix; 0 log 0 counts as 0."""
     matrix = np.asarray(weights, dtype=np.float64)
@@ -113,16 +123,51 @@ def attention_summary(weights: np.ndarray) -> tuple[float, float]:
     return float(row_entropies(weights).mean()), float(np.max(weights))
 
 
+def attention_weights(weights: object) -> np.ndarray:
+    """The weights as stored (float32, queries x keys) once they are a distribution in every query row;
+    else InvalidInputError naming the first row that is not and what is wrong with it."""
+    matrix = np.asarray(weights)
+    if matrix.dtype.kind not in "iuf":
+        raise InvalidInputError(f"attention weights must be real numbers, got dtype {matrix.dtype}")
+    if matrix.ndim != 2 or 0 in matrix.shape:
+        raise InvalidInputError(f"attention weights must be 2-d (queries x keys) and not empty, got shape {matrix.shape}")
+    stored = matrix.astype(np.float32)
+    bad = ~(np.isfinite(stored) & (stored >= 0) & (stored <= 1))
+    if bad.any():
+        query, key = np.argwhere(bad)[0]
+        raise InvalidInputError(f"attention weight [{query}, {key}] is {stored[query, key]}: every weight must be a "
+                                f"probability between 0 and 1 (softmax output)")
+    values = stored.astype(np.float64)  # what the database and attention_head_stats compute from
+    sum_error = np.abs(values.sum(axis=1) - 1.0)
+    if sum_error.max() > ROW_SUM_TOLERANCE:
+        query = int(sum_error.argmax())
+        raise InvalidInputError(f"attention weights of query row {query} sum to {values[query].sum():.6g}, not 1 "
+                                f"(within {ROW_SUM_TOLERANCE}): store softmax outputs, normalized over the keys")
+    normalized = row_entropies(values) / np.log(max(values.shape[1], 2))
+    if normalized.max() > 1 + ENTROPY_SLACK:
+        query = int(normalized.argmax())
+        raise InvalidInputError(f"attention weights of query row {query} have entropy {normalized[query]:.9f} x "
+                                f"log(keys), above the maximum 1 (a row summing to slightly more than 1): "
+                                f"normalize it in float32 or float64")
+    return stored
+
+
 def record_attention(conn: psycopg.Connection, session_id, layer_id, head_index: int, weights: np.ndarray,
                      query_start: int = 0, key_start: int = 0) -> None:
-    """One head's attention weights (queries x keys), with the summaries the views use."""
-    if weights.ndim != 2:
-        raise InvalidInputError(f"attention weights must be 2-d (queries x keys), got shape {weights.shape}")
-    entropy, max_weight = attention_summary(weights)
-    with conn.transaction():
-        conn.execute(
-            """insert into attention_patterns (inference_session_id, layer_id, head_index, query_start, query_end,
-                                               key_start, key_end, weights, mean_entropy, max_weight)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (session_id, layer_id, head_index, query_start, query_start + weights.shape[0], key_start,
-             key_start + weights.shape[1], weights.astype(np.float32).ravel().tolist(), entropy, max_weight))
+    """One head's attention weights (queries x keys), with the summaries the views use. Weights that are
+    not a distribution in every query row (see attention_weights) are refused before anything is sent."""
+    stored = attention_weights(weights)
+    whole_number("head_index", head_index, 0, MAX_POSITION)
+    whole_number("query_start", query_start, 0, MAX_POSITION - stored.shape[0])
+    whole_number("key_start", key_start, 0, MAX_POSITION - stored.shape[1])
+    entropy, max_weight = attention_summary(stored)
+    try:
+        with conn.transaction():
+            conn.execute(
+                """insert into attention_patterns (inference_session_id, layer_id, head_index, query_start, query_end,
+                                                   key_start, key_end, weights, mean_entropy, max_weight)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (session_id, layer_id, head_index, query_start, query_start + stored.shape[0], key_start,
+                 key_start + stored.shape[1], stored.ravel().tolist(), entropy, max_weight))
+    except psycopg.errors.CheckViolation as exc:  # a bound met in the database's arithmetic, not in numpy's
+        raise InvalidInputError(f"attention weights refused by the database: {first_line(exc)}") from None

@@ -227,8 +227,15 @@ class TensorBytes:
     @classmethod
     def of(cls, array: np.ndarray, content_sha256: str | None = None) -> TensorBytes:
         """`content_sha256` is `content_digest(array)` when the caller has already computed it."""
+        try:
+            dtype = dtype_name(np.asarray(array).dtype)  # before the byte view, which object arrays refuse
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise InvalidInputError(f"a tensor must be a numpy array (or nested lists of numbers), got "
+                                    f"{type(array).__name__}: {exc}") from None
         data, raw = _raw_bytes(array)
-        return cls(data, raw, content_sha256 or _sha256(raw), dtype_name(data.dtype), list(data.shape))
+        return cls(data, raw, content_sha256 or _sha256(raw), dtype, list(data.shape))
 
     def chunk_count(self, chunk_bytes: int) -> int:
         return (len(self.raw) + chunk_bytes - 1) // chunk_bytes

@@ -13,7 +13,7 @@ import logging
 import numbers
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -21,8 +21,8 @@ import numpy as np
 import psycopg
 
 from arc_halo import bulk, db, tensors
-from arc_halo.errors import InvalidInputError, NotFoundError
-from arc_halo.validation import as_uuid
+from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line
+from arc_halo.validation import as_uuid, storable_text
 
 METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value", "recorded_at")
 # The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
@@ -83,7 +83,7 @@ def _check_name(name: object) -> str:
     if type(name) is not str or not 1 <= len(name) <= MAX_METRIC_NAME:
         shown = f"{len(name)} characters" if isinstance(name, str) else repr(name)
         raise InvalidInputError(f"metric name must be a string of 1 to {MAX_METRIC_NAME} characters, got {shown}")
-    return name
+    return storable_text("metric name", name)
 
 
 def _check_step(step: object, epoch: object) -> None:
@@ -97,20 +97,42 @@ def _check_step(step: object, epoch: object) -> None:
             raise InvalidInputError(f"epoch must be a whole number between 0 and {MAX_EPOCH} (or None), got {epoch!r}")
 
 
+def _is_real_number(value: object) -> bool:
+    """Python and numpy reals and 0-d arrays/tensors of them; not bools, text, complex numbers or arrays."""
+    if value is None or isinstance(value, (bool, np.bool_, str, bytes, bytearray)):
+        return False
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        return False  # float() of a numpy complex drops the imaginary part with only a warning
+    dtype = getattr(value, "dtype", None)
+    if getattr(dtype, "kind", "f") not in "iuf" or getattr(value, "ndim", 0) != 0:
+        return False
+    return not getattr(value, "is_complex", lambda: False)()  # torch tensors
+
+
 def _check_value(name: str, value: object) -> float:
-    """A float from a Python or numpy number or a 0-d array/tensor; NaN and infinities are data."""
+    """float(value) from a Python or numpy number or a 0-d array/tensor; NaN and infinities are data, a
+    number too large for double precision (10**400) is not."""
     if type(value) is float:
         return value
-    if isinstance(value, (bool, str, bytes, complex)) or value is None:
-        raise InvalidInputError(f"metric {name!r}: value must be a real number, got {value!r}")
+    if not _is_real_number(value):
+        raise InvalidInputError(f"metric {name!r}: value must be a real number, got {_shown(value)}")
     try:
         return float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"metric {name!r}: value must be a real number, got {value!r} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - OverflowError, TypeError, a __float__ of the caller's that fails
+        raise InvalidInputError(f"metric {name!r}: value must be a real number that fits double precision, "
+                                f"got {_shown(value)} ({type(exc).__name__}: {exc})") from None
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ of the caller's
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _check_time(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
+    if not isinstance(at, datetime) or at.utcoffset() is None:
         raise InvalidInputError(f"`at` must be a datetime with a time zone, got {at!r}")
     return at
 
@@ -141,17 +163,39 @@ class _Batch:
     rows: list[tuple]
 
 
+@dataclass(frozen=True)
+class RejectedValue:
+    """A value `log` accepted that the database refused (kept, not written; see MetricLogger.rejected)."""
+
+    metric_name: str
+    step: int
+    epoch: int | None
+    value: float
+    recorded_at: datetime
+    reason: str
+
+
+# The server's answers that are about a batch's data (SQLSTATE classes 22 and 23), and the client's
+# failure to encode a value: deterministic, so retrying the same rows fails the same way for ever.
+_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeError)
+
+
 @dataclass
 class MetricLogger:
     """Buffer metrics and write them with binary COPY: `log` checks the value and appends; `flush` is one
     round trip.
 
-    Never loses a value it accepted: `log`/`log_many` refuse a bad value with InvalidInputError (the
-    values before it stay accepted), so a flush never fails on one row's data. A flush that fails keeps
-    its rows and raises; the next flush writes them, reconnecting first when the connection broke
-    (`reconnect`, a callable returning a new connection; by default the same connection string).
-    Each batch records its id in metric_batches in the batch's own transaction, so a retry after an
-    ambiguous failure (connection lost during commit) writes nothing twice.
+    Never loses a value it accepted: `log`/`log_many` refuse with InvalidInputError whatever the database
+    cannot store (a name with NUL or a lone surrogate, a value beyond double precision; the values before
+    it stay accepted). A flush that fails keeps its rows and raises; the next flush writes them,
+    reconnecting first when the connection broke (`reconnect`, a callable returning a new connection; by
+    default the same connection string). Each batch records its id in metric_batches in the batch's own
+    transaction, so a retry after an ambiguous failure (connection lost during commit) writes nothing twice.
+
+    Should the database still refuse a batch for its data (a constraint the checks here do not know),
+    the batch is split until the refused values stand alone: every other value is written, and each
+    refused one is logged in one line and kept in `rejected`; `close` (and leaving a `with` block
+    normally) then raises IntegrityError naming them. One value never blocks the flushes after it.
 
     Flushes when `buffer_rows` values are waiting or `flush_seconds` passed since the last flush, on
     close, and when leaving a `with` block, also on an exception (logging one line if that flush fails,
@@ -164,11 +208,13 @@ class MetricLogger:
     buffer_rows: int = 50_000
     flush_seconds: float = 5.0
     reconnect: Callable[[], psycopg.Connection] | None = None
+    rejected: list[RejectedValue] = field(default_factory=list, init=False)
     _rows: list = field(default_factory=list)
     _unwritten: list[_Batch] = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)
     _session_bytes: bytes = field(init=False)
     _known_names: set[str] = field(default_factory=set)
+    _reported: int = 0  # rejected values close() has raised about
 
     def __post_init__(self) -> None:
         self._session_bytes = as_uuid("session id", self.session_id).bytes
@@ -178,7 +224,7 @@ class MetricLogger:
             self.reconnect = _reopener(self.conn)
 
     def _name(self, name: str) -> str:
-        if name not in self._known_names:
+        if type(name) is not str or name not in self._known_names:
             self._known_names.add(_check_name(name))
         return name
 
@@ -193,6 +239,8 @@ class MetricLogger:
         """Several metrics of one step, with one timestamp. A bad name or value raises and none of this
         call's values are taken (the step is refused whole); values logged before stay accepted."""
         _check_step(step, epoch)
+        if not isinstance(values, Mapping):
+            raise InvalidInputError(f"log_many takes a dict of metric name -> value, got {_shown(values)}")
         at, session = datetime.now(timezone.utc), self._session_bytes
         if not self._known_names.issuperset(values) or any(type(value) is not float for value in values.values()):
             values = {self._name(name): _check_value(name, value) for name, value in values.items()}
@@ -205,12 +253,12 @@ class MetricLogger:
 
     @property
     def pending(self) -> int:
-        """Values accepted and not yet known to be written."""
+        """Values accepted and not yet known to be written (nor refused by the database)."""
         return len(self._rows) + sum(len(batch.rows) for batch in self._unwritten)
 
     def flush(self) -> int:
-        """Write every accepted value; returns the number of rows this call wrote. On failure the rows
-        stay (under their batch ids) for the next flush, and the error is raised."""
+        """Write every accepted value; returns the number of rows this call wrote. On a connection failure
+        the rows stay (under their batch ids) for the next flush, and the error is raised."""
         if self._rows:
             self._unwritten.append(_Batch(uuid.uuid4(), self._rows))
             self._rows = []
@@ -218,9 +266,33 @@ class MetricLogger:
         written = 0
         while self._unwritten:
             batch = self._unwritten[0]
-            written += self._write(batch)
+            try:
+                written += self._write(batch)
+            except _DATA_ERRORS as exc:
+                self._isolate(exc)
+                continue
             self._unwritten.pop(0)
         return written
+
+    def _isolate(self, exc: BaseException) -> None:
+        """The first unwritten batch was refused for its data. Its transaction was rolled back (the server
+        answered), so its id was never recorded: it is replaced by its two halves under new ids, and a
+        single refused row is set aside in `rejected`. A batch with k bad rows of n costs about
+        2k log2(n) more transactions. A session deleted meanwhile refuses every row: NotFoundError."""
+        if self.conn.closed or self.conn.broken:
+            raise exc
+        with self.conn.transaction():
+            _require_session(self.conn, self.session_id)
+        batch = self._unwritten.pop(0)
+        if len(batch.rows) > 1:
+            middle = len(batch.rows) // 2
+            self._unwritten[0:0] = [_Batch(uuid.uuid4(), batch.rows[:middle]), _Batch(uuid.uuid4(), batch.rows[middle:])]
+            return
+        _, name, step, epoch, value, at = batch.rows[0]
+        refused = RejectedValue(name, step, epoch, value, at, first_line(exc))
+        self.rejected.append(refused)
+        log.error("MetricLogger: the database refused metric %r = %r at step %d of session %s, not written: %s",
+                  name, value, step, self.session_id, refused.reason)
 
     def _write(self, batch: _Batch) -> int:
         if self.conn.closed or self.conn.broken:
@@ -236,21 +308,29 @@ class MetricLogger:
         return len(batch.rows)
 
     def close(self) -> None:
+        """Flush; then, if the database refused values since the last close, raise IntegrityError naming
+        them (they are in `rejected`; everything else is written)."""
         self.flush()
+        if len(self.rejected) > self._reported:
+            first, count = self.rejected[self._reported], len(self.rejected) - self._reported
+            self._reported = len(self.rejected)
+            raise IntegrityError(
+                f"the database refused {count} metric value(s) of session {self.session_id} that were "
+                f"not written (the first: {first.metric_name!r} at step {first.step}: {first.reason}); all other "
+                "values are stored, the refused ones are in MetricLogger.rejected")
 
     def __enter__(self) -> MetricLogger:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
-            self.flush()
+            self.close()
             return
         try:  # keep what was logged before the exception, then let the exception through
             self.flush()
         except Exception as flush_error:  # noqa: BLE001 - the caller's exception matters more
             log.error("MetricLogger: %d metric values of session %s not written while leaving on %s: %s",
-                      self.pending, self.session_id, exc_type.__name__, str(flush_error).strip().splitlines()[0]
-                      if str(flush_error).strip() else type(flush_error).__name__)
+                      self.pending, self.session_id, exc_type.__name__, first_line(flush_error))
 
 
 @dataclass(frozen=True)

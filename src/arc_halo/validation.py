@@ -28,6 +28,21 @@ def bounded_text(name: str, value: object, max_length: int) -> str:
     return value
 
 
+def storable_text(name: str, value: str) -> str:
+    """`value` if PostgreSQL text can hold it: no NUL character, and encodable in UTF-8 (a lone surrogate,
+    such as a half of an emoji from a bad slice or `surrogateescape`d bytes, is not)."""
+    position = value.find("\x00")
+    if position >= 0:
+        raise InvalidInputError(f"{name} {value[:40]!r} contains a NUL character (at {position}), which PostgreSQL "
+                                "text cannot hold: remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{name} {value[:40]!r} is not valid Unicode: {value[exc.start]!r} at {exc.start} "
+                                "cannot be encoded in UTF-8 (a lone surrogate): fix the text") from None
+    return value
+
+
 def as_uuid(name: str, value: object) -> uuid.UUID:
     """An id given as a UUID or its text."""
     if isinstance(value, uuid.UUID):

@@ -12,15 +12,25 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, tzinfo
 
+from fractions import Fraction
+
+import numpy as np
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo import embedded, training
-from arc_halo.errors import InvalidInputError, NotFoundError
+from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError
 from rows import insert_model
+
+
+class NoOffset(tzinfo):
+    """A time zone object that knows no offset: the datetime is naive in all but name."""
+
+    def utcoffset(self, dt):
+        return None
 
 
 @pytest.fixture
@@ -53,9 +63,23 @@ def stored(url: str, session_id) -> list[tuple]:
         (lambda logger: logger.log(7, 1.0, step=500), "metric name must be a string"),
         (lambda logger: logger.log("loss", 1.0, step=500, at=datetime(2026, 1, 1)), "with a time zone"),
         (lambda logger: logger.log_many({"loss": 1.0, "acc": [1]}, step=500), "metric 'acc': value must be a real"),
+        # Issue 18 §1: what PostgreSQL cannot store is refused here, not at the flush.
+        (lambda logger: logger.log("lo\x00ss", 1.0, step=500), "contains a NUL character"),
+        (lambda logger: logger.log("loss\ud800", 1.0, step=500), r"'\\ud800' at 4 cannot be encoded in UTF-8"),
+        (lambda logger: logger.log_many({"loss": 1.0, "acc\udcff": 1.0}, step=500), "cannot be encoded in UTF-8"),
+        (lambda logger: logger.log("loss", 10**400, step=500), "fits double precision, got 1000000000.*OverflowError"),
+        (lambda logger: logger.log("loss", Fraction(10**400, 3), step=500), "OverflowError"),
+        (lambda logger: logger.log("loss", np.complex64(1 + 2j), step=500), "value must be a real number"),
+        (lambda logger: logger.log("loss", np.array([1.0]), step=500), "value must be a real number"),
+        (lambda logger: logger.log("loss", np.bool_(True), step=500), "value must be a real number"),
+        (lambda logger: logger.log(["loss"], 1.0, step=500), "metric name must be a string"),
+        (lambda logger: logger.log("loss", 1.0, step=500, at=datetime(2026, 1, 1, tzinfo=NoOffset())), "with a time zone"),
+        (lambda logger: logger.log_many([("loss", 1.0)], step=500), "takes a dict of metric name -> value"),
     ],
     ids=["text", "none", "negative-step", "fractional-step", "huge-step", "negative-epoch", "empty-name",
-         "long-name", "non-text-name", "naive-time", "list-value"],
+         "long-name", "non-text-name", "naive-time", "list-value", "nul-name", "surrogate-name",
+         "surrogate-name-many", "huge-int", "huge-fraction", "complex", "array", "numpy-bool", "unhashable-name",
+         "no-offset-time", "pairs-not-dict"],
 )
 def test_one_bad_value_among_a_thousand_raises_there_and_the_rest_are_written(db, call, message) -> None:
     session_id = training.start_session(db, insert_model(db, "checked"), "run")
@@ -72,8 +96,6 @@ def test_one_bad_value_among_a_thousand_raises_there_and_the_rest_are_written(db
 
 
 def test_numpy_numbers_are_values(db) -> None:
-    import numpy as np
-
     session_id = training.start_session(db, insert_model(db, "numpy"), "run")
     with training.MetricLogger(db, session_id) as logger:
         logger.log_many({"loss": np.float32(0.25), "tokens": np.int64(7), "norm": np.array(1.5)}, step=np.int64(3))
@@ -232,3 +254,56 @@ def test_unknown_ids_raise_not_found(db) -> None:
             call()
     with pytest.raises(InvalidInputError, match="session id 'run-1' is not a UUID"):
         training.finish_session(db, "run-1")
+
+
+def test_odd_names_are_refused_at_log_and_the_run_keeps_going(committed) -> None:
+    """Issue 18 §1: a NUL or a lone surrogate in a name used to be accepted and then fail every later
+    flush. Now each is refused at `log`, over several flushes, and every other value is stored once."""
+    url, session_id = committed
+    odd = ["grad\x00norm", "acc\ud83d", "\udc80", "x" * 251, "lr\x00"]
+    expected = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        with training.MetricLogger(conn, session_id, buffer_rows=64) as logger:
+            for step in range(500):
+                if step % 50 == 7:
+                    with pytest.raises(InvalidInputError):
+                        logger.log(odd[step // 50 % len(odd)], 1.0, step=step)
+                    with pytest.raises(InvalidInputError):
+                        logger.log_many({"loss": 1.0, odd[step // 50 % len(odd)]: 2.0}, step=step)
+                logger.log("loss", step / 7, step=step)
+                logger.log("naïve ✓ 損失 🙂", -step / 3, step=step)
+                expected[("loss", step)] = step / 7
+                expected[("naïve ✓ 損失 🙂", step)] = -step / 3
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("select metric_name, step, value from training_metrics where training_session_id = %s",
+                            (session_id,)).fetchall()
+    assert len(rows) == len(expected) == 1000
+    assert {(name, step): value for name, step, value in rows} == expected
+
+
+def test_a_batch_the_database_refuses_is_split_until_the_refused_values_stand_alone(committed, caplog) -> None:
+    """Defence in depth: a constraint the logger's checks do not know refuses three values; the batches
+    holding them are split, every other value is written exactly once, the three are kept in `rejected`,
+    each is logged in one line, later flushes are not blocked, and close says so."""
+    url, session_id = committed
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("alter table training_metrics add constraint test_no_poison_check check (value <> 13.5)")
+    poisoned = {41, 333, 334}
+    with psycopg.connect(url, autocommit=True) as conn, caplog.at_level(logging.ERROR, logger="arc_halo.training"):
+        logger = training.MetricLogger(conn, session_id, buffer_rows=200)
+        for step in range(1000):
+            logger.log("loss", 13.5 if step in poisoned else float(step), step=step)
+        assert logger.flush() >= 0 and logger.pending == 0
+        logger.log("loss", 1.0, step=1000)
+        assert logger.flush() == 1  # not blocked
+        with pytest.raises(IntegrityError, match=r"refused 3 metric value\(s\).*'loss' at step 41.*test_no_poison_check"):
+            logger.close()
+        logger.close()  # reported once
+    assert [(value.step, value.value) for value in logger.rejected] == [(41, 13.5), (333, 13.5), (334, 13.5)]
+    assert len(caplog.records) == 3 and all("test_no_poison_check" in r.getMessage() for r in caplog.records)
+    with psycopg.connect(url) as conn:
+        steps = [row[0] for row in conn.execute(
+            "select step from training_metrics where training_session_id = %s order by step", (session_id,))]
+        assert steps == [step for step in range(1001) if step not in poisoned]
+        assert conn.execute("select sum(row_count) from metric_batches where training_session_id = %s",
+                            (session_id,)).fetchone()[0] == 998

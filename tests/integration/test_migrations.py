@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from conftest import build
 from rows import insert_everything, row_counts
@@ -123,3 +124,146 @@ def test_psql_path_database_is_upgraded_by_migrations(test_server, fresh_databas
         assert conn.execute("select count(*) from models where license is null").fetchone()[0] == 0
     recorded = schema_export._ledger_rows(url)
     assert "(20261201000000, '20261201000000_models_license.sql', '" in recorded and "', true)" in recorded
+
+
+# Issue 18 §5: migrations say the truth.
+
+TRANSACTION_CONTROL = [  # (a statement inside a transactional file, the words the refusal names)
+    ("begin;", "BEGIN"), ("COMMIT;", "COMMIT"), ("Rollback;", "ROLLBACK"), ("start transaction;", "START TRANSACTION"),
+    ("end;", "END"), ("savepoint before_drop;", "SAVEPOINT"), ("release savepoint s;", "RELEASE SAVEPOINT"),
+    ("rollback to savepoint s;", "ROLLBACK"), ("abort;", "ABORT"), ("prepare transaction 'x';", "PREPARE TRANSACTION"),
+    ("commit and chain;", "COMMIT"), ("/* a note */ commit", "COMMIT"), ("begin isolation level serializable;", "BEGIN"),
+]
+# Transaction words where they control nothing: bodies, strings, quoted names, comments, psql's rules.
+NOT_TRANSACTION_CONTROL = """\
+-- commit;
+/* nested /* commit; */ still a comment; rollback; */
+create table truth_a (x int, "end" text default 'begin; commit;');
+insert into truth_a values (1, E'it\\'s; commit'), (2, $$ ; commit; $$), (3, $tag$ begin; end; $tag$);
+create function truth_f() returns int language plpgsql as $fn$
+begin
+    perform 1;
+    return (select case when true then 1 end);
+end
+$fn$;
+create procedure truth_p() language plpgsql as 'begin commit; end';
+create function truth_atomic() returns int language sql
+begin atomic
+    select case when true then 1 else 0 end;
+end;
+prepare truth_q as select 1;
+deallocate truth_q;
+select "commit" from (select 1 as "commit") as quoted;
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def ledger(conn: psycopg.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("select file_name from arc_halo_meta.schema_migrations order by version")]
+
+
+def refused(conn: psycopg.Connection, folder: Path) -> str:
+    with pytest.raises(migrations.MigrationError) as caught:
+        migrations.migrate(conn, folder)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_transaction_control_in_a_transactional_migration_is_refused_before_anything_runs(
+    test_server, built_copy: str, tmp_path: Path,
+) -> None:
+    """A file with its own BEGIN ... COMMIT then a failing statement used to be reported as "nothing of it
+    was applied" while the part before COMMIT stayed, unrecorded. Such files are refused before any
+    pending file runs; the same words in bodies, strings, names and comments are not transaction control."""
+    with psycopg.connect(test_server.url(built_copy)) as conn:
+        write(tmp_path, "20261201000000_first.sql", "create table truth_first (x int);\n")
+        for statement, words in TRANSACTION_CONTROL:
+            bad = write(tmp_path, "20261201000001_own_transaction.sql",
+                        f"create table truth_b (x int);\n-- why\n{statement}\ninsert into truth_b values (1/0);\n")
+            message = refused(conn, tmp_path)
+            assert message.startswith(f"migrations/{bad.name}, line 3: {words} controls the transaction"), message
+            assert "`-- arc-halo: no-transaction`" in message and "remove it" in message
+        assert conn.execute("select to_regclass('truth_first'), to_regclass('truth_b')").fetchone() == (None, None)
+        assert ledger(conn) == []  # not even the good file before it ran
+
+        bad.write_text(NOT_TRANSACTION_CONTROL)
+        outcome = migrations.migrate(conn, tmp_path)
+        assert outcome.applied == ["20261201000000_first.sql", bad.name]
+        assert conn.execute("select truth_f(), truth_atomic(), count(*) from truth_a").fetchone() == (1, 1, 3)
+
+        # The same transaction control in a no-transaction file runs, statement by statement.
+        write(tmp_path, "20261201000002_own.sql", "-- arc-halo: no-transaction\nbegin;\ncreate table truth_c (x int);\ncommit;\n")
+        assert migrations.migrate(conn, tmp_path).applied == ["20261201000002_own.sql"]
+        assert conn.execute("select to_regclass('truth_c') is not null").fetchone()[0]
+
+
+def test_a_failed_migration_says_nothing_was_applied_only_when_so(test_server, built_copy: str) -> None:
+    url = test_server.url(built_copy)
+    failing = migrations.Migration(20261201000000, "20261201000000_fails.sql",
+                                   "create table truth_d (x int);\ninsert into truth_d values (1/0);\n")
+    # Transaction control the check did not see (the runner called without it): the runner notices that
+    # the file ended its transaction, and says the part before stays.
+    committing = migrations.Migration(20261201000001, "20261201000001_commits.sql",
+                                      "create table truth_e (x int);\ncommit;\ninsert into truth_e values (1/0);\n")
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrations.ensure_ledger(conn)
+        with pytest.raises(migrations.MigrationError, match=r"division by zero \(nothing of it was applied\)"):
+            migrations._apply_in_transaction(conn, failing, "public")
+        assert conn.execute("select to_regclass('truth_d')").fetchone()[0] is None
+        with pytest.raises(migrations.MigrationError) as caught:
+            migrations._apply_in_transaction(conn, committing, "public")
+        assert "nothing of it was applied" not in str(caught.value)
+        assert "committed the statements before it, which stay applied, unrecorded" in str(caught.value)
+        assert conn.execute("select to_regclass('truth_e') is not null").fetchone()[0]  # what the message says
+        assert ledger(conn) == []
+        # A file that commits and then succeeds is not recorded as applied either.
+        with pytest.raises(migrations.MigrationError, match="ended the transaction it was run in"):
+            migrations._apply_in_transaction(conn, migrations.Migration(
+                20261201000002, "20261201000002_commits.sql", "create table truth_f (x int);\ncommit;\n"), "public")
+        assert ledger(conn) == []
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("20261201000000_upper.SQL", "ends in lowercase .sql (it would be skipped): rename it to 20261201000000_upper.sql"),
+    ("20261201000000_mixed.Sql", "rename it to 20261201000000_mixed.sql"),
+    ("١٢٣٤_arabic_digits.sql", "write the version '١٢٣٤' in ASCII digits 0-9 (it reads as 1234"),
+    ("２０２６_fullwidth.sql", "in ASCII digits 0-9"),
+    ("99999999999999999999_too_big.sql", "is larger than 9223372036854775807"),
+])
+def test_misnamed_files_are_refused_in_one_line(test_server, built_copy: str, tmp_path: Path, name: str, message: str) -> None:
+    write(tmp_path, "20261130000000_fine.sql", "create table truth_fine (x int);\n")
+    write(tmp_path, name, "create table truth_misnamed (x int);\n")
+    with psycopg.connect(test_server.url(built_copy)) as conn:
+        assert message in refused(conn, tmp_path)
+        assert conn.execute("select to_regclass('truth_fine'), to_regclass('truth_misnamed')").fetchone() == (None, None)
+
+
+def test_an_applied_migration_renamed_or_deleted_is_refused_by_name(
+    test_server, built_copy: str, project_copy: Path,
+) -> None:
+    url = test_server.url(built_copy)
+    folder = project_copy / "migrations"
+    applied = write(folder, "20261201000000_add_notes.sql", "alter table models add column truth_notes text;\n")
+    with psycopg.connect(url) as conn:
+        assert migrations.migrate(conn, folder).applied == [applied.name]
+        for new_name in ("20261201000000_add_model_notes.sql", "20261202000000_add_notes.sql"):
+            renamed = applied.rename(folder / new_name)
+            assert (f"migration {applied.name} is applied to this database but was renamed to migrations/{new_name}: "
+                    "rename it back") in refused(conn, folder)
+            renamed.rename(applied)
+        applied.write_text(applied.read_text().replace("text", "varchar"))  # renamed and edited: still named
+        applied.rename(folder / "20261201000000_add_model_notes.sql")
+        assert (f"migration {applied.name} is applied to this database but migrations/{applied.name} is missing "
+                "(migrations/20261201000000_add_model_notes.sql holds its version now): restore it") in refused(conn, folder)
+        (folder / "20261201000000_add_model_notes.sql").unlink()
+    deleted = arc_halo(project_copy, url, "db", "migrate")  # deleted: the CLI says so in one line, exit 2
+    assert deleted.returncode == 2 and deleted.stderr.count("\n") == 1, deleted.stderr
+    assert f"migration {applied.name} is applied to this database but migrations/{applied.name} is missing: restore it" \
+        in deleted.stderr

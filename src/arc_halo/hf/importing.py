@@ -64,7 +64,7 @@ def import_model(
     at once when the import's transaction commits."""
     source = ModelSource.open(directory)
     configured = ModelShape.from_config(source.config)
-    name = name or source.default_name()
+    name = source.default_name() if name is None else name  # an empty name is refused, not replaced
     check_registration(name, version)
     shape = check_against_weights(configured, tensor_shapes(source.shards),
                                   lambda parameter: layer_index(parameter, configured), source.config)

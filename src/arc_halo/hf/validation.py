@@ -6,11 +6,14 @@ refuses a row anyway is translated into what to fix (constraint_fix)."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from safetensors import safe_open
 
+from arc_halo.errors import InvalidInputError
 from arc_halo.hf.errors import ModelImportError
+from arc_halo.validation import storable_text
 
 MAX_NAME_LENGTH = 200  # models_model_name_check
 MAX_VERSION_LENGTH = 64
@@ -80,6 +83,21 @@ def check_registration(name: str, version: str) -> None:
             raise ModelImportError(f"{label} is {len(value)} characters long; the limit is {limit}")
         if any(ord(character) < 32 for character in value):
             raise ModelImportError(f"{label} {value[:40]!r} contains control characters")
+        try:
+            storable_text(label, value)  # a lone surrogate
+        except InvalidInputError as exc:
+            raise ModelImportError(str(exc)) from None
+    if _looks_like_uuid(name):
+        raise ModelImportError(f"model name {name!r} has the form of a model id; lookups take a name or an id, so "
+                               "a name cannot be one: choose another --name")
+
+
+def _looks_like_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 # What to fix when the database refuses an imported row by one of these constraints. The checks above refuse

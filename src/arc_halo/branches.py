@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from arc_halo import config, embedded, targets
-from arc_halo.conninfo import is_local_host
+from arc_halo.conninfo import check_libpq_transport, is_local_host
 from arc_halo.errors import ConfigurationError, InvalidInputError, NotFoundError
 from arc_halo.targets import branch_database, validate_branch_name
 
@@ -45,6 +45,7 @@ class LocalBranches:
     """Branches as template copies of databases on one PostgreSQL server."""
 
     def __init__(self, admin_url: str, main_database: str = config.LOCAL_DATABASE):
+        check_libpq_transport(admin_url, "local branches' server")
         self.admin_url = admin_url
         self.main = main_database
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import traceback
 import uuid
 from typing import NoReturn
 
@@ -13,6 +14,7 @@ import psycopg
 
 from arc_halo import dbt, embedded, targets
 from arc_halo.errors import ArcHaloError
+from arc_halo.redaction import redact
 
 EXAMPLE_QUERIES = (
     "SELECT * FROM v_model_architecture WHERE model_name = 'gpt-fusion-1';",
@@ -473,14 +475,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        if _debugging(args):
-            raise
+        if _debugging(args):  # the traceback, with every credential it quotes hidden
+            print(redact("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+            sys.exit(1)
         line = _user_error(exc)
         if line is None:  # a fault in arc-halo, not in the input: still one line, but say how to see more
-            print(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
-                  "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+            print(redact(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                         "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)"), file=sys.stderr)
             sys.exit(1)
-        print(f"arc-halo: error: {line}", file=sys.stderr)
+        print(redact(f"arc-halo: error: {line}"), file=sys.stderr)
         sys.exit(2)
 
 

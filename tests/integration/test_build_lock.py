@@ -52,6 +52,27 @@ def lease_holders(conn: psycopg.Connection) -> list[str]:
     return [row[0] for row in conn.execute("select holder_invocation from arc_halo_build.lease")]
 
 
+HOLDER_APPLICATION = "dbt live-holder"
+HOLDER_KEY = "hashtextextended('arc_halo.build_lock:' || %s, 0)"  # src/dbt/adapters/arc_halo/build_lock.py
+
+
+def hold_lease(url: str, invocation: str) -> psycopg.Connection:
+    """A session that holds the lease as a build's lock session does: its invocation's advisory lock, and
+    the lease row naming its pid and start time."""
+    holder = psycopg.connect(url, autocommit=True, application_name=HOLDER_APPLICATION)
+    holder.execute(f"select pg_advisory_lock({HOLDER_KEY})", (invocation,))
+    holder.execute("""insert into arc_halo_build.lease
+                          (lock_name, holder_invocation, holder_application, holder_pid, holder_backend_start)
+                      select 'build', %s, current_setting('application_name'), pid, backend_start
+                      from pg_stat_activity where pid = pg_backend_pid()""", (invocation,))
+    return holder
+
+
+def advisory_locks_held(conn: psycopg.Connection, besides: list[int]) -> int:
+    return conn.execute("select count(*) from pg_locks where locktype = 'advisory' and granted and objsubid = 1"
+                        " and pid <> all(%s)", (besides,)).fetchone()[0]
+
+
 @pytest.fixture
 def database(test_server, built_copy) -> str:
     url = test_server.url(built_copy)
@@ -83,12 +104,10 @@ def test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock(databas
         assert WAITING not in first_log.read_text()
         assert lease_holders(observer) == []
 
-        # 2. A live holder (a connection named as dbt names a build's connections, with its lease) and
-        # no patience: the build stops at once, changing nothing.
+        # 2. A live holder (a session holding its invocation's advisory lock, named in the lease) and no
+        # patience: the build stops at once, changing nothing, and never takes the lease over.
         view_oid = "select 'v_model_architecture'::regclass::oid"
-        holder = psycopg.connect(database, autocommit=True, application_name="dbt live-holder")
-        holder.execute("insert into arc_halo_build.lease (lock_name, holder_invocation, holder_application)"
-                       " values ('build', 'live-holder', 'dbt live-holder')")
+        holder = hold_lease(database, "live-holder")
         oid_held = observer.execute(view_oid).fetchone()[0]
         stopped, stopped_log = start_dbt(database, tmp_path, "stopped", "run", "--select", "v_model_architecture",
                                          ARC_HALO_BUILD_LOCK_WAIT_SECONDS="0")
@@ -96,22 +115,27 @@ def test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock(databas
         text = stopped_log.read_text()
         assert "another build of this database is running (dbt invocation live-holder" in text
         assert "nothing was changed" in text and "deadlock detected" not in text
+        assert "taking over" not in text
         assert observer.execute(view_oid).fetchone()[0] == oid_held  # the view was not rebuilt
         assert lease_holders(observer) == ["live-holder"]
 
-        # 3. The holder ends without releasing (killed) while a build waits, after changing a relation the
-        # waiting build had already listed: the waiting build takes the abandoned lease over, sees that its
-        # picture of the database is stale, and stops without building on it.
-        waiting, waiting_log = start_dbt(database, tmp_path, "waiting", "run", "--select", "v_model_architecture",
-                                         "--vars", "{build_lock_stale_seconds: 1}")
+        # 3. The holder is killed while a build waits, after changing a relation the waiting build had
+        # already listed, and an impostor connects under the holder's application_name and takes its advisory
+        # key: the waiting build still takes the abandoned lease over, sees that its picture of the database
+        # is stale, and stops without building on it.
+        impostor = psycopg.connect(database, autocommit=True, application_name=HOLDER_APPLICATION)
+        waiting, waiting_log = start_dbt(database, tmp_path, "waiting", "run", "--select", "v_model_architecture")
         wait_for(lambda: WAITING in waiting_log.read_text(), "the build to say that it waits")
-        sleeping = ("select count(*) from pg_stat_activity where datname = current_database()"
-                    " and wait_event = 'PgSleep' and application_name like 'dbt %'")
-        wait_for(lambda: observer.execute(sleeping).fetchone()[0] > 0, "the build to wait in the database")
+        others = [holder.info.backend_pid, impostor.info.backend_pid, observer.info.backend_pid]
+        wait_for(lambda: advisory_locks_held(observer, others) > 0, "the waiting build's lock session")
+        assert lease_holders(observer) == ["live-holder"]  # a live holder is waited for, not taken over
         observer.execute("drop view v_model_architecture")
         holder.close()
+        impostor.execute(f"select pg_advisory_lock({HOLDER_KEY})", ("live-holder",))
         assert waiting.wait(timeout=600) != 0
+        impostor.close()
         text = waiting_log.read_text()
+        assert "taking over its lease" in text, text[-3000:]
         assert "another build changed this database while this build waited for it" in text, text[-3000:]
         assert "this build changed nothing" in text and "deadlock detected" not in text
         assert observer.execute("select to_regclass('v_model_architecture')").fetchone()[0] is None

@@ -1,7 +1,9 @@
 """Connections for the library, to the database `targets.database_url()` picks (ARC_HALO_DATABASE_URL,
 else NEON_DATABASE_URL, else the embedded server).
 
-Remote hosts must use TLS (sslmode=require or stronger, `conninfo.check_libpq_transport`); connects are
+Remote hosts must use TLS (sslmode=require or stronger, `conninfo.check_libpq_transport`), checked by
+`check_transport` before every connection the library opens, whatever URL or keywords it was given (pools,
+ParallelUpload's workers and MetricLogger's reconnects all open `TenantConnection`s); connects are
 retried with backoff (`targets.with_connect_retries`), because a Neon compute that scaled to zero takes
 a few seconds to wake.
 
@@ -14,7 +16,8 @@ connection (e.g. a pool serving many tenants). Pools reset every connection they
 Behind a transaction-mode pooler (a Neon `-pooler` host, or ARC_HALO_POOLED=1 e.g. for PgBouncer) the
 next transaction may run on another server connection: psycopg's automatic prepared statements are
 off, and a connection without a tenant sets an empty one per transaction, so it sees nothing whatever
-an earlier client left on the server connection.
+an earlier client left on the server connection. Such a connection cannot be autocommit: nothing would
+set the tenant for a statement outside a transaction block.
 """
 
 from __future__ import annotations

@@ -230,11 +230,14 @@ class ParallelUpload:
     def _pool_capacity(self, wanted: int) -> int:
         """How many server connections (up to `wanted`) the pooler lends this upload at once besides the
         caller's: each probe opens a transaction and keeps it until all are counted. A probe that gets no
-        server within pool_wait_seconds is closed, which takes it out of the pooler's queue."""
+        server within pool_wait_seconds is closed, which takes it out of the pooler's queue. The probes are
+        bare connections like the caller's: opening one must not itself wait for a server (as registering
+        the vector type would)."""
+        conninfo = db.conninfo_of(self.conn)
         probes: list[psycopg.Connection] = []
         try:
             for _ in range(wanted):
-                probe = self._connect(self.tenant)
+                probe = db.TenantConnection.connect(conninfo, pooled=True)
                 probes.append(probe)
                 if not _server_within(probe, self._pool_wait_seconds):
                     return len(probes) - 1

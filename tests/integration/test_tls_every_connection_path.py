@@ -55,6 +55,7 @@ CASES = {
         'PGSSLMODE': 'disable', 'PGUSER': 'u', 'PGDATABASE': 'd'}})""",
     "arc_halo/schema_export.py:_ledger_rows": "schema_export.render(REMOTE)",
     "arc_halo/branches.py:LocalBranches": "branches.LocalBranches(REMOTE).list()",
+    "arc_halo/branches.py:_embedded_family": "branches._embedded_family(REMOTE)",
     "dbt/adapters/arc_halo/schema_changes.py:apply_migrations": f"""schema_changes.apply_migrations(SimpleNamespace(
         config=SimpleNamespace(target_name='ci', project_root='.', credentials=SimpleNamespace(
             host='{REMOTE_ADDRESS}', port=5432, user='u', password='', database='d', sslmode='disable',
@@ -84,8 +85,9 @@ def pump(source, target):
     finally:
         target.close()
 
+listener = socket.create_server((REMOTE_ADDRESS, 5432))  # listening before the first connect
+
 def relay():
-    listener = socket.create_server((REMOTE_ADDRESS, 5432))
     while True:
         client, _ = listener.accept()
         server = socket.socket(socket.AF_UNIX)

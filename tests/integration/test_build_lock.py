@@ -1,7 +1,8 @@
 """Issue 10 §1: two builds at once on one database. Plain `dbt build` processes (what CI jobs and
 developers run), through the `ci` target's libpq variables and the shipped profiles.yml.example:
 the second build says it waits and runs after the first, or stops at once with a clear message;
-never a deadlock, never a lost row."""
+never a deadlock, never a lost row. Issue 18 §4: a live holder is never taken over, and a killed one's
+lease always is, whoever connects under its name (liveness is the holder's own lock session)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def database(test_server, built_copy) -> str:
 
 
 def test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock(database, tmp_path) -> None:
-    """One database for the three cases, so the test costs four short dbt runs."""
+    """One database for the four cases, so the test costs six short dbt runs."""
     with psycopg.connect(database, autocommit=True) as observer:
         before = row_counts(observer)
 
@@ -124,7 +125,9 @@ def test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock(databas
         # key: the waiting build still takes the abandoned lease over, sees that its picture of the database
         # is stale, and stops without building on it.
         impostor = psycopg.connect(database, autocommit=True, application_name=HOLDER_APPLICATION)
-        waiting, waiting_log = start_dbt(database, tmp_path, "waiting", "run", "--select", "v_model_architecture")
+        # (a bounded wait: a lock fooled by the impostor stops with "another build" instead of waiting 600 s)
+        waiting, waiting_log = start_dbt(database, tmp_path, "waiting", "run", "--select", "v_model_architecture",
+                                         ARC_HALO_BUILD_LOCK_WAIT_SECONDS="120")
         wait_for(lambda: WAITING in waiting_log.read_text(), "the build to say that it waits")
         others = [holder.info.backend_pid, impostor.info.backend_pid, observer.info.backend_pid]
         wait_for(lambda: advisory_locks_held(observer, others) > 0, "the waiting build's lock session")
@@ -139,5 +142,29 @@ def test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock(databas
         assert "another build changed this database while this build waited for it" in text, text[-3000:]
         assert "this build changed nothing" in text and "deadlock detected" not in text
         assert observer.execute("select to_regclass('v_model_architecture')").fetchone()[0] is None
+        assert lease_holders(observer) == []
+
+        # 4. A real build killed (SIGKILL) while it holds the lease, and an impostor connected under the
+        # application_name its lease records: the next build takes the lease over and builds.
+        blocker = psycopg.connect(database)  # keeps the build inside its run, holding the lease
+        blocker.execute("lock table models in access exclusive mode")
+        killed, _ = start_dbt(database, tmp_path, "killed", "build", *SELECTION)
+        try:
+            wait_for(lambda: lease_holders(observer), "the build to take the build lock")
+            application = observer.execute("select holder_application from arc_halo_build.lease").fetchone()[0]
+        finally:
+            killed.kill()
+            killed.wait()
+            blocker.rollback()
+            blocker.close()
+        impostor = psycopg.connect(database, autocommit=True, application_name=application)
+        try:
+            after, after_log = start_dbt(database, tmp_path, "after", "run", "--select", "v_model_architecture",
+                                         ARC_HALO_BUILD_LOCK_WAIT_SECONDS="120")
+            assert after.wait(timeout=600) == 0, after_log.read_text()[-3000:]
+        finally:
+            impostor.close()
+        assert "taking over its lease" in after_log.read_text()
+        assert observer.execute("select to_regclass('v_model_architecture')").fetchone()[0] is not None
         assert lease_holders(observer) == []
         assert row_counts(observer) == before

@@ -4,15 +4,20 @@ the sweep checks the whole family (the root and every database whose branch mark
 whichever member it runs on. Where the family cannot be known, --delete refuses in one line.
 
 Point-in-time branches exist only on Neon (local branches copy the current state: `--at` needs Neon);
-on Neon the sweep checks every branch the API lists, and refuses without NEON_API_KEY/NEON_PROJECT_ID.
+on Neon the sweep checks every branch the API lists, point-in-time ones included, and refuses without
+NEON_API_KEY/NEON_PROJECT_ID or when a branch has no compute endpoint to check it through (tested
+against a loopback server answering as Neon's API does; no Neon database is reached here).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +112,41 @@ def test_local_branches_have_no_point_in_time(test_server, built_copy, at) -> No
     with pytest.raises(InvalidInputError, match="need Neon"):
         LocalBranches(test_server.admin_url, main_database=built_copy).create(
             "past", at=datetime.fromisoformat(at.replace("Z", "+00:00")))
+
+
+class NeonBranchesAndEndpoints(BaseHTTPRequestHandler):
+    """Neon API v2's branch and endpoint listings for one project: main with a compute endpoint, and a
+    point-in-time branch (parent_timestamp) without one."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        bodies = {
+            "/projects/p-1/branches": {"branches": [
+                {"id": "br-main", "name": "main", "parent_id": None, "default": True},
+                {"id": "br-past", "name": "restore-point", "parent_id": "br-main",
+                 "parent_timestamp": "2026-11-26T12:00:00Z"}]},
+            "/projects/p-1/endpoints": {"endpoints": [
+                {"id": "ep-1", "branch_id": "br-main", "type": "read_write", "host": "ep-1.example.com"}]},
+        }
+        body = json.dumps(bodies.get(self.path, {})).encode()
+        self.send_response(200 if self.path in bodies else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_on_neon_a_branch_that_cannot_be_checked_stops_the_delete(tmp_path) -> None:
+    (tmp_path / "blobs").mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NeonBranchesAndEndpoints)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = arc("storage", "orphans", (tmp_path / "blobs").as_uri(), "--delete",
+                     NEON_DATABASE_URL="postgresql://u@ep-1.example.com/db?sslmode=require",
+                     NEON_API_KEY="test-key", NEON_PROJECT_ID="p-1", NEON_API_URL=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--delete refused" in result.stderr and "Neon branch 'restore-point' has no read-write compute endpoint" \
+        in result.stderr

@@ -71,17 +71,21 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_ml_api.py \
 		--ignore tests/integration/test_model_import.py \
 		--ignore tests/integration/test_object_storage.py \
+		--ignore tests/integration/test_orphans_and_branches.py \
 		--ignore tests/integration/test_parallel_upload.py \
 		--ignore tests/integration/test_pooler.py \
+		--ignore tests/integration/test_pooler_connections.py \
 		--ignore tests/integration/test_project_conventions.py \
 		--ignore tests/integration/test_properties.py \
 		--ignore tests/integration/test_python_model_frames.py \
 		--ignore tests/integration/test_python_models.py \
 		--ignore tests/integration/test_real_models.py \
+		--ignore tests/integration/test_redaction.py \
 		--ignore tests/integration/test_search_results.py \
 		--ignore tests/integration/test_tenancy.py \
 		--ignore tests/integration/test_tensor_integrity.py \
 		--ignore tests/integration/test_tensor_store.py \
+		--ignore tests/integration/test_tls_every_connection_path.py \
 		--ignore tests/integration/test_tls_rules.py \
 		-k "not destructive_contract_change_is_refused and not tightened_check_on_existing_rows_fails_clearly and not make_run_again_changes_nothing"
 

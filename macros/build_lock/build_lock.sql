@@ -1,12 +1,13 @@
 {#-
     One build at a time per database, for `dbt build` / `run` / `seed` / `test` however started.
 
-    Why a lease row and not pg_advisory_lock: dbt closes the connection that runs on-run-start before
-    any model starts (every node gets its own connection, opened and closed around it), so a session
-    lock taken in a hook is gone before the first model runs. The lease is a row that says which dbt
-    invocation builds this database; the profile names every connection `dbt <invocation_id>`, so a
-    waiting build sees whether the holder still has a connection open. A holder with no connection
-    for `build_lock_stale_seconds` ended without releasing (killed, crashed) and its lease is taken over.
+    Why the adapter and not SQL here: dbt closes the connection that runs on-run-start before any model
+    starts (every node gets its own connection, opened and closed around it), so nothing a hook takes on
+    its connection lasts the build. The project's adapter (src/dbt/adapters/arc_halo/build_lock.py) opens
+    one session of its own for the whole invocation: it takes a session-level advisory lock, writes the
+    lease row (which build holds this database, with the session's pid and start time), and keeps both
+    until on-run-end or until the process dies. A waiting build takes over a lease whose session no
+    longer holds its lock; connecting under the holder's name cannot fake that session.
 
     ARC_HALO_BUILD_LOCK_WAIT_SECONDS (var build_lock_wait_seconds) bounds the wait; 0 stops at once.
     The flag skip_nodes_if_on_run_start_fails (dbt_project.yml) makes a build that did not get the
@@ -15,7 +16,6 @@
 
 {% macro acquire_build_lock() -%}
     {%- set wait_seconds = env_var('ARC_HALO_BUILD_LOCK_WAIT_SECONDS', var('build_lock_wait_seconds')) | int -%}
-    {%- set stale_seconds = var('build_lock_stale_seconds') | int -%}
     {%- if execute -%}
         {%- set exists = run_query("select to_regclass('arc_halo_build.lease') is not null").rows[0][0] -%}
         {%- set holder = run_query(build_lock_holder_query()) if exists else none -%}
@@ -24,75 +24,15 @@
                    ~ ", since " ~ holder.rows[0][2] ~ ") is building this database; waiting up to " ~ wait_seconds
                    ~ " s for it to finish (ARC_HALO_BUILD_LOCK_WAIT_SECONDS)", info=true) }}
         {%- endif -%}
+        {%- do adapter.acquire_build_lock(invocation_id, wait_seconds) -%}
     {%- endif -%}
--- The lease table, created once; the transaction lock keeps two first builds from racing on it.
-select pg_advisory_xact_lock(hashtext('arc_halo.build_lock'));
-create schema if not exists arc_halo_build;
-create table if not exists arc_halo_build.lease (
-    lock_name text primary key,
-    holder_invocation text not null,
-    holder_application text not null,
-    holder_user text not null default current_user,
-    acquired_at timestamptz not null default now()
-);
-comment on table arc_halo_build.lease is
-    'Which dbt invocation is building this database (one row while a build runs); see macros/build_lock.';
-commit;
-set statement_timeout = 0;
-do $build_lock$
-declare
-    me constant text := '{{ invocation_id }}';
-    deadline constant timestamptz := clock_timestamp() + make_interval(secs => {{ wait_seconds }});
-    holder arc_halo_build.lease;
-    gone_since timestamptz;
-begin
-    loop
-        -- pg_stat_activity is read once per transaction and kept; this whole wait is one transaction.
-        perform pg_stat_clear_snapshot();
-        insert into arc_halo_build.lease (lock_name, holder_invocation, holder_application)
-        values ('build', me, current_setting('application_name'))
-        on conflict (lock_name) do nothing;
-        if found then
-            return;
-        end if;
-        select * into holder from arc_halo_build.lease where lock_name = 'build';
-        if holder.holder_invocation = me then
-            return;
-        end if;
-        if holder.holder_invocation is not null then
-            if exists (
-                select from pg_stat_activity
-                where datname = current_database() and application_name = holder.holder_application
-                    and pid <> pg_backend_pid()
-            ) then
-                gone_since := null;
-            else
-                gone_since := coalesce(gone_since, clock_timestamp());
-                if clock_timestamp() - gone_since >= make_interval(secs => {{ stale_seconds }}) then
-                    raise warning 'build lock: build % (since %) has had no connection for % s: taking over its lock',
-                        holder.holder_invocation, holder.acquired_at, {{ stale_seconds }};
-                    delete from arc_halo_build.lease
-                    where lock_name = 'build' and holder_invocation = holder.holder_invocation;
-                    continue;
-                end if;
-            end if;
-            if clock_timestamp() >= deadline then
-                raise exception 'another build of this database is running (dbt invocation %, user %, since %); '
-                    'waited % s, nothing was changed: run again when it has finished, or raise '
-                    'ARC_HALO_BUILD_LOCK_WAIT_SECONDS',
-                    holder.holder_invocation, holder.holder_user, holder.acquired_at, {{ wait_seconds }};
-            end if;
-        end if;
-        perform pg_sleep(0.5);
-    end loop;
-end
-$build_lock$;
 {%- endmacro %}
 
 
 {% macro release_build_lock() -%}
-delete from arc_halo_build.lease where lock_name = 'build' and holder_invocation = '{{ invocation_id }}';
-commit;
+    {%- if execute -%}
+        {%- do adapter.release_build_lock(invocation_id) -%}
+    {%- endif -%}
 {%- endmacro %}
 
 
@@ -126,7 +66,7 @@ where lock_name = 'build'
             {%- endif -%}
         {%- endfor -%}
         {%- if differing -%}
-            {%- do run_query(release_build_lock()) -%}
+            {%- do adapter.release_build_lock(invocation_id) -%}
 do $stale$
 begin
     raise exception 'another build changed this database while this build waited for it (% and % more); '

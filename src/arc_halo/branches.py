@@ -19,11 +19,11 @@ from urllib.parse import urlparse
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo import config, embedded, targets
-from arc_halo.conninfo import is_local_host
-from arc_halo.errors import ConfigurationError, InvalidInputError, NotFoundError
+from arc_halo.conninfo import check_libpq_transport, is_local_host
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError
 from arc_halo.targets import branch_database, validate_branch_name
 
 NEON_API = "https://console.neon.tech/api/v2"
@@ -45,6 +45,7 @@ class LocalBranches:
     """Branches as template copies of databases on one PostgreSQL server."""
 
     def __init__(self, admin_url: str, main_database: str = config.LOCAL_DATABASE):
+        check_libpq_transport(admin_url, "local branches' server")
         self.admin_url = admin_url
         self.main = main_database
 
@@ -201,6 +202,12 @@ class NeonBranches:
     def _branches(self) -> list[dict]:
         return self._call("GET", "/branches").get("branches", [])
 
+    def branch_hosts(self) -> dict[str, str | None]:
+        """Every branch's name -> the host of its read-write compute endpoint (None: it has none)."""
+        endpoints = self._call("GET", "/endpoints").get("endpoints", [])
+        hosts = {e["branch_id"]: e.get("host") for e in endpoints if e.get("type", "read_write") == "read_write"}
+        return {branch["name"]: hosts.get(branch["id"]) for branch in self._branches()}
+
     def _find(self, name: str) -> dict:
         for branch in self._branches():
             if branch["name"] == name:
@@ -251,3 +258,58 @@ def for_target():
     server = embedded.ensure_running()
     embedded.ensure_database(server)
     return LocalBranches(server.url("postgres"))
+
+
+def referencing_databases(url: str | None = None) -> list[str]:
+    """Connection strings of every database that may reference the stored objects the database at `url`
+    (default: the library's) references: branches share objects with their parent, so this is the whole
+    family. On the embedded server: the family's root and every database whose branch mark leads to it.
+    On Neon: every branch of the project (NEON_API_KEY, NEON_PROJECT_ID), through its compute endpoint.
+    Raises ConfigurationError, saying why, where the set cannot be known (any other explicit URL)."""
+    if url is None:
+        configured = targets.configured_database_url()
+        if configured is None:
+            server = embedded.ensure_running()
+            return _embedded_family(server.url(targets.local_database()))
+        url = configured.url
+    server = embedded.status()
+    if server is not None and conninfo_to_dict(url).get("host") == str(server.socket_dir):
+        return _embedded_family(url)
+    if os.environ.get("NEON_DATABASE_URL") == url:
+        return _neon_family(url)
+    raise ConfigurationError("the databases that may share objects with this one (its branches and copies) cannot "
+                             "be listed for an explicit database URL; use the local target or Neon (NEON_DATABASE_URL "
+                             "with NEON_API_KEY and NEON_PROJECT_ID)")
+
+
+def _embedded_family(url: str) -> list[str]:
+    check_libpq_transport(url, "database URL")
+    database = conninfo_to_dict(url).get("dbname") or config.LOCAL_DATABASE
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        parents = {name: LocalBranches._parent_database(comment) for name, comment in conn.execute(
+            "select datname, shobj_description(oid, 'pg_database') from pg_database where datallowconn")}
+
+    def root(name: str) -> str:
+        seen = {name}
+        while parents.get(name) and parents[name] not in seen:
+            name = parents[name]
+            seen.add(name)
+        return name
+
+    family_root = root(database)
+    return [make_conninfo(url, dbname=name) for name in sorted(parents) if root(name) == family_root]
+
+
+def _neon_family(url: str) -> list[str]:
+    try:
+        neon = NeonBranches.from_environment()
+    except ArcHaloError as exc:
+        raise ConfigurationError(f"on Neon every branch may share objects with this database, and listing them "
+                                 f"needs the Neon API: {exc}") from None
+    urls = []
+    for name, host in sorted(neon.branch_hosts().items()):
+        if not host:
+            raise ConfigurationError(f"Neon branch {name!r} has no read-write compute endpoint, so its references "
+                                     "cannot be checked: add one (or delete the branch) first")
+        urls.append(make_conninfo(url, host=host))
+    return urls

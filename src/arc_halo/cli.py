@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import traceback
 import uuid
 from typing import NoReturn
 
@@ -13,6 +14,7 @@ import psycopg
 
 from arc_halo import dbt, embedded, targets
 from arc_halo.errors import ArcHaloError
+from arc_halo.redaction import redact
 
 EXAMPLE_QUERIES = (
     "SELECT * FROM v_model_architecture WHERE model_name = 'gpt-fusion-1';",
@@ -103,7 +105,7 @@ def cmd_scratch_build(args: argparse.Namespace) -> None:
 def cmd_cache_purge(args: argparse.Namespace) -> None:
     from arc_halo import db, lifecycle
 
-    with db.connect(autocommit=True) as conn:
+    with db.connect() as conn:  # lifecycle commits its own transactions
         totals = lifecycle.purge_expired_cache(conn, args.batch_size)
     print(f"purged expired rows: activation_cache={totals['activation_cache']} kv_cache={totals['kv_cache']}")
 
@@ -111,7 +113,7 @@ def cmd_cache_purge(args: argparse.Namespace) -> None:
 def cmd_partitions_create(args: argparse.Namespace) -> None:
     from arc_halo import db, lifecycle
 
-    with db.connect(autocommit=True) as conn:
+    with db.connect() as conn:  # lifecycle commits its own transactions
         created = lifecycle.create_metric_partitions(conn, args.months_back, args.months_ahead)
     print("created: " + (", ".join(created) or "none needed"))
 
@@ -174,15 +176,28 @@ def cmd_model_export(args: argparse.Namespace) -> None:
 
 
 def cmd_storage_orphans(args: argparse.Namespace) -> None:
-    from arc_halo import db, objectstore
+    from contextlib import ExitStack
+
+    from arc_halo import branches, db, objectstore
+    from arc_halo.errors import ConfigurationError
 
     age = objectstore.parse_age(args.older_than)
-    with db.connect() as conn:
-        orphans = objectstore.find_orphans(conn, args.prefix, age)
+    objectstore.check_prefix(args.prefix)
+    try:  # branches share objects with their parent: an object is an orphan only if no branch points to it
+        urls: list[str | None] = list(branches.referencing_databases())
+        scope = f"checked in {len(urls)} database(s): this one and every branch sharing its objects"
+    except ConfigurationError as exc:
+        if args.delete:
+            raise ConfigurationError(f"storage orphans --delete refused, nothing was deleted: {exc}") from None
+        urls, scope = [None], "checked in this database only"
+    with ExitStack() as stack:
+        conns = [stack.enter_context(db.connect(url)) for url in urls]
+        orphans = objectstore.find_orphans(conns, args.prefix, age)
     for item in orphans:
         print(f"{item.uri}\t{item.size}\t{item.last_modified.isoformat(timespec='seconds')}")
     total = sum(item.size for item in orphans)
-    summary = f"{len(orphans)} orphaned object(s), {total:,} bytes, under {args.prefix} older than {args.older_than}"
+    summary = (f"{len(orphans)} orphaned object(s), {total:,} bytes, under {args.prefix} older than "
+               f"{args.older_than} ({scope})")
     if args.delete:
         objectstore.delete_objects([item.uri for item in orphans])
         print(f"deleted {summary}")
@@ -473,14 +488,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        if _debugging(args):
-            raise
+        if _debugging(args):  # the traceback, with every credential it quotes hidden
+            print(redact("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+            sys.exit(1)
         line = _user_error(exc)
         if line is None:  # a fault in arc-halo, not in the input: still one line, but say how to see more
-            print(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
-                  "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+            print(redact(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                         "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)"), file=sys.stderr)
             sys.exit(1)
-        print(f"arc-halo: error: {line}", file=sys.stderr)
+        print(redact(f"arc-halo: error: {line}"), file=sys.stderr)
         sys.exit(2)
 
 

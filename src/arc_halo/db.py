@@ -1,7 +1,9 @@
 """Connections for the library, to the database `targets.database_url()` picks (ARC_HALO_DATABASE_URL,
 else NEON_DATABASE_URL, else the embedded server).
 
-Remote hosts must use TLS (sslmode=require or stronger, `conninfo.check_libpq_transport`); connects are
+Remote hosts must use TLS (sslmode=require or stronger, `conninfo.check_libpq_transport`), checked by
+`check_transport` before every connection the library opens, whatever URL or keywords it was given (pools,
+ParallelUpload's workers and MetricLogger's reconnects all open `TenantConnection`s); connects are
 retried with backoff (`targets.with_connect_retries`), because a Neon compute that scaled to zero takes
 a few seconds to wake.
 
@@ -14,7 +16,8 @@ connection (e.g. a pool serving many tenants). Pools reset every connection they
 Behind a transaction-mode pooler (a Neon `-pooler` host, or ARC_HALO_POOLED=1 e.g. for PgBouncer) the
 next transaction may run on another server connection: psycopg's automatic prepared statements are
 off, and a connection without a tenant sets an empty one per transaction, so it sees nothing whatever
-an earlier client left on the server connection.
+an earlier client left on the server connection. Such a connection cannot be autocommit: nothing would
+set the tenant for a statement outside a transaction block.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from collections.abc import Iterator
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo import targets
-from arc_halo.conninfo import is_pooled
+from arc_halo.conninfo import check_libpq_transport, is_pooled
 from arc_halo.errors import InvalidInputError, describe_connection_failure
 
 CONNECT_ATTEMPTS = 4
@@ -53,19 +56,26 @@ class TenantConnection(psycopg.Connection):
     _tenant: str | None = None
     _pinned: str | None = None  # what each transaction sets app.tenant_id to; None: nothing
 
+    _resetting = False  # reset_connection's DISCARD ALL needs autocommit for a moment
+
     @classmethod
     def connect(cls, conninfo: str = "", *, tenant: str | None = None, pooled: bool = False,  # type: ignore[override]
                 **kwargs) -> TenantConnection:
         _check_tenant(tenant)
-        if tenant is not None and kwargs.get("autocommit"):
-            # Outside a transaction block each statement is its own transaction, and nothing sets the tenant.
-            raise InvalidInputError("a tenant connection cannot be autocommit: each transaction sets the tenant")
+        check_transport(conninfo, kwargs)
+        if kwargs.get("autocommit"):
+            _refuse_autocommit(tenant, pooled)
         if pooled:
             kwargs["prepare_threshold"] = None  # the next transaction may run on another server connection
         conn = super().connect(conninfo, **kwargs)
         conn._tenant = tenant
         conn._pinned = tenant if tenant is not None else ("" if pooled else None)
         return conn
+
+    def set_autocommit(self, value: bool) -> None:
+        if value and self._pinned is not None and not self._resetting:
+            _refuse_autocommit(self._tenant, self._pinned == "" or self.prepare_threshold is None)
+        super().set_autocommit(value)
 
     @property
     def tenant(self) -> str | None:
@@ -76,6 +86,32 @@ class TenantConnection(psycopg.Connection):
         if self._pinned is not None and command == self._get_tx_start_command():
             yield from super()._exec_command(sql.SQL(SET_TENANT).format(sql.Literal(self._pinned)))
         return result
+
+
+def _refuse_autocommit(tenant: str | None, pooled: bool) -> None:
+    """Outside a transaction block each statement is its own transaction, and no BEGIN comes to set the
+    tenant: on a tenant connection it would run as nobody, behind a pooler with whatever tenant another
+    client left on the server connection."""
+    if tenant is not None:
+        raise InvalidInputError("a tenant connection cannot be autocommit: each transaction sets the tenant")
+    if pooled:
+        raise InvalidInputError("a connection through a transaction-mode pooler cannot be autocommit: a statement "
+                                "outside a transaction would run with whatever tenant another client left on the "
+                                "server connection; leave autocommit off (each `with conn.transaction():` commits)")
+
+
+# psycopg's own connect options, not libpq's
+_PSYCOPG_OPTIONS = ("autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory")
+
+
+def check_transport(conninfo: str, kwargs: dict | None = None, source: str = "connection string") -> None:
+    """The TLS rule (`conninfo.check_libpq_transport`) on what a connect call would give libpq: the string
+    with the keyword arguments over it. Every connection the library opens passes here first."""
+    check_libpq_transport(conninfo, source)
+    params = {key: value for key, value in (kwargs or {}).items()
+              if key not in _PSYCOPG_OPTIONS and value is not None}
+    if params:
+        check_libpq_transport({**conninfo_to_dict(conninfo), **params}, source)
 
 
 def _connect_options(target: str, pooled: bool | None) -> dict:
@@ -90,6 +126,7 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
     that cannot be made raises DatabaseUnavailableError saying whether the host, the database or the
     login is wrong."""
     target = url or targets.database_url()
+    check_transport(target, source="db.connect")
     try:
         conn = targets.with_connect_retries(
             lambda: TenantConnection.connect(target, autocommit=autocommit, tenant=tenant,
@@ -130,11 +167,13 @@ def reset_connection(conn: psycopg.Connection) -> None:
     session-level `SET app.tenant_id`, `SET ROLE`), temporary tables, advisory locks and prepared
     statements, so nothing of one borrower reaches the next."""
     autocommit = conn.autocommit
-    conn.autocommit = True  # DISCARD ALL cannot run inside a transaction block
+    conn._resetting = True  # type: ignore[attr-defined]
     try:
+        conn.autocommit = True  # DISCARD ALL cannot run inside a transaction block
         conn.execute("discard all")
     finally:
         conn.autocommit = autocommit
+        conn._resetting = False  # type: ignore[attr-defined]
 
 
 def pool(url: str | None = None, min_size: int = 1, max_size: int = 8, *, tenant: str | None = None,
@@ -146,6 +185,7 @@ def pool(url: str | None = None, min_size: int = 1, max_size: int = 8, *, tenant
 
     _check_tenant(tenant)
     target = url or targets.database_url()
+    check_transport(target, source="db.pool")  # here, not in the pool's thread, where it would only retry
     return ConnectionPool(
         target, min_size=min_size, max_size=max_size, open=False, connection_class=TenantConnection,
         kwargs={"tenant": tenant, **_connect_options(target, pooled)},

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from arc_halo import config, migrations, targets
+from arc_halo.conninfo import check_libpq_transport
 from arc_halo.errors import ArcHaloError, describe_connection_failure
 
 
@@ -72,6 +73,7 @@ def run_dbt(
 def apply_migrations(env: dict[str, str], project: Path | None = None):
     """Apply the pending migrations/ of `project` to the database of a target environment."""
     conninfo = make_conninfo(**targets.connection_kwargs(env))
+    check_libpq_transport(conninfo, "migrations")
     try:
         conn = psycopg.connect(conninfo, connect_timeout=targets.NEON_CONNECT_TIMEOUT_SECONDS)
     except psycopg.OperationalError as exc:

@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import psycopg
 
+from arc_halo.redaction import redact
+
 
 class ArcHaloError(Exception):
-    """The root: a problem a user can fix, with a one-line explanation of what to fix."""
+    """The root: a problem a user can fix, with a one-line explanation of what to fix. The message is
+    redacted (`redaction.redact`): a URL or connection string it quotes never shows a credential."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigurationError(ArcHaloError):

@@ -195,7 +195,18 @@ class StoredObject:
 
 
 def list_objects(prefix_uri: str) -> Iterator[StoredObject]:
-    """Every object under `prefix_uri` (s3://, gs://, az:// or file://), with its size and age."""
+    """Every object under `prefix_uri` (s3://, gs://, az:// or file://), with its size and age. A
+    malformed prefix or a directory that does not exist is refused here, before any listing."""
+    return _list(prefix_uri, *_listing(prefix_uri))
+
+
+def check_prefix(prefix_uri: str) -> None:
+    """Refuse a malformed prefix or a local directory that does not exist (ArcHaloError)."""
+    _listing(prefix_uri)
+
+
+def _listing(prefix_uri: str):
+    """(store, key prefix, key -> URI) for listing under `prefix_uri`."""
     parsed = urlparse(prefix_uri)
     if parsed.scheme in SCHEMES:
         location = Location.parse(prefix_uri)
@@ -204,9 +215,14 @@ def list_objects(prefix_uri: str) -> Iterator[StoredObject]:
     else:
         root = _local_root(prefix_uri)
         if not root.is_dir():
-            return
+            raise NotFoundError(f"no directory {root} (from {prefix_uri}): give the directory the tensors were "
+                                "written to")
         store, prefix = LocalStore(prefix=root), None
         to_uri = lambda key: (root / key).as_uri()  # the form FileStore records  # noqa: E731
+    return store, prefix, to_uri
+
+
+def _list(prefix_uri: str, store, prefix: str | None, to_uri) -> Iterator[StoredObject]:
     try:
         for batch in obstore.list(store, prefix):
             for meta in batch:
@@ -216,22 +232,29 @@ def list_objects(prefix_uri: str) -> Iterator[StoredObject]:
 
 
 def _referenced(conn: psycopg.Connection, uris: Sequence[str]) -> set[str]:
-    rows = conn.execute("select external_uri from tensor_metadata where external_uri = any(%s)", (list(uris),))
-    return {row[0] for row in rows}
+    with conn.transaction():
+        if conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]:
+            # Row-level security hides other tenants' tensors, whose objects would look orphaned.
+            raise ConfigurationError("finding orphaned objects needs every tenant's tensor_metadata rows, and "
+                                     "row-level security hides some from this role; run it as the schema owner")
+        rows = conn.execute("select external_uri from tensor_metadata where external_uri = any(%s)", (list(uris),))
+        return {row[0] for row in rows}
 
 
-def find_orphans(conn: psycopg.Connection, prefix_uri: str, older_than: timedelta,
+def find_orphans(conns: psycopg.Connection | Sequence[psycopg.Connection], prefix_uri: str, older_than: timedelta,
                  now: datetime | None = None) -> list[StoredObject]:
-    """Objects under `prefix_uri` that no tensor_metadata row points to and that were last written more
-    than `older_than` ago. The age threshold keeps uploads in flight (object written, metadata not yet
-    committed) out of the list: make it longer than the longest import."""
-    if conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]:
-        # Row-level security hides other tenants' tensors, whose objects would look orphaned.
-        raise ConfigurationError("finding orphaned objects needs every tenant's tensor_metadata rows, and "
-                                 "row-level security hides some from this role; run it as the schema owner")
+    """Objects under `prefix_uri` that no tensor_metadata row of any of `conns`' databases points to and
+    that were last written more than `older_than` ago. Branches share objects with their parent, so pass
+    every database that may reference them (`branches.referencing_databases`). The age threshold keeps
+    uploads in flight (object written, metadata not yet committed) out of the list: make it longer than
+    the longest import."""
+    databases = [conns] if isinstance(conns, psycopg.Connection) else list(conns)
+    if not databases:
+        raise InvalidInputError("find_orphans needs at least one database connection to check references in")
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     candidates = [item for item in list_objects(prefix_uri) if item.last_modified <= cutoff]
-    referenced = _referenced(conn, [item.uri for item in candidates]) if candidates else set()
+    uris = [item.uri for item in candidates]
+    referenced = set().union(*(_referenced(conn, uris) for conn in databases))
     return [item for item in candidates if item.uri not in referenced]
 
 

@@ -14,12 +14,21 @@ nobody reads; `remove_abandoned` (run by every upload, and by `arc-halo storage 
 It knows a dead upload from a live one without a timeout: the caller's transaction holds an advisory
 lock on the upload id from before its first row until it ends, and a killed client, a lost connection or
 a restarted server ends it. Transaction-level locks work through transaction-mode poolers.
+
+Behind a transaction-mode pooler the upload holds workers + 2 server connections at once (the caller's
+transaction, one for the pending rows, one per worker's transaction); a pool that cannot lend them would
+make it wait for itself until the pooler gives up. So it first asks the pooler for them, each within
+`pool_wait_seconds`: it runs with as many workers as it got (logging a warning when fewer than asked),
+and with none it stops at once, saying what to change.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
+import select
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -27,9 +36,13 @@ import numpy as np
 import psycopg
 
 from arc_halo import db, tensors
-from arc_halo.errors import InvalidInputError
+from arc_halo.errors import ConfigurationError, InvalidInputError
 
 DEFAULT_WORKERS = 2
+# Behind a pooler: how long one server connection may take to come free before the upload counts it as
+# one the pool cannot lend.
+POOL_WAIT_SECONDS = 5.0
+log = logging.getLogger(__name__)
 # A worker writes up to this many bytes of queued chunks in one COPY (fewer statements for small tensors).
 _BATCH_BYTES = 8 << 20
 _DONE = object()
@@ -71,11 +84,13 @@ class ParallelUpload:
     `connect` makes a worker connection for a tenant (default: `db.connect` with the caller's own
     parameters, pooled when the caller's prepared statements are off); every worker acts as the tenant
     of the caller's transaction. Behind a pooler, an upload holds workers + 2 server connections at once
-    (the caller's, one for the pending rows, one per worker): a smaller pool makes it wait."""
+    (the caller's, one for the pending rows, one per worker): with a smaller pool it uses fewer workers,
+    or stops at once when it cannot have one (see the module docstring)."""
 
     def __init__(self, conn: psycopg.Connection, workers: int = DEFAULT_WORKERS,
                  chunk_bytes: int = tensors.DEFAULT_CHUNK_BYTES,
-                 connect: Callable[[str | None], psycopg.Connection] | None = None):
+                 connect: Callable[[str | None], psycopg.Connection] | None = None,
+                 pool_wait_seconds: float = POOL_WAIT_SECONDS):
         if workers < 1:
             raise InvalidInputError(f"workers must be at least 1, got {workers}")
         if chunk_bytes <= 0:
@@ -83,7 +98,10 @@ class ParallelUpload:
         self.conn, self.workers, self.chunk_bytes = conn, workers, chunk_bytes
         self.upload_id = uuid.uuid4()
         conninfo = None if connect else db.conninfo_of(conn)
+        if conninfo is not None:  # refused here, before the caller's transaction starts
+            db.check_transport(conninfo, source="ParallelUpload workers")
         pooled = conn.prepare_threshold is None  # behind a transaction-mode pooler the workers are too
+        self._pooled, self._pool_wait_seconds = pooled, pool_wait_seconds
         self._connect = connect or (lambda tenant: db.connect(conninfo, tenant=tenant, pooled=pooled))
         self._jobs: queue.Queue = queue.Queue(maxsize=4 * workers)
         self._errors: list[BaseException] = []
@@ -106,6 +124,8 @@ class ParallelUpload:
                                         "chunks its workers commit")
             self.tenant = self.conn.execute("select nullif(current_setting('app.tenant_id', true), '')").fetchone()[0]
             self.conn.execute(f"select pg_advisory_xact_lock({_LOCK_KEY.format('%s')})", (self.upload_id,))
+            if self._pooled:
+                self._fit_to_pool()
             self._control = self._open()
             remove_abandoned(self._control)
             for _ in range(self.workers):
@@ -192,6 +212,40 @@ class ParallelUpload:
                 pass  # the server is gone: the next upload or `arc-halo tensors cleanup` removes the rows
             self._close_connections()
 
+    def _fit_to_pool(self) -> None:
+        """Behind a pooler: as many workers as the pool lends server connections beside the caller's and
+        the pending rows' one; none is an error now rather than a wait for itself."""
+        lent = self._pool_capacity(self.workers + 1)
+        if lent < 2:
+            raise ConfigurationError(
+                f"the pooler lent this parallel upload {lent + 1} server connection(s) at once (its caller's "
+                f"included) within {self._pool_wait_seconds:g} s; it needs at least 3 (the caller's, one for "
+                "the pending rows, one per worker): raise the pool size (PgBouncer default_pool_size), upload "
+                "over a direct connection, or use tensors.put; nothing was written")
+        if lent - 1 < self.workers:
+            log.warning("parallel upload %s: the pooler lends %d server connection(s) beside the caller's; using "
+                        "%d worker(s) instead of %d", self.upload_id, lent, lent - 1, self.workers)
+            self.workers = lent - 1
+
+    def _pool_capacity(self, wanted: int) -> int:
+        """How many server connections (up to `wanted`) the pooler lends this upload at once besides the
+        caller's: each probe opens a transaction and keeps it until all are counted. A probe that gets no
+        server within pool_wait_seconds is closed, which takes it out of the pooler's queue. The probes are
+        bare connections like the caller's: opening one must not itself wait for a server (as registering
+        the vector type would)."""
+        conninfo = db.conninfo_of(self.conn)
+        probes: list[psycopg.Connection] = []
+        try:
+            for _ in range(wanted):
+                probe = db.TenantConnection.connect(conninfo, pooled=True)
+                probes.append(probe)
+                if not _server_within(probe, self._pool_wait_seconds):
+                    return len(probes) - 1
+            return len(probes)
+        finally:
+            for probe in probes:
+                probe.close()
+
     def _queue(self, job) -> None:
         while True:
             self._raise_worker_error()
@@ -250,3 +304,21 @@ class ParallelUpload:
 
 class _Aborted(Exception):
     pass
+
+
+def _server_within(conn: psycopg.Connection, seconds: float) -> bool:
+    """Open a transaction on `conn` (libpq directly: the connection is thrown away afterwards) and say
+    whether the server answered within `seconds`; behind a pooler, whether it lent a server connection."""
+    pgconn = conn.pgconn
+    pgconn.send_query(b"begin; select 1")
+    deadline = time.monotonic() + seconds
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            while pgconn.get_result() is not None:
+                pass
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        select.select([pgconn.socket], [], [], remaining)

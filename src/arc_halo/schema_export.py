@@ -18,6 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from arc_halo import config, dbt, embedded, migrations, targets
+from arc_halo.conninfo import check_libpq_transport
 from arc_halo.errors import ConfigurationError
 
 MASTER_FILE = Path("db/schema/00_master_schema.sql")
@@ -85,6 +86,7 @@ def _clean(dump: str) -> str:
 
 def render(url: str) -> str:
     """The master schema file for the database at `url` (built by dbt)."""
+    check_libpq_transport(url, "schema export")  # pg_dump connects too
     schema_args = [arg for schema in SCHEMAS for arg in ("--schema", schema)]
     ddl = _pg_dump(url, "--schema-only", *schema_args, "--exclude-table", PARTITION_PATTERN)
     data_args = [arg for table in DATA_TABLES for arg in ("--table", table)]
@@ -94,6 +96,7 @@ def render(url: str) -> str:
 
 def _ledger_rows(url: str) -> str:
     """The build's migration records without their timestamps, so the file is the same on every export."""
+    check_libpq_transport(url, "schema export")
     with psycopg.connect(url) as conn:
         applied = migrations.recorded(conn)
     if not applied:

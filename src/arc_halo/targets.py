@@ -176,6 +176,7 @@ def probe(
 ) -> None:
     """Connect once per attempt with a timeout, so an unreachable or sleeping host gives a clear line
     instead of a hang."""
+    check_libpq_transport(conninfo, label)
     try:
         with_connect_retries(lambda: psycopg.connect(connect_timeout=timeout, **conninfo).close(), attempts, 1, 5)
     except psycopg.OperationalError as exc:

@@ -152,7 +152,12 @@ def _reopener(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
     options = {}
     if isinstance(conn, db.TenantConnection):
         options = {"tenant": conn.tenant, "pooled": conn.prepare_threshold is None}
-    return lambda: kind.connect(conninfo, autocommit=autocommit, **options)
+
+    def reopen() -> psycopg.Connection:
+        db.check_transport(conninfo, source="MetricLogger reconnect")  # whatever class `conn` was
+        return kind.connect(conninfo, autocommit=autocommit, **options)
+
+    return reopen
 
 
 @dataclass

@@ -1,8 +1,14 @@
-"""Connections are dbt-postgres's (psycopg2, the same profile fields); only the type name differs."""
+"""Connections are dbt-postgres's (psycopg2, the same profile fields); only the type name differs, and
+every connection dbt opens first passes the project's TLS rule (arc_halo.conninfo.check_libpq_transport):
+a remote host needs sslmode=require or stronger."""
 
 from dataclasses import dataclass
 
+from dbt.adapters.exceptions.connection import FailedToConnectError
 from dbt.adapters.postgres.connections import PostgresConnectionManager, PostgresCredentials
+
+from arc_halo.conninfo import check_libpq_transport
+from arc_halo.errors import ArcHaloError
 
 
 @dataclass
@@ -14,3 +20,14 @@ class ArcHaloCredentials(PostgresCredentials):
 
 class ArcHaloConnectionManager(PostgresConnectionManager):
     TYPE = "arc_halo"
+
+    @classmethod
+    def open(cls, connection):
+        if connection.state != "open":
+            credentials = cls.get_credentials(connection.credentials)
+            try:  # what psycopg2 will hand libpq; the PG* environment fills in the rest, as libpq does
+                check_libpq_transport({"host": credentials.host, "sslmode": credentials.sslmode}, "dbt profile target")
+            except ArcHaloError as exc:
+                connection.state = "fail"
+                raise FailedToConnectError(str(exc)) from None
+        return super().open(connection)

@@ -6,13 +6,22 @@ methods (dbt exposes only those to Jinja), each a thin call into its own module.
 
 from __future__ import annotations
 
+import psycopg
 from dbt.adapters.base.impl import AdapterTrackingRelationInfo
+from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.base.meta import available
 from dbt.adapters.contracts.connection import AdapterResponse
 from dbt.adapters.postgres.impl import PostgresAdapter
+from dbt_common.exceptions import DbtRuntimeError
 
-from dbt.adapters.arc_halo import __version__, python_model, schema_changes
+from arc_halo.errors import ArcHaloError
+from arc_halo.redaction import redact
+
+from dbt.adapters.arc_halo import __version__, build_lock, python_model, schema_changes
 from dbt.adapters.arc_halo.connections import ArcHaloConnectionManager
+
+
+logger = AdapterLogger("arc_halo")
 
 
 class ArcHaloAdapter(PostgresAdapter):
@@ -41,3 +50,20 @@ class ArcHaloAdapter(PostgresAdapter):
     def apply_online_ddl(self, steps: list[dict]) -> int:
         """operational_table's changes to an existing table, without stalling its writers (arc_halo.online_ddl)."""
         return schema_changes.apply_online_ddl(self, steps)
+
+    @available
+    def acquire_build_lock(self, invocation_id: str, wait_seconds: int) -> str:
+        """on-run-start, first: the build lease, held by a session of this process until on-run-end
+        (build_lock.py says why a login cannot keep a dead build's lease alive)."""
+        conninfo = schema_changes.credentials_conninfo(self.config.credentials, "dbt arc-halo build lock")
+        try:
+            build_lock.acquire(conninfo, invocation_id, wait_seconds, warn=logger.warning)
+        except (build_lock.BuildLockBusy, ArcHaloError, psycopg.Error) as exc:
+            raise DbtRuntimeError(redact(str(exc))) from None
+        return ""
+
+    @available
+    def release_build_lock(self, invocation_id: str) -> str:
+        """on-run-end (or a build that stops early): give the lease up and end the lock session."""
+        build_lock.release(invocation_id)
+        return ""

@@ -11,12 +11,13 @@ from arc_halo import migrations, online_ddl
 from arc_halo.errors import ArcHaloError
 
 
-def _conninfo(credentials) -> str:
+def credentials_conninfo(credentials, application_name: str = "dbt arc-halo migrations") -> str:
+    """A libpq connection string for the profile target's database (psycopg 3, beside dbt's psycopg2)."""
     from psycopg.conninfo import make_conninfo
 
     fields = {"host": credentials.host, "port": credentials.port, "user": credentials.user,
               "password": credentials.password, "dbname": credentials.database, "sslmode": credentials.sslmode,
-              "connect_timeout": credentials.connect_timeout, "application_name": "dbt arc-halo migrations"}
+              "connect_timeout": credentials.connect_timeout, "application_name": application_name}
     return make_conninfo(**{key: value for key, value in fields.items() if value not in (None, "")})
 
 
@@ -24,9 +25,13 @@ def apply_migrations(adapter) -> str:
     """migrations/ of the project, applied to the target's database (its schema first on the path)."""
     import psycopg
 
+    from arc_halo.conninfo import check_libpq_transport
+
     credentials = adapter.config.credentials
+    conninfo = credentials_conninfo(credentials)
     try:
-        with psycopg.connect(_conninfo(credentials)) as conn:
+        check_libpq_transport(conninfo, f"profile target {adapter.config.target_name!r}")
+        with psycopg.connect(conninfo) as conn:
             outcome = migrations.migrate(conn, migrations.folder(Path(adapter.config.project_root)), credentials.schema)
     except ArcHaloError as exc:
         raise DbtRuntimeError(str(exc)) from None

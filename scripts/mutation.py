@@ -52,6 +52,13 @@ MUTATIONS = (
         "    order, kept = None, None  # the input's header and __metadata__ forgotten\n",
         ("tests/integration/test_real_models.py::test_single_file_with_metadata_exports_byte_identical",),
     ),
+    Mutation(
+        "build-lock-takes-over-a-live-holder",
+        "src/dbt/adapters/arc_halo/build_lock.py",
+        "        if not alive:\n",
+        "        if True:  # every holder taken for gone\n",
+        ("tests/integration/test_build_lock.py::test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock",),
+    ),
 )
 
 

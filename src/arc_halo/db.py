@@ -112,7 +112,10 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
         register_vector(conn)
     except psycopg.ProgrammingError as exc:  # no pgvector in this database: it was never built
         conn.close()
-        raise from_database(exc) or exc from exc
+        translated = from_database(exc)
+        if translated is None:
+            raise
+        raise translated from exc
     return conn
 
 

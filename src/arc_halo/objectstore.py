@@ -218,8 +218,8 @@ def list_objects(prefix_uri: str) -> Iterator[StoredObject]:
         to_uri = location.uri
     else:
         root = _local_root(prefix_uri)
-        if not root.is_dir():
-            return
+        if not root.is_dir():  # a mistyped prefix must not pass for one that holds nothing
+            raise NotFoundError(f"no directory {root} (from {prefix_uri!r}): check the prefix")
         store, prefix = LocalStore(prefix=root), None
         to_uri = lambda key: (root / key).as_uri()  # the form FileStore records  # noqa: E731
     try:

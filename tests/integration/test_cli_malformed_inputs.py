@@ -89,6 +89,8 @@ CASES = {
                                        "s3://bucket/models/../llama"], "has an empty, '.' or '..' path segment"),
     "external-file-dot-dot": (lambda root: ["model", "import", str(model_directory(root)), "--external",
                                             f"file://{root}/../elsewhere"], "has a '..' path segment"),
+    "orphans-no-such-directory": (fixed("storage", "orphans", "file:///nonexistent/arc-halo-blobs"),
+                                  "no directory /nonexistent/arc-halo-blobs"),
     "older-than-absurd": (fixed("storage", "orphans", "file:///nonexistent", "--older-than", "1e300d"),
                           "an age of '1e300d' reaches past any object; use at most 36500d"),
     "older-than-past-datetime": (fixed("storage", "orphans", "file:///nonexistent", "--older-than", "4000000d"),

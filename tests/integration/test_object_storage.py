@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from arc_halo import local_s3, objectstore, tensors
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, NotFoundError
 from test_model_import import ARC_HALO, assert_same_tensors, llama_tensors, write_sharded
 
 
@@ -151,7 +151,8 @@ def test_external_dir_import_and_orphans_on_a_file_store(test_server, built_copy
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()[:-1]] == [stray.as_uri()]
     with psycopg.connect(url) as conn:
         assert objectstore.find_orphans(conn, blobs.as_uri(), timedelta(hours=1)) == []  # too young to judge
-        assert objectstore.find_orphans(conn, (tmp_path / "nothing-here").as_uri(), timedelta(0)) == []
+        with pytest.raises(NotFoundError, match="no directory .*nothing-here.*: check the prefix"):
+            objectstore.find_orphans(conn, (tmp_path / "nothing-here").as_uri(), timedelta(0))
     deleted = arc_halo(url, "storage", "orphans", blobs.as_uri(), "--older-than", "0s", "--delete")
     assert deleted.returncode == 0 and "deleted 1 orphaned object(s), 7 bytes" in deleted.stdout
     assert not stray.exists()

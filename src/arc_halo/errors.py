@@ -110,7 +110,7 @@ def from_database(exc: psycopg.Error, login: str | None = None) -> ArcHaloError 
     who = f"login {login!r}" if login else "this login"
     if isinstance(exc, psycopg.errors.InsufficientPrivilege) and "row-level security" in primary:
         return ConfigurationError(
-            f"row-level security refused {who}'s write ({primary}): the transaction acts as no tenant, or as "
+            f"row-level security refused a write by {who} ({primary}): the transaction acts as no tenant, or as "
             "another one; act as the tenant: db.connect(tenant=...) or db.tenant(conn, ...) in Python, "
             "PGOPTIONS='-c app.tenant_id=<tenant>' for arc-halo")
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
@@ -129,9 +129,12 @@ def from_database(exc: psycopg.Error, login: str | None = None) -> ArcHaloError 
         missing = _MISSING_KEY.search(diag.message_detail or "")
         if missing:
             return NotFoundError(f"no {missing['table']} row with ({missing['columns']}) = ({missing['values']}) "
-                                 f"visible to this tenant: pass the id of an existing one; {_NOTHING_CHANGED}")
+                                 f"for this tenant: pass the id of an existing one; {_NOTHING_CHANGED}")
         if "does not exist" in primary:  # the project's own checks say which row is missing
             return NotFoundError(f"{primary}; {_NOTHING_CHANGED}")
+        if primary.startswith("insert or update"):  # row-level security hides the key from the message
+            return NotFoundError(f"refused by constraint {diag.constraint_name}: a row it references does not exist "
+                                 f"for this tenant; pass the id of an existing one; {_NOTHING_CHANGED}")
         return IntegrityError(f"refused by constraint {diag.constraint_name}: {primary}; {_NOTHING_CHANGED}")
     if isinstance(exc, psycopg.errors.IntegrityError):
         table = f" on {diag.table_name}" if diag.table_name else ""

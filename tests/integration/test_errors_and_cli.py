@@ -144,7 +144,7 @@ def test_python_calls_answer_malformed_ids_and_unknown_values_with_what_to_do(db
         training.finish_session(conn, ids["session"], "bogus")
     conn.rollback()
     unknown = "5b3f1f0e-0000-4000-8000-00000000a1b2"
-    with pytest.raises(errors.NotFoundError, match=f"no models row with .*{unknown}.* visible to this tenant"):
+    with pytest.raises(errors.NotFoundError, match=f"no models row with .*{unknown}.* for this tenant"):
         inference.start_session(conn, unknown)
     conn.rollback()
     with pytest.raises(errors.NotFoundError, match=f"no inference session {unknown}"):

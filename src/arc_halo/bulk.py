@@ -18,6 +18,8 @@ from typing import Protocol
 import psycopg
 from psycopg import sql
 
+from arc_halo.errors import InvalidInputError, public_call
+
 
 class RowWriter(Protocol):
     def write_row(self, row: Sequence) -> None:
@@ -34,18 +36,25 @@ class _QueuedRows:
         self.rows.append(row)
 
 
+@public_call
 def row_security_applies(conn: psycopg.Connection, table: str) -> bool:
     """Whether the policies of `table` apply to this connection's current role right now."""
     return conn.execute("select row_security_active(%s::regclass)", (table,)).fetchone()[0]
 
 
 @contextlib.contextmanager
+@public_call
 def copy_into(conn: psycopg.Connection, table: str, columns: Sequence[str], types: Sequence[str] | None = None,
               wide_rows: bool = False) -> Iterator[RowWriter]:
     """A writer of rows (`write_row`) into `table (columns)`, in the caller's transaction or its own: a
     binary `COPY ... FROM STDIN` when the policies do not apply, else see the module docstring.
     `types` are the binary wire types of the columns, when they differ from what psycopg would guess
     from the Python values (see psycopg's `Copy.set_types`); `wide_rows` for rows of a megabyte or more."""
+    for what, names in (("columns", columns), ("types", types or ())):
+        if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+            raise InvalidInputError(f"{what} must be a list of names, got {names!r}")
+    if not isinstance(table, str) or (types and len(types) != len(columns)):
+        raise InvalidInputError(f"copy_into needs a table name and one type per column, got {table!r}, {types!r}")
     target, column_list = sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     with conn.transaction():
         staging = None
@@ -67,7 +76,10 @@ def copy_into(conn: psycopg.Connection, table: str, columns: Sequence[str], type
         with conn.cursor().copy(sql.SQL("copy {} ({}) from stdin (format binary)").format(
                 staging or target, column_list)) as copy:
             if types:
-                copy.set_types(list(types))
+                try:
+                    copy.set_types(list(types))
+                except KeyError as exc:
+                    raise InvalidInputError(f"types: {exc.args[0]}; use PostgreSQL type names (uuid, text, int4...)") from None
             yield copy
         if staging is not None:
             conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(

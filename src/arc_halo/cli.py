@@ -13,7 +13,7 @@ from typing import NoReturn
 import psycopg
 
 from arc_halo import dbt, embedded, targets
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, first_line, from_database
 from arc_halo.redaction import redact
 
 EXAMPLE_QUERIES = (
@@ -439,32 +439,14 @@ def cmd_branch(args: argparse.Namespace) -> None:
         print(f"deleted branch {args.name}")
 
 
-def _one_line(exc: BaseException) -> str:
-    """The message of an expected error as one line: the first line of what the exception says."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _database_error_line(exc: psycopg.Error) -> str:
-    """A constraint violation names its constraint; bad data names what PostgreSQL found wrong."""
-    diag = exc.diag
-    if diag.constraint_name:
-        table = f" on {diag.table_name}" if diag.table_name else ""
-        return f"refused by constraint {diag.constraint_name}{table}: {diag.message_primary}; nothing was changed"
-    return f"the database refused the input: {_one_line(exc)}; nothing was changed"
-
-
 def _user_error(exc: BaseException) -> str | None:
     """One line for an error a user can fix, or None for a fault in arc-halo itself."""
     if isinstance(exc, ArcHaloError):
-        return _one_line(exc)
-    if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction)):
-        return (f"this database has no Arc-Halo schema, or an older one ({_one_line(exc)}): "
-                "build it first with `arc-halo build` (or `make run`)")
-    if isinstance(exc, (psycopg.errors.IntegrityError, psycopg.errors.DataError)):
-        return _database_error_line(exc)
+        return first_line(exc)
+    if isinstance(exc, psycopg.Error) and (translated := from_database(exc)) is not None:
+        return first_line(translated)
     if isinstance(exc, psycopg.OperationalError):
-        return f"the database connection failed: {_one_line(exc)}; check that the server runs, then retry"
+        return f"the database connection failed: {first_line(exc)}; check that the server runs, then retry"
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror.lower()}{where}"
@@ -493,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         line = _user_error(exc)
         if line is None:  # a fault in arc-halo, not in the input: still one line, but say how to see more
-            print(redact(f"arc-halo: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            print(redact(f"arc-halo: internal error: {type(exc).__name__}: {first_line(exc)} "
                          "(rerun with --debug or ARC_HALO_DEBUG=1 for the traceback, and report it)"), file=sys.stderr)
             sys.exit(1)
         print(redact(f"arc-halo: error: {line}"), file=sys.stderr)

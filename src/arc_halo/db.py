@@ -30,17 +30,18 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from arc_halo import targets
+from arc_halo import targets, validation
 from arc_halo.conninfo import check_libpq_transport, is_pooled
-from arc_halo.errors import InvalidInputError, describe_connection_failure
+from arc_halo.errors import InvalidInputError, describe_connection_failure, from_database, public_call
 
 CONNECT_ATTEMPTS = 4
+MAX_POOL_SIZE = 10_000
 # The one statement that makes a transaction act as a tenant (the policies read app.tenant_id).
 SET_TENANT = "select set_config('app.tenant_id', {}, true)"
 
 
 def _check_tenant(tenant: str | None) -> None:
-    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+    if tenant is not None and (not isinstance(tenant, str) or not tenant or "\x00" in tenant):
         raise InvalidInputError(f"tenant must be a non-empty string, got {tenant!r}")
 
 
@@ -112,11 +113,17 @@ def check_transport(conninfo: str, kwargs: dict | None = None, source: str = "co
               if key not in _PSYCOPG_OPTIONS and value is not None}
     if params:
         check_libpq_transport({**conninfo_to_dict(conninfo), **params}, source)
+def _target(url: object) -> str:
+    """The database to connect to: `url` (checked to be a connection string), else the configured one."""
+    if url is None:
+        return targets.database_url()
+    targets.parsed_conninfo(url, "the database URL")
+    return url
 
 
 def _connect_options(target: str, pooled: bool | None) -> dict:
     return {"connect_timeout": targets.NEON_CONNECT_TIMEOUT_SECONDS,
-            "pooled": is_pooled(target) if pooled is None else pooled}
+            "pooled": is_pooled(target) if pooled is None else validation.boolean("pooled", pooled)}
 
 
 def connect(url: str | None = None, autocommit: bool = False, attempts: int = CONNECT_ATTEMPTS, *,
@@ -125,8 +132,10 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
     `pooled` (default: detected, see `is_pooled`) turns psycopg's prepared statements off. A connection
     that cannot be made raises DatabaseUnavailableError saying whether the host, the database or the
     login is wrong."""
-    target = url or targets.database_url()
+    target = _target(url)
     check_transport(target, source="db.connect")
+    if not isinstance(autocommit, bool):
+        raise InvalidInputError(f"autocommit must be True or False, got {autocommit!r}")
     try:
         conn = targets.with_connect_retries(
             lambda: TenantConnection.connect(target, autocommit=autocommit, tenant=tenant,
@@ -134,11 +143,19 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
             attempts, 0.5, 8, permanent=targets.PERMANENT_CONNECT_FAILURES)
     except psycopg.OperationalError as exc:
         raise describe_connection_failure(exc, target) from exc
-    register_vector(conn)
+    try:
+        register_vector(conn)
+    except psycopg.ProgrammingError as exc:  # no pgvector in this database: it was never built
+        conn.close()
+        translated = from_database(exc)
+        if translated is None:
+            raise
+        raise translated from exc
     return conn
 
 
 @contextlib.contextmanager
+@public_call
 def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
     """One transaction acting as tenant `name`, committed at the end of the block (rolled back on error).
 
@@ -149,12 +166,13 @@ def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
         raise InvalidInputError("tenant() needs a tenant name")
     _check_tenant(name)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        raise psycopg.ProgrammingError("db.tenant() starts its own transaction: commit or roll back the open one first")
+        raise InvalidInputError("db.tenant() starts its own transaction: commit or roll back the open one first")
     with conn.transaction():
         conn.execute(sql.SQL(SET_TENANT).format(sql.Literal(name)))
         yield conn
 
 
+@public_call
 def conninfo_of(conn: psycopg.Connection) -> str:
     """`conn`'s connection string with its password (psycopg's `info.dsn` leaves it out), to open another
     connection like it."""
@@ -162,6 +180,7 @@ def conninfo_of(conn: psycopg.Connection) -> str:
     return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
 
 
+@public_call
 def reset_connection(conn: psycopg.Connection) -> None:
     """What a pool does to every connection it takes back: DISCARD ALL forgets session settings (a
     session-level `SET app.tenant_id`, `SET ROLE`), temporary tables, advisory locks and prepared
@@ -184,8 +203,10 @@ def pool(url: str | None = None, min_size: int = 1, max_size: int = 8, *, tenant
     from psycopg_pool import ConnectionPool
 
     _check_tenant(tenant)
-    target = url or targets.database_url()
+    target = _target(url)
     check_transport(target, source="db.pool")  # here, not in the pool's thread, where it would only retry
+    validation.whole_number("min_size", min_size, 0, MAX_POOL_SIZE)
+    validation.whole_number("max_size", max_size, max(min_size, 1), MAX_POOL_SIZE)
     return ConnectionPool(
         target, min_size=min_size, max_size=max_size, open=False, connection_class=TenantConnection,
         kwargs={"tenant": tenant, **_connect_options(target, pooled)},

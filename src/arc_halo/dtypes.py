@@ -34,7 +34,10 @@ _NAMES = {dtype: name for name, dtype in NUMPY_DTYPES.items()}
 
 def dtype_name(dtype: np.dtype) -> str:
     """The tensor_dtypes name of a numpy dtype (byte order ignored: data is stored little-endian)."""
-    name = _NAMES.get(np.dtype(dtype).newbyteorder("="))
+    try:
+        name = _NAMES.get(np.dtype(dtype).newbyteorder("="))
+    except (TypeError, ValueError):  # not a dtype at all
+        name = None
     if name is None:
         raise InvalidInputError(f"dtype {dtype} is not storable; supported: {', '.join(NUMPY_DTYPES)}")
     return name
@@ -43,5 +46,5 @@ def dtype_name(dtype: np.dtype) -> str:
 def numpy_dtype(name: str) -> np.dtype:
     try:
         return NUMPY_DTYPES[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name
         raise InvalidInputError(f"unknown tensor dtype {name!r}; supported: {', '.join(NUMPY_DTYPES)}") from None

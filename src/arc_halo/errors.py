@@ -9,9 +9,19 @@ Every message is one line that names what is wrong and what to do; the CLI print
     ├── InvalidInputError         a value given by the caller (also a ValueError)
     ├── NotFoundError             an id or name that names nothing (also a LookupError)
     └── IntegrityError            stored data disagrees with its checksum, shape or constraints
+
+PostgreSQL's refusals that a user can fix (a value out of range, an unknown id, a missing privilege or
+schema) are translated once, by `from_database`: the public calls raise its result through
+`@public_call`, and the CLI prints it.
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import psycopg
 
@@ -84,3 +94,118 @@ def describe_connection_failure(exc: psycopg.OperationalError | None, target: st
         message = (f"cannot reach {label} host {host} (port {port}){tried}: {detail}; check the host and port, "
                    f"and that the server runs")
     return DatabaseUnavailableError(message)
+
+
+def first_line(exc: BaseException) -> str:
+    """What an exception says, as one line (its first), or its type's name when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# libpq's own detail of a foreign key violation, and the project's triggers that raise one alike.
+_MISSING_KEY = re.compile(r'Key \((?P<columns>.+)\)=\((?P<values>.*)\) is not present in table "(?P<table>[^"]+)"')
+# The objects only a build creates: a relation, function, type (vector), schema or column of the schema.
+_MISSING_SCHEMA = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedObject,
+                   psycopg.errors.UndefinedColumn, psycopg.errors.InvalidSchemaName)
+# A caller's value of a type the column or operator does not take.
+_WRONG_TYPE = (psycopg.errors.DatatypeMismatch, psycopg.errors.IndeterminateDatatype,
+               psycopg.errors.CannotCoerce)
+_NOTHING_CHANGED = "nothing was changed"
+
+
+def from_database(exc: psycopg.Error, login: str | None = None) -> ArcHaloError | None:
+    """The ArcHaloError for a refusal of the database that a user can fix, or None when `exc` is not one
+    (a fault of arc-halo, or a connection problem for the caller to handle). `login` names the role that
+    was refused, when known. The one mapping of psycopg's classes onto this tree."""
+    diag = exc.diag
+    primary = diag.message_primary or first_line(exc)
+    who = f"login {login!r}" if login else "this login"
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege) and "row-level security" in primary:
+        return ConfigurationError(
+            f"row-level security refused a write by {who} ({primary}): the transaction acts as no tenant, or as "
+            "another one; act as the tenant: db.connect(tenant=...) or db.tenant(conn, ...) in Python, "
+            "PGOPTIONS='-c app.tenant_id=<tenant>' for arc-halo")
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return ConfigurationError(
+            f"{who} lacks a privilege: {primary}; grant it the role arc_halo_app (`grant arc_halo_app to "
+            f"{login or '<login>'}`, which every build grants its privileges), or run this as the schema owner")
+    if isinstance(exc, _WRONG_TYPE) or (exc.sqlstate is None and "cannot adapt type" in primary) or (
+            isinstance(exc, psycopg.errors.UndefinedFunction)
+            and primary.startswith("operator does not exist")):
+        return InvalidInputError(f"a value of the wrong type was passed ({primary}); pass ids as UUIDs or text, "
+                                 f"numbers as int or float, text as str; {_NOTHING_CHANGED}")
+    if isinstance(exc, _MISSING_SCHEMA) or (exc.sqlstate is None and "vector type not found" in primary):
+        return ConfigurationError(f"this database has no Arc-Halo schema, or an older one ({primary}): build it "
+                                  "first with `arc-halo build` (or `make run`)")
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+        missing = _MISSING_KEY.search(diag.message_detail or "")
+        if missing:
+            return NotFoundError(f"no {missing['table']} row with ({missing['columns']}) = ({missing['values']}) "
+                                 f"for this tenant: pass the id of an existing one; {_NOTHING_CHANGED}")
+        if "does not exist" in primary:  # the project's own checks say which row is missing
+            return NotFoundError(f"{primary}; {_NOTHING_CHANGED}")
+        if primary.startswith("insert or update"):  # row-level security hides the key from the message
+            return NotFoundError(f"refused by constraint {diag.constraint_name}: a row it references does not exist "
+                                 f"for this tenant; pass the id of an existing one; {_NOTHING_CHANGED}")
+        return IntegrityError(f"refused by constraint {diag.constraint_name}: {primary}; {_NOTHING_CHANGED}")
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        table = f" on {diag.table_name}" if diag.table_name else ""
+        return IntegrityError(f"refused by constraint {diag.constraint_name or '(unnamed)'}{table}: {primary}; "
+                              f"see the table's rules with `\\d+ {diag.table_name or '<table>'}` in psql; {_NOTHING_CHANGED}")
+    if isinstance(exc, psycopg.DataError):  # also psycopg's own refusals, e.g. a NUL character in text
+        return InvalidInputError(f"the database refused a value: {primary}; {_NOTHING_CHANGED}")
+    return None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _login_of(conn: object) -> str | None:
+    try:
+        return conn.info.user if isinstance(conn, psycopg.Connection) else None
+    except psycopg.Error:
+        return None
+
+
+def _check_connection(function: Callable, args: tuple, kwargs: dict) -> psycopg.Connection:
+    conn = args[0] if args else kwargs.get("conn")
+    if not isinstance(conn, psycopg.Connection):
+        raise InvalidInputError(f"{function.__name__}() needs a psycopg connection first (db.connect()), "
+                                f"got {type(conn).__name__}")
+    return conn
+
+
+def _translated(exc: psycopg.Error, conn: psycopg.Connection) -> BaseException:
+    return from_database(exc, _login_of(conn)) or exc
+
+
+def public_call(function: Callable[P, R]) -> Callable[P, R]:
+    """A public call of the library that takes a connection as its first argument `conn`: anything else
+    there is refused, and a refusal of the database that the caller can fix is raised as the ArcHaloError
+    `from_database` gives (the psycopg error chained as its cause); any other error as it is. A generator
+    (under @contextlib.contextmanager) is translated while it runs, too."""
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def generate(*args, **kwargs):
+            conn = _check_connection(function, args, kwargs)
+            try:
+                return (yield from function(*args, **kwargs))
+            except psycopg.Error as exc:
+                translated = _translated(exc, conn)
+                if translated is exc:
+                    raise
+                raise translated from exc
+        return generate  # type: ignore[return-value]
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        conn = _check_connection(function, args, kwargs)
+        try:
+            return function(*args, **kwargs)
+        except psycopg.Error as exc:
+            translated = _translated(exc, conn)
+            if translated is exc:
+                raise
+            raise translated from exc
+    return call

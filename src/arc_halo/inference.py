@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,23 +11,30 @@ import psycopg
 
 from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
-from arc_halo.errors import InvalidInputError, first_line
-from arc_halo.validation import whole_number
+from arc_halo.errors import InvalidInputError, NotFoundError, first_line, public_call
+from arc_halo.validation import (as_uuid, json_object, numeric_array, optional_duration, optional_whole_number,
+                                 real_number, whole_number)
 
 
+@public_call
 def start_session(conn: psycopg.Connection, model_id, generation_config: dict | None = None,
                   prompt_tokens: int = 0) -> uuid.UUID:
+    model_id, generation_config = as_uuid("model id", model_id), json_object("generation_config", generation_config)
     with conn.transaction():
         return conn.execute(
             """insert into inference_sessions (model_id, status, generation_config, prompt_tokens)
                values (%s, 'running', %s, %s) returning inference_session_id""",
-            (model_id, json.dumps(generation_config or {}), prompt_tokens)).fetchone()[0]
+            (model_id, generation_config, prompt_tokens)).fetchone()[0]
 
 
+@public_call
 def finish_session(conn: psycopg.Connection, session_id, generated_tokens: int, status: str = "completed") -> None:
+    session_id = as_uuid("session id", session_id)
     with conn.transaction():
-        conn.execute("update inference_sessions set status = %s, generated_tokens = %s, ended_at = now()"
-                     " where inference_session_id = %s", (status, generated_tokens, session_id))
+        if conn.execute("update inference_sessions set status = %s, generated_tokens = %s, ended_at = now()"
+                        " where inference_session_id = %s", (status, generated_tokens, session_id)).rowcount == 0:
+            raise NotFoundError(f"no inference session {session_id}: see `select inference_session_id, model_id "
+                                f"from inference_sessions`")
 
 
 @dataclass(frozen=True)
@@ -40,14 +46,19 @@ class KVEntry:
 
 
 def _ttl(ttl: timedelta | None) -> timedelta | None:
-    if ttl is not None and ttl <= timedelta(0):
+    if optional_duration("ttl", ttl) is not None and ttl <= timedelta(0):
         raise InvalidInputError("ttl must be positive (or None for no expiry)")
     return ttl
 
 
+@public_call
 def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, values: np.ndarray,
            position_start: int, head_index: int | None = None, ttl: timedelta | None = timedelta(hours=1)) -> None:
     """Store (or replace) the keys and values of one layer (and head, or all heads) over a position range."""
+    session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
+    keys, values = numeric_array("keys", keys), numeric_array("values", values)
+    whole_number("position_start", position_start, 0, MAX_POSITION)
+    optional_whole_number("head_index", head_index, 0, MAX_POSITION)
     if keys.shape != values.shape or keys.dtype != values.dtype:
         raise InvalidInputError(f"keys {keys.shape} {keys.dtype} and values {values.shape} {values.dtype} must match")
     position_end = position_start + (keys.shape[-2] if keys.ndim >= 2 else 1)
@@ -65,8 +76,11 @@ def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, val
              keys.tobytes(), values.tobytes(), keys.nbytes + values.nbytes, _ttl(ttl)))
 
 
+@public_call
 def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | None = None) -> list[KVEntry]:
     """Unexpired entries of one (session, layer[, head]) in position order; counts the hit."""
+    session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
+    optional_whole_number("head_index", head_index, 0, MAX_POSITION)
     # Binary results: bytea arrives as raw bytes, not as hex text twice its size to decode.
     with conn.transaction(), conn.cursor(binary=True) as cursor:
         rows = cursor.execute(
@@ -83,9 +97,12 @@ def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | Non
     return entries
 
 
+@public_call
 def put_activation(conn: psycopg.Connection, session_id, layer_id, name: str, activation: np.ndarray,
                    position_start: int, ttl: timedelta | None = timedelta(hours=1)) -> None:
-    data = np.ascontiguousarray(activation)
+    session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
+    whole_number("position_start", position_start, 0, MAX_POSITION)
+    data = np.ascontiguousarray(numeric_array("activation", activation))
     with conn.transaction():
         conn.execute(
             """insert into activation_cache (inference_session_id, layer_id, activation_name, position_start, position_end,
@@ -95,12 +112,16 @@ def put_activation(conn: psycopg.Connection, session_id, layer_id, name: str, ac
              dtype_name(data.dtype), list(data.shape), data.tobytes(), data.nbytes, _ttl(ttl)))
 
 
+@public_call
 def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float]) -> None:
+    session = as_uuid("session id", session_id)
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"values must be a dict of metric name to number, got {type(values).__name__}")
+    values = {name: real_number(f"metric {name!r}", value) for name, value in values.items()}
     with bulk.copy_into(conn, "inference_metrics", ("inference_session_id", "metric_name", "value"),
                         ("uuid", "text", "float8")) as copy:
-        session = uuid.UUID(str(session_id))
         for name, value in values.items():
-            copy.write_row((session, name, float(value)))
+            copy.write_row((session, name, value))
 
 
 # Every stored attention pattern is a distribution over its keys in each query row, to these bounds, here
@@ -114,12 +135,13 @@ MAX_POSITION = 2**31 - 1  # integer columns
 
 def row_entropies(weights: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of each query row of a query x key attention matrix; 0 log 0 counts as 0."""
-    matrix = np.asarray(weights, dtype=np.float64)
+    matrix = numeric_array("weights", weights).astype(np.float64)
     return -(matrix * np.log(np.where(matrix > 0, matrix, 1.0))).sum(axis=1)
 
 
 def attention_summary(weights: np.ndarray) -> tuple[float, float]:
     """(mean row entropy in nats, max weight) of a query x key attention matrix."""
+    weights = numeric_array("weights", weights)
     return float(row_entropies(weights).mean()), float(np.max(weights))
 
 
@@ -152,10 +174,12 @@ def attention_weights(weights: object) -> np.ndarray:
     return stored
 
 
+@public_call
 def record_attention(conn: psycopg.Connection, session_id, layer_id, head_index: int, weights: np.ndarray,
                      query_start: int = 0, key_start: int = 0) -> None:
     """One head's attention weights (queries x keys), with the summaries the views use. Weights that are
     not a distribution in every query row (see attention_weights) are refused before anything is sent."""
+    session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
     stored = attention_weights(weights)
     whole_number("head_index", head_index, 0, MAX_POSITION)
     whole_number("query_start", query_start, 0, MAX_POSITION - stored.shape[0])

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import psycopg
 
+from arc_halo.errors import public_call
 from arc_halo.validation import whole_number
 
 MAX_PURGE_BATCH = 1_000_000
 MAX_PARTITION_MONTHS = 120  # ten years either way; more is a typo, not a plan
 
 
+@public_call
 def purge_expired_cache(conn: psycopg.Connection, batch_size: int = 5000) -> dict[str, int]:
     """Delete every expired activation_cache and kv_cache row, batch by batch; returns counts per table."""
     whole_number("batch_size", batch_size, 1, MAX_PURGE_BATCH)
@@ -27,6 +29,7 @@ def purge_expired_cache(conn: psycopg.Connection, batch_size: int = 5000) -> dic
             return totals
 
 
+@public_call
 def create_metric_partitions(conn: psycopg.Connection, months_back: int = 1, months_ahead: int = 3) -> list[str]:
     """Create missing monthly partitions of training_metrics; returns the names created."""
     whole_number("months_back", months_back, 0, MAX_PARTITION_MONTHS)

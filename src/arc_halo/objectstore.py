@@ -30,13 +30,14 @@ import obstore
 import psycopg
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
-from arc_halo import tensors
-from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError
+from arc_halo import tensors, validation
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError, public_call
 
 SCHEMES = ("s3", "gs", "az")
 PART_BYTES = 8 * 1024 * 1024   # multipart part size (S3's minimum is 5 MiB)
 PARALLEL_PARTS = 8             # parts in flight at once per upload
 READ_CHUNK_BYTES = 8 * 1024 * 1024
+MAX_AGE = timedelta(days=36_500)  # an orphan age beyond a century is a typo (and past datetime's range)
 
 _ENVIRONMENT_HINTS = {
     "s3": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for a non-AWS server, AWS_ENDPOINT_URL",
@@ -55,14 +56,19 @@ class Location:
 
     @classmethod
     def parse(cls, uri: str) -> Location:
-        parsed = urlparse(uri)
+        parsed = urlparse(_uri_text(uri))
         if parsed.scheme not in SCHEMES or not parsed.netloc:
             raise InvalidInputError(f"not an object-store URI: {uri!r}; expected s3://bucket/prefix, "
                                     "gs://bucket/prefix or az://container/prefix")
         if parsed.username or parsed.password or parsed.query:
             raise InvalidInputError(f"{parsed.scheme}:// URIs carry no credentials or options; set "
                                     f"{_ENVIRONMENT_HINTS[parsed.scheme]} in the environment instead")
-        return cls(parsed.scheme, parsed.netloc, parsed.path.strip("/"))
+        key = parsed.path.removeprefix("/").rstrip("/")
+        if key and any(segment in ("", ".", "..") for segment in key.split("/")):
+            # object keys are plain names: an empty, '.' or '..' segment names no object and no prefix
+            raise InvalidInputError(f"{uri!r} has an empty, '.' or '..' path segment; write the prefix plainly, "
+                                    f"e.g. {parsed.scheme}://{parsed.netloc}/models/llama")
+        return cls(parsed.scheme, parsed.netloc, key)
 
     def uri(self, key: str | None = None) -> str:
         return f"{self.scheme}://{self.bucket}/{self.key if key is None else key}"
@@ -136,6 +142,7 @@ def read_into(uri: str, target: memoryview) -> int:
     the loopback SeaweedFS here (82 vs 159 MB/s, 200 MB); a remote store with slow single connections
     may favour ranges."""
     location = Location.parse(uri)
+    validation.writable_buffer("target", target)
     try:
         result = obstore.get(_store_for(location.scheme, location.bucket), location.key)
         filled = 0
@@ -169,19 +176,27 @@ def register_readers() -> None:
 def open_store(uri: str) -> tensors.BlobStore:
     """The BlobStore for an --external destination: s3://, gs://, az:// or file:///directory (a bare
     path means a local directory)."""
-    parsed = urlparse(uri)
+    parsed = urlparse(_uri_text(uri))
     if parsed.scheme in SCHEMES:
         return ObjectStore(uri)
     return tensors.FileStore(_local_root(uri))
 
 
+def _uri_text(uri: object) -> str:
+    if not isinstance(uri, str) or "\x00" in uri:
+        raise InvalidInputError(f"a store URI is text without NUL characters, e.g. s3://bucket/prefix, got {uri!r}")
+    return uri
+
+
 def _local_root(uri: str) -> Path:
-    parsed = urlparse(uri)
+    parsed = urlparse(_uri_text(uri))
     if parsed.scheme not in ("", "file"):
         raise InvalidInputError(f"unsupported external store {uri!r}; use s3://bucket/prefix, "
                                 "gs://bucket/prefix, az://container/prefix or file:///directory")
     if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
         raise InvalidInputError(f"file:// URIs name a local path (file:///directory), not a host: {uri!r}")
+    if parsed.scheme == "file" and ".." in unquote(parsed.path).split("/"):
+        raise InvalidInputError(f"{uri!r} has a '..' path segment; name the directory plainly, e.g. file:///data/tensors")
     return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).resolve()
 
 
@@ -207,7 +222,7 @@ def check_prefix(prefix_uri: str) -> None:
 
 def _listing(prefix_uri: str):
     """(store, key prefix, key -> URI) for listing under `prefix_uri`."""
-    parsed = urlparse(prefix_uri)
+    parsed = urlparse(_uri_text(prefix_uri))
     if parsed.scheme in SCHEMES:
         location = Location.parse(prefix_uri)
         store, prefix = _store_for(location.scheme, location.bucket), location.key or None
@@ -248,9 +263,14 @@ def find_orphans(conns: psycopg.Connection | Sequence[psycopg.Connection], prefi
     every database that may reference them (`branches.referencing_databases`). The age threshold keeps
     uploads in flight (object written, metadata not yet committed) out of the list: make it longer than
     the longest import."""
-    databases = [conns] if isinstance(conns, psycopg.Connection) else list(conns)
-    if not databases:
-        raise InvalidInputError("find_orphans needs at least one database connection to check references in")
+    databases = [conns] if isinstance(conns, psycopg.Connection) else list(conns) if isinstance(conns, (list, tuple)) else None
+    if not databases or not all(isinstance(conn, psycopg.Connection) for conn in databases):
+        raise InvalidInputError("find_orphans needs a database connection, or a list of them, to check references "
+                                f"in; got {conns!r}")
+    if not isinstance(older_than, timedelta) or not timedelta(0) <= older_than <= MAX_AGE:
+        raise InvalidInputError(f"older_than must be a timedelta from 0 to {MAX_AGE.days} days, got {older_than!r}")
+    if now is not None and (not isinstance(now, datetime) or now.tzinfo is None):
+        raise InvalidInputError(f"now must be a datetime with a time zone (or None), got {now!r}")
     cutoff = (now or datetime.now(timezone.utc)) - older_than
     candidates = [item for item in list_objects(prefix_uri) if item.last_modified <= cutoff]
     uris = [item.uri for item in candidates]
@@ -260,9 +280,11 @@ def find_orphans(conns: psycopg.Connection | Sequence[psycopg.Connection], prefi
 
 def delete_objects(uris: Sequence[str]) -> None:
     """Remove objects by URI; one request per bucket for object stores."""
+    if isinstance(uris, str) or not isinstance(uris, (list, tuple)):  # a lone string would be taken letter by letter
+        raise InvalidInputError(f"uris must be a list of object URIs, got {type(uris).__name__}")
     by_bucket: dict[tuple[str, str], list[str]] = {}
     for uri in uris:
-        if urlparse(uri).scheme in SCHEMES:
+        if urlparse(_uri_text(uri)).scheme in SCHEMES:
             location = Location.parse(uri)
             by_bucket.setdefault((location.scheme, location.bucket), []).append(location.key)
         else:
@@ -277,6 +299,8 @@ def delete_objects(uris: Sequence[str]) -> None:
 def parse_age(text: str) -> timedelta:
     """'90s', '15m', '1h', '2d' (or plain seconds) as a timedelta."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not isinstance(text, str):
+        raise InvalidInputError(f"an age is text such as 30s, 15m, 1h or 2d, got {text!r}")
     number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
     try:
         seconds = float(number) * units[unit]
@@ -286,4 +310,6 @@ def parse_age(text: str) -> timedelta:
         raise InvalidInputError(f"not an age: {text!r}; use e.g. 30s, 15m, 1h or 2d") from None
     if seconds < 0:
         raise InvalidInputError(f"an age cannot be negative: {text!r}")
+    if seconds > MAX_AGE.total_seconds():
+        raise InvalidInputError(f"an age of {text!r} reaches past any object; use at most {MAX_AGE.days}d")
     return timedelta(seconds=seconds)

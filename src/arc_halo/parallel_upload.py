@@ -36,9 +36,11 @@ import numpy as np
 import psycopg
 
 from arc_halo import db, tensors
-from arc_halo.errors import ConfigurationError, InvalidInputError
+from arc_halo.errors import ConfigurationError, InvalidInputError, public_call
+from arc_halo.validation import whole_number
 
 DEFAULT_WORKERS = 2
+MAX_WORKERS = 64  # each is a server connection
 # Behind a pooler: how long one server connection may take to come free before the upload counts it as
 # one the pool cannot lend.
 POOL_WAIT_SECONDS = 5.0
@@ -60,6 +62,7 @@ _ENDED_UPLOADS = f"""pending as materialized (
         where pg_try_advisory_xact_lock({_LOCK_KEY.format('pending_upload_id')}))"""
 
 
+@public_call
 def remove_abandoned(conn: psycopg.Connection) -> int:
     """Delete the pending tensors (and, by cascade, the chunks) of uploads whose transaction has ended
     without making them visible; returns how many tensor rows went. Uploads in flight are untouched: their
@@ -71,6 +74,7 @@ def remove_abandoned(conn: psycopg.Connection) -> int:
                                 where pending_upload_id in (select pending_upload_id from ended)""").rowcount
 
 
+@public_call
 def find_abandoned(conn: psycopg.Connection) -> tuple[int, int]:
     """(uploads, tensor rows) that `remove_abandoned` would delete now."""
     with conn.transaction():
@@ -91,10 +95,12 @@ class ParallelUpload:
                  chunk_bytes: int = tensors.DEFAULT_CHUNK_BYTES,
                  connect: Callable[[str | None], psycopg.Connection] | None = None,
                  pool_wait_seconds: float = POOL_WAIT_SECONDS):
-        if workers < 1:
-            raise InvalidInputError(f"workers must be at least 1, got {workers}")
-        if chunk_bytes <= 0:
-            raise InvalidInputError("chunk_bytes must be positive")
+        if not isinstance(conn, psycopg.Connection):
+            raise InvalidInputError(f"ParallelUpload needs a psycopg connection, got {type(conn).__name__}")
+        whole_number("workers", workers, 1, MAX_WORKERS)
+        whole_number("chunk_bytes", chunk_bytes, 1, 2**31 - 1)
+        if connect is not None and not callable(connect):
+            raise InvalidInputError(f"connect must be a callable returning a connection, got {connect!r}")
         self.conn, self.workers, self.chunk_bytes = conn, workers, chunk_bytes
         self.upload_id = uuid.uuid4()
         conninfo = None if connect else db.conninfo_of(conn)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psycopg
 
-from arc_halo.errors import NotFoundError
+from arc_halo import validation
+from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 
 
+@public_call
 def training_curves(conn: psycopg.Connection, session: str, output: Path) -> Path:
     """Render `session` (name or id) to a PNG (or SVG/PDF, by the output's suffix)."""
+    output = validation.path("output", output)
+    if not isinstance(session, (str, uuid.UUID)):
+        raise InvalidInputError(f"session is a session name or id, got {type(session).__name__}")
+    session = str(session)
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display

@@ -24,6 +24,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from arc_halo import bulk, embeddings, fusion, inference, tensors, training
+from arc_halo.errors import public_call
 from arc_halo.hf import writes as hf_writes
 
 SAMPLE_MODEL = "gpt-fusion-1"
@@ -241,6 +242,7 @@ def _reactor(conn: psycopg.Connection, primary: dict, expert: dict, rng: np.rand
     )
 
 
+@public_call
 def load(conn: psycopg.Connection) -> uuid.UUID | None:
     """Load the sample dataset; returns gpt-fusion-1's id, or None when it was already there."""
     register_vector(conn)  # embeddings are copied as binary vectors

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 
-from arc_halo.errors import InvalidInputError, NotFoundError
-from arc_halo.validation import whole_number
+from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.validation import as_uuid, whole_number
 
 INDEXED_WIDTHS_MAX_VECTOR = 2000  # wider vectors are indexed as halfvec (see models/raw/tensor_storage/embeddings.sql)
 MAX_WIDTH = 16_000  # pgvector's vector type
@@ -25,7 +25,7 @@ DEFAULT_MAX_SCAN_TUPLES = 20_000  # pgvector's default; raised for large k so a 
 def _query_vector(query: np.ndarray) -> np.ndarray:
     try:
         vector = np.asarray(query, dtype=np.float32).ravel()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"query must be a vector of numbers: {exc}") from None
     if not 1 <= len(vector) <= MAX_WIDTH:
         raise InvalidInputError(f"query has {len(vector)} dimensions; embeddings have 1 to {MAX_WIDTH}")
@@ -34,6 +34,7 @@ def _query_vector(query: np.ndarray) -> np.ndarray:
     return vector
 
 
+@public_call
 def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=None, embedding_type: str | None = None,
             ef_search: int = 40, exact: bool = False) -> list[tuple]:
     """(embedding_id, model_id, embedding_type, embedding_index, token_text, cosine distance) of the k nearest
@@ -48,7 +49,7 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=N
     filters, params = ["dimensions = %(width)s"], {"width": width, "query": text, "k": k}
     if model_id is not None:
         filters.append("model_id = %(model_id)s")
-        params["model_id"] = model_id
+        params["model_id"] = as_uuid("model id", model_id)
     if embedding_type is not None:
         filters.append("embedding_type = %(embedding_type)s")
         params["embedding_type"] = embedding_type
@@ -79,7 +80,9 @@ def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict,
         return conn.execute(sql, params).fetchall()
 
 
+@public_call
 def nearest_to_token(conn: psycopg.Connection, model_id, token_index: int, k: int = 10, **options) -> list[tuple]:
+    model_id = as_uuid("model id", model_id)
     row = conn.execute("select embedding::real[] from embeddings where model_id = %s and embedding_type = 'token'"
                        " and embedding_index = %s", (model_id, token_index)).fetchone()
     if row is None:

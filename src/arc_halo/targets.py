@@ -18,9 +18,9 @@ from typing import TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from arc_halo import config, embedded
+from arc_halo import config, embedded, validation
 from arc_halo.conninfo import LIBPQ_VARIABLES, RemoteDatabase, check_libpq_transport, parse_database_url
-from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, describe_connection_failure
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, describe_connection_failure, first_line
 
 TARGETS = ("local", "neon", "ci")
 NEON_VARIABLES = ("NEON_HOST", "NEON_USER", "NEON_PASSWORD", "NEON_DATABASE")
@@ -29,24 +29,38 @@ CI_VARIABLES = ("PGHOST", "PGUSER", "PGDATABASE")
 NEON_CONNECT_TIMEOUT_SECONDS = 15
 NEON_CONNECT_ATTEMPTS = 3
 T = TypeVar("T")
+MAX_CONNECT_ATTEMPTS = 100
+MAX_RETRY_DELAY_SECONDS = 3600
 BRANCH_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def parsed_conninfo(conninfo: object, source: str) -> dict:
+    """The keywords of a libpq connection string; anything else is refused naming `source`."""
+    try:
+        return conninfo_to_dict(validation.text(source, conninfo))
+    except psycopg.ProgrammingError as exc:
+        raise InvalidInputError(f"{source} is not a libpq connection string: {first_line(exc)}") from None
 
 
 def current_target() -> str:
     target = os.environ.get("ARC_HALO_TARGET", "local")
     if target not in TARGETS:
-        raise ArcHaloError(f"ARC_HALO_TARGET={target} is unknown: use one of {', '.join(TARGETS)}")
+        raise ConfigurationError(f"ARC_HALO_TARGET={target!r} is unknown: use one of {', '.join(TARGETS)}")
     return target
 
 
 def require_variables(names: tuple[str, ...], target: str) -> None:
     """Name every missing variable at once, not one per attempt."""
+    if not isinstance(names, (tuple, list)) or not all(isinstance(name, str) and "\x00" not in name for name in names):
+        raise InvalidInputError(f"names must be a tuple of variable names, got {names!r}")
     missing = [name for name in names if not os.environ.get(name)]
     if missing:
         raise ArcHaloError(f"target '{target}' needs {', '.join(missing)} set in the environment (see README, Targets)")
 
 
 def validate_branch_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidInputError(f"a branch name is text, got {type(name).__name__}")
     if name == "main":
         raise InvalidInputError("'main' names the main database, not a branch: choose another name")
     if not BRANCH_NAME_PATTERN.match(name):
@@ -57,6 +71,7 @@ def validate_branch_name(name: str) -> str:
 
 def branch_database(main: str, branch: str | None) -> str:
     """main itself for no branch (or "main"), else <main>__<branch>."""
+    validation.bounded_text("main database name", main, 63)
     return main if branch in (None, "main") else f"{main}__{validate_branch_name(branch)}"
 
 
@@ -79,6 +94,7 @@ def configured_database_url() -> RemoteDatabase | None:
 
 def database_url() -> str:
     """The library's database: a configured URL, else the embedded server (started if need be)."""
+    current_target()  # a misspelt target is refused, even where a URL decides the database
     remote = configured_database_url()
     if remote is not None:
         return remote.url
@@ -96,6 +112,9 @@ def neon_conninfo() -> dict[str, str]:
 
 def local_environment(server: embedded.ServerInfo, database: str = config.LOCAL_DATABASE) -> dict[str, str]:
     """Variables that point dbt's `local` target, psql and the library at the embedded server."""
+    if not isinstance(server, embedded.ServerInfo):
+        raise InvalidInputError(f"server must be an embedded.ServerInfo (embedded.ensure_running()), got {server!r}")
+    validation.bounded_text("database name", database, 63)
     return {
         "ARC_HALO_TARGET": "local",
         "ARC_HALO_LOCAL_HOST": str(server.socket_dir),
@@ -110,7 +129,7 @@ def local_environment(server: embedded.ServerInfo, database: str = config.LOCAL_
 
 def url_environment(url: str) -> dict[str, str]:
     """The `ci` target pointed at the database a libpq URL names (PG* variables)."""
-    info = conninfo_to_dict(url)
+    info = parsed_conninfo(url, "database URL")
     env = {"ARC_HALO_TARGET": "ci", "DBT_PROFILES_DIR": str(config.project_dir())}
     env.update({variable: str(info[key]) for key, variable in LIBPQ_VARIABLES.items() if info.get(key)})
     env.setdefault("PGPORT", "5432")
@@ -143,7 +162,14 @@ def target_environment(database: str | None = None, check_reachable: bool = True
 
 def connection_kwargs(env: dict[str, str]) -> dict[str, str]:
     """psycopg keyword arguments for the database a target environment points at."""
+    if not isinstance(env, dict):
+        raise InvalidInputError(f"env must be a dict of environment variables, got {type(env).__name__}")
     target = env.get("ARC_HALO_TARGET", "local")
+    missing = [name for name in {"local": ("ARC_HALO_LOCAL_HOST", "ARC_HALO_LOCAL_DATABASE")}.get(target, ())
+               if name not in env]
+    if missing:
+        raise ConfigurationError(f"the local target's environment lacks {', '.join(missing)}; "
+                                 "build it with targets.target_environment()")
     if target == "local":
         return {"host": env["ARC_HALO_LOCAL_HOST"], "dbname": env["ARC_HALO_LOCAL_DATABASE"], "user": "postgres"}
     if target == "neon":
@@ -160,6 +186,12 @@ def with_connect_retries(connect: Callable[[], T], attempts: int, first_delay: f
                          permanent: tuple[str, ...] = ()) -> T:
     """`connect()`, tried up to `attempts` times with doubling sleeps between (a sleeping Neon compute
     needs a few seconds to wake); an OperationalError whose text has one of `permanent` is raised at once."""
+    if not callable(connect):
+        raise InvalidInputError(f"connect must be a callable, got {connect!r}")
+    validation.whole_number("attempts", attempts, 1, MAX_CONNECT_ATTEMPTS)
+    for name, delay in (("first_delay", first_delay), ("max_delay", max_delay)):
+        if not 0 <= validation.real_number(name, delay) <= MAX_RETRY_DELAY_SECONDS:
+            raise InvalidInputError(f"{name} must be between 0 and {MAX_RETRY_DELAY_SECONDS} seconds, got {delay}")
     for attempt in range(attempts):
         try:
             return connect()
@@ -176,6 +208,11 @@ def probe(
 ) -> None:
     """Connect once per attempt with a timeout, so an unreachable or sleeping host gives a clear line
     instead of a hang."""
+    if not isinstance(conninfo, dict):
+        raise InvalidInputError(f"conninfo must be a dict of libpq keywords, got {type(conninfo).__name__}")
+    validation.whole_number("timeout", timeout, 1, MAX_RETRY_DELAY_SECONDS)
+    validation.whole_number("attempts", attempts, 1, MAX_CONNECT_ATTEMPTS)
+    parsed_conninfo(make_conninfo(**{key: str(value) for key, value in conninfo.items()}), label)
     check_libpq_transport(conninfo, label)
     try:
         with_connect_retries(lambda: psycopg.connect(connect_timeout=timeout, **conninfo).close(), attempts, 1, 5)

@@ -13,7 +13,9 @@ store plugs in with `register_store(scheme, store)`.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
+import re
 import struct
 import tempfile
 import uuid
@@ -27,9 +29,9 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import psycopg
 
-from arc_halo import bulk
+from arc_halo import bulk, validation
 from arc_halo.dtypes import dtype_name, numpy_dtype
-from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError
+from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, public_call
 
 # Chosen by benchmarks/bench_tensor_store.py (figures in its docstring): reads are fastest around 1 MiB,
 # where per-row overhead in the client has vanished. Writes cost about the same per byte at any size:
@@ -39,6 +41,7 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _INT4 = struct.Struct("!i")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class TensorIntegrityError(IntegrityError):
@@ -78,9 +81,11 @@ class FileStore:
     file at a final name is always whole. The tensor store verifies the SHA-256 on every read."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root).resolve()
+        self.root = validation.path("root", root).resolve()
 
     def write(self, data: memoryview) -> str:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"a blob store writes bytes, got {type(data).__name__}")
         name = uuid.uuid4().hex
         path = self.root / name[:2] / f"{name}.tensor"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,11 +102,11 @@ class FileStore:
         return path.as_uri()
 
     def read_into(self, uri: str, target: memoryview) -> int:
-        return _read_file_into(_file_path(uri), target)
+        return _read_file_into(_file_path(uri), validation.writable_buffer("target", target))
 
 
 def _file_path(uri: str) -> Path:
-    parsed = urlparse(uri)
+    parsed = urlparse(validation.text("uri", uri))
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
         raise InvalidInputError(f"not a local file URI: {uri}")
     return Path(unquote(parsed.path))
@@ -123,6 +128,8 @@ _READERS: dict[str, BlobStore] = {"file": FileStore("/")}  # reads any file:// U
 
 def register_store(scheme: str, store: BlobStore) -> None:
     """Make tensors at `scheme://` URIs readable (e.g. an S3 or GCS client wrapped as a BlobStore)."""
+    if not isinstance(scheme, str) or not scheme.isidentifier() or not callable(getattr(store, "read_into", None)):
+        raise InvalidInputError(f"register_store needs a URI scheme such as 's3' and a BlobStore, got {scheme!r}, {store!r}")
     _READERS[scheme] = store
 
 
@@ -155,12 +162,14 @@ def _sha256(data: memoryview) -> str:
 def layout_digest(dtype: str, shape: tuple[int, ...] | list[int], content_sha256: str) -> str:
     """The SHA-256 binding a tensor's dtype and shape to its content digest: a read recomputes it from the
     metadata row, so an edit of the dtype or the shape is detected even when the byte size stays the same."""
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(n, numbers.Integral) for n in shape):
+        raise InvalidInputError(f"shape must be a sequence of whole numbers, got {shape!r}")
     return hashlib.sha256(f"{dtype}|{','.join(str(int(n)) for n in shape)}|{content_sha256}".encode()).hexdigest()
 
 
 def content_digest(array: np.ndarray) -> str:
     """The SHA-256 `put` records as content_sha256 for `array` (its little-endian C-order bytes)."""
-    return _sha256(_raw_bytes(array)[1])
+    return _sha256(_raw_bytes(validation.numeric_array("array", array))[1])
 
 
 CHUNK_COLUMNS = ("tensor_id", "chunk_index", "chunk_data", "chunk_sha256")
@@ -200,8 +209,13 @@ def _chunk_blocks(pieces: Sequence[ChunkRange]) -> Iterator[bytes]:
     yield b"".join(parts)
 
 
+@public_call
 def write_chunks(conn: psycopg.Connection, pieces: Sequence[ChunkRange]) -> None:
     """Insert the chunks in `pieces` into tensor_data, in the connection's transaction (or its own)."""
+    if not isinstance(pieces, (list, tuple)) or not all(
+            isinstance(piece, tuple) and len(piece) == 4 and isinstance(piece[1], memoryview) and isinstance(piece[3], range)
+            and isinstance(piece[2], int) and piece[2] > 0 for piece in pieces):
+        raise InvalidInputError("pieces must be a list of (tensor id, memoryview, chunk bytes, range of chunk indexes)")
     if all(chunk_bytes <= SMALL_CHUNK_LIMIT for _, _, chunk_bytes, _ in pieces):
         with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS) as copy:
             for block in _chunk_blocks(pieces):
@@ -227,6 +241,8 @@ class TensorBytes:
     @classmethod
     def of(cls, array: np.ndarray, content_sha256: str | None = None) -> TensorBytes:
         """`content_sha256` is `content_digest(array)` when the caller has already computed it."""
+        if content_sha256 is not None and not (isinstance(content_sha256, str) and _SHA256.fullmatch(content_sha256)):
+            raise InvalidInputError(f"content_sha256 must be 64 lowercase hex digits, got {content_sha256!r}")
         try:
             dtype = dtype_name(np.asarray(array).dtype)  # before the byte view, which object arrays refuse
         except (TypeError, ValueError) as exc:
@@ -241,9 +257,12 @@ class TensorBytes:
         return (len(self.raw) + chunk_bytes - 1) // chunk_bytes
 
 
+@public_call
 def find_stored(conn: psycopg.Connection, tensor: TensorBytes, kind: str = "chunked") -> uuid.UUID | None:
     """A visible tensor of this tenant with the same bytes, dtype, shape and storage kind (content addressing).
     Never across tenants: finding another tenant's tensor would tell the caller that tenant holds those bytes."""
+    if not isinstance(tensor, TensorBytes):
+        raise InvalidInputError(f"tensor must be a TensorBytes (TensorBytes.of(array)), got {type(tensor).__name__}")
     row = conn.execute(
         f"""select tensor_id from tensor_metadata
             where content_sha256 = %s and dtype = %s and shape = %s::bigint[] and storage_kind = %s
@@ -254,9 +273,14 @@ def find_stored(conn: psycopg.Connection, tensor: TensorBytes, kind: str = "chun
     return row[0] if row else None
 
 
+@public_call
 def insert_metadata(conn: psycopg.Connection, tensor: TensorBytes, name: str, chunk_bytes: int | None = None,
                     uri: str | None = None, pending_upload_id: uuid.UUID | None = None) -> uuid.UUID:
     """The tensor_metadata row of `tensor`: chunked in `chunk_bytes` chunks, or external at `uri`."""
+    if not isinstance(tensor, TensorBytes):
+        raise InvalidInputError(f"tensor must be a TensorBytes (TensorBytes.of(array)), got {type(tensor).__name__}")
+    if uri is None:
+        validation.whole_number("chunk_bytes", chunk_bytes, 1, 2**31 - 1)
     # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
     storage = ("external", uri, None, None) if uri else ("chunked", None, chunk_bytes, tensor.chunk_count(chunk_bytes))
     return conn.execute(
@@ -269,6 +293,7 @@ def insert_metadata(conn: psycopg.Connection, tensor: TensorBytes, name: str, ch
     ).fetchone()[0]
 
 
+@public_call
 def put(
     conn: psycopg.Connection,
     array: np.ndarray,
@@ -287,8 +312,9 @@ def put(
     Content-addressed: when this tenant already stores a tensor with the same bytes, dtype and shape
     (and storage kind), its id is returned and nothing is written (see `find_stored`).
     """
-    if chunk_bytes <= 0:
-        raise InvalidInputError("chunk_bytes must be positive")
+    validation.whole_number("chunk_bytes", chunk_bytes, 1, 2**31 - 1)
+    if store is not None and not callable(getattr(store, "write", None)):
+        raise InvalidInputError(f"store must be a BlobStore (objectstore.open_store(uri)), got {type(store).__name__}")
     tensor = TensorBytes.of(array, content_sha256)
     with conn.transaction():
         stored = find_stored(conn, tensor, "external" if store else "chunked")
@@ -319,13 +345,16 @@ def _info(row) -> TensorInfo:
     return TensorInfo(row[0], row[1], tuple(row[2]), *row[3:])
 
 
+@public_call
 def info(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> TensorInfo:
+    tensor_id = validation.as_uuid("tensor id", tensor_id)
     row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s and {VISIBLE}", (tensor_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no tensor {tensor_id}")
     return _info(row)
 
 
+@public_call
 def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_name: str) -> TensorInfo:
     """The tensor of a model's parameter; `model` is a model id or a model name (its newest version)."""
     row = conn.execute(
@@ -341,11 +370,13 @@ def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_n
     return _info(row)
 
 
+@public_call
 def get(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> np.ndarray:
     """The stored array, verified against its SHA-256."""
     return _read(conn, info(conn, tensor_id))
 
 
+@public_call
 def get_parameter(conn: psycopg.Connection, model: uuid.UUID | str, parameter_name: str) -> np.ndarray:
     """A model's parameter by name, e.g. get_parameter(conn, "all-MiniLM-L6-v2", "pooler.dense.weight")."""
     return _read(conn, parameter_info(conn, model, parameter_name))

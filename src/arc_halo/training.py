@@ -21,8 +21,9 @@ import numpy as np
 import psycopg
 
 from arc_halo import bulk, db, tensors
-from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line
-from arc_halo.validation import as_uuid, storable_text
+from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line, public_call
+from arc_halo.validation import (as_uuid, json_object, numeric_array, optional_uuid, optional_whole_number, real_number,
+                                 storable_text)
 
 METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value", "recorded_at")
 # The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
@@ -31,16 +32,18 @@ METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value"
 METRIC_TYPES = ["bytea", "text", "int8", "int4", "float8", "timestamptz"]
 
 
+@public_call
 def start_session(
     conn: psycopg.Connection, model_id: uuid.UUID | str, name: str, total_steps: int | None = None,
     total_epochs: int | None = None, hyperparameters: dict | None = None, dataset_name: str | None = None,
 ) -> uuid.UUID:
+    model_id, hyperparameters = as_uuid("model id", model_id), json_object("hyperparameters", hyperparameters)
     with conn.transaction():
         return conn.execute(
             """insert into training_sessions (model_id, session_name, status, total_steps, total_epochs,
                                               hyperparameters, dataset_name, started_at, progress_updated_at)
                values (%s, %s, 'running', %s, %s, %s, %s, now(), now()) returning training_session_id""",
-            (model_id, name, total_steps, total_epochs, json.dumps(hyperparameters or {}), dataset_name),
+            (model_id, name, total_steps, total_epochs, hyperparameters, dataset_name),
         ).fetchone()[0]
 
 
@@ -56,6 +59,7 @@ def _require_updated(cursor: psycopg.Cursor, session_id: uuid.UUID | str) -> Non
                             f"from training_sessions`")
 
 
+@public_call
 def update_progress(conn: psycopg.Connection, session_id: uuid.UUID | str, step: int, epoch: int | None = None) -> None:
     _check_step(step, epoch)
     with conn.transaction():
@@ -65,6 +69,7 @@ def update_progress(conn: psycopg.Connection, session_id: uuid.UUID | str, step:
             session_id)
 
 
+@public_call
 def finish_session(conn: psycopg.Connection, session_id: uuid.UUID | str, status: str = "completed") -> None:
     with conn.transaction():
         _require_updated(conn.execute(
@@ -137,9 +142,12 @@ def _check_time(at: object) -> datetime:
     return at
 
 
+@public_call
 def copy_metric_rows(conn: psycopg.Connection, rows: list[tuple]) -> None:
     """Write metric rows (session id bytes, name, step, epoch, value, recorded_at) with one binary COPY.
     The one place the logger's rows go to the server."""
+    if not isinstance(rows, (list, tuple)):
+        raise InvalidInputError(f"rows must be a list of metric rows, got {type(rows).__name__}")
     with bulk.copy_into(conn, "training_metrics", METRIC_COLUMNS, METRIC_TYPES) as copy:
         for row in rows:
             copy.write_row(row)
@@ -222,6 +230,12 @@ class MetricLogger:
     _reported: int = 0  # rejected values close() has raised about
 
     def __post_init__(self) -> None:
+        if not isinstance(self.conn, psycopg.Connection):
+            raise InvalidInputError(f"MetricLogger needs a psycopg connection, got {type(self.conn).__name__}")
+        optional_whole_number("buffer_rows", self.buffer_rows, 1, 10**9)
+        real_number("flush_seconds", self.flush_seconds)
+        if self.reconnect is not None and not callable(self.reconnect):
+            raise InvalidInputError(f"reconnect must be a callable returning a connection, got {self.reconnect!r}")
         self._session_bytes = as_uuid("session id", self.session_id).bytes
         with self.conn.transaction():
             _require_session(self.conn, self.session_id)
@@ -349,6 +363,7 @@ class Checkpoint:
     optimizer_state: dict[str, dict[str, np.ndarray]]  # parameter -> state name -> tensor
 
 
+@public_call
 def save_checkpoint(
     conn: psycopg.Connection, model_id: uuid.UUID | str, session_id: uuid.UUID | str | None, step: int,
     weights: dict[str, np.ndarray], optimizer_state: dict[str, dict[str, np.ndarray]] | None = None,
@@ -359,6 +374,20 @@ def save_checkpoint(
     momentum_buffer) in one transaction: a checkpoint is there whole or not at all."""
     if optimizer_state and not optimizer_type:
         raise InvalidInputError("optimizer_state needs optimizer_type (adam, adamw, sgd, ...)")
+    model_id, session_id = as_uuid("model id", model_id), optional_uuid("session id", session_id)
+    _check_step(step, epoch)
+    if not isinstance(weights, dict) or not all(isinstance(name, str) for name in weights):
+        raise InvalidInputError(f"weights must be a dict of parameter name to numpy array, got {type(weights).__name__}")
+    weights = {name: numeric_array(f"weight {name!r}", value) for name, value in weights.items()}
+    if not isinstance(optimizer_state or {}, dict) or not all(
+            isinstance(states, dict) for states in (optimizer_state or {}).values()):
+        raise InvalidInputError("optimizer_state must map parameter names to dicts of state name to numpy array")
+    optimizer_state = {parameter: {state: numeric_array(f"optimizer state {parameter}.{state}", value)
+                                   for state, value in states.items()} for parameter, states in (optimizer_state or {}).items()}
+    metrics_json, hyperparameters_json = json_object("metrics", metrics), json_object("optimizer_hyperparameters",
+                                                                                     optimizer_hyperparameters)
+    if not isinstance(is_best, bool):
+        raise InvalidInputError(f"is_best must be True or False, got {is_best!r}")
     with conn.transaction():
         weight_ids = {name: str(tensors.put(conn, array, name)) for name, array in weights.items()}
         if is_best and session_id is not None:
@@ -369,7 +398,7 @@ def save_checkpoint(
             """insert into model_checkpoints (model_id, training_session_id, step, epoch, metrics, weight_tensors,
                                               size_bytes, is_best)
                values (%s, %s, %s, %s, %s, %s, %s, %s) returning checkpoint_id""",
-            (model_id, session_id, step, epoch, json.dumps(metrics or {}), json.dumps(weight_ids), size, is_best),
+            (model_id, session_id, step, epoch, metrics_json, json.dumps(weight_ids), size, is_best),
         ).fetchone()[0]
         for parameter, states in (optimizer_state or {}).items():
             for state_name, array in states.items():
@@ -379,14 +408,16 @@ def save_checkpoint(
                     """insert into optimizer_state (training_session_id, checkpoint_id, optimizer_type, hyperparameters,
                                                     step, parameter_name, state_name, tensor_id)
                        values (%s, %s, %s, %s, %s, %s, %s, %s)""",
-                    (session_id, checkpoint_id, optimizer_type, json.dumps(optimizer_hyperparameters or {}), step,
+                    (session_id, checkpoint_id, optimizer_type, hyperparameters_json, step,
                      parameter, state_name, tensor_id),
                 )
         conn.execute("update model_checkpoints set size_bytes = %s where checkpoint_id = %s", (size, checkpoint_id))
     return checkpoint_id
 
 
+@public_call
 def load_checkpoint(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> Checkpoint:
+    checkpoint_id = as_uuid("checkpoint id", checkpoint_id)
     row = conn.execute("select step, epoch, weight_tensors from model_checkpoints where checkpoint_id = %s",
                        (checkpoint_id,)).fetchone()
     if row is None:
@@ -403,8 +434,10 @@ def load_checkpoint(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) ->
     return Checkpoint(checkpoint_id, step, epoch, weights, optimizer_type, hyperparameters, optimizer)
 
 
+@public_call
 def mark_best(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> None:
     """Make this the session's best checkpoint (and no other)."""
+    checkpoint_id = as_uuid("checkpoint id", checkpoint_id)
     with conn.transaction():
         conn.execute(
             """update model_checkpoints set is_best = false where is_best and training_session_id =
@@ -414,6 +447,7 @@ def mark_best(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> None:
             raise NotFoundError(f"no checkpoint {checkpoint_id}")
 
 
+@public_call
 def resume(conn: psycopg.Connection, session_id: uuid.UUID | str) -> Checkpoint | None:
     """Mark a session running again and return its latest checkpoint (None when it has none)."""
     with conn.transaction():

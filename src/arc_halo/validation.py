@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import numbers
+import os
 import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
 
 from arc_halo.errors import InvalidInputError
 
@@ -51,3 +57,86 @@ def as_uuid(name: str, value: object) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise InvalidInputError(f"{name} {value!r} is not a UUID") from None
+
+
+def optional_uuid(name: str, value: object) -> uuid.UUID | None:
+    """An id, or None."""
+    return None if value is None else as_uuid(name, value)
+
+
+def uuids(name: str, value: object) -> list[uuid.UUID]:
+    """A list (or tuple) of ids."""
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInputError(f"{name} must be a list of ids, got {type(value).__name__}")
+    return [as_uuid(name, item) for item in value]
+
+
+def optional_whole_number(name: str, value: object, minimum: int, maximum: int) -> int | None:
+    return None if value is None else whole_number(name, value, minimum, maximum)
+
+
+def real_number(name: str, value: object) -> float:
+    """A finite or infinite real number as a float (bools and text are refused)."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+        raise InvalidInputError(f"{name} must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidInputError(f"{name} {value} is too large for a double precision number") from None
+
+
+def json_object(name: str, value: object) -> str:
+    """A dict (or None, meaning empty) as JSON text; every value in it must be JSON (no NaN)."""
+    if value is None:
+        return "{}"
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{name} must be a dict of JSON values, got {type(value).__name__}")
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} holds a value that is not JSON: {exc}") from None
+
+
+def numeric_array(name: str, value: object) -> np.ndarray:
+    """A numpy array of numbers (or what numpy makes one of); text, objects and dates are refused."""
+    try:
+        result = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+    except (TypeError, ValueError, OverflowError):
+        result = None
+    if result is None or result.dtype.kind in "OUSMm":  # bfloat16 and float8 (ml_dtypes) are kind V
+        shown = f"an array of {result.dtype}" if result is not None else type(value).__name__
+        raise InvalidInputError(f"{name} must be a numpy array of numbers, got {shown}")
+    return result
+
+
+def optional_duration(name: str, value: object) -> timedelta | None:
+    if value is not None and not isinstance(value, timedelta):
+        raise InvalidInputError(f"{name} must be a datetime.timedelta (or None), got {value!r}")
+    return value
+
+
+def path(name: str, value: object) -> Path:
+    """A filesystem path given as str or os.PathLike."""
+    if not isinstance(value, (str, os.PathLike)) or "\x00" in str(value):
+        raise InvalidInputError(f"{name} must be a path (str or pathlib.Path) without NUL characters, got {value!r}")
+    return Path(value)
+
+
+def text(name: str, value: object) -> str:
+    """A string (any content the caller's next check decides on)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def boolean(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def writable_buffer(name: str, value: object) -> memoryview:
+    """A writable memoryview to read bytes into."""
+    if not isinstance(value, memoryview) or value.readonly:
+        raise InvalidInputError(f"{name} must be a writable memoryview, got {type(value).__name__}")
+    return value

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from arc_halo import embeddings, search
+from arc_halo import embeddings, errors, search
 from conftest import build
 from rows import insert_model
 
@@ -55,7 +55,7 @@ def test_each_model_gets_its_own_indexed_partition(db: psycopg.Connection) -> No
     both = {row[1] for row in search.nearest(db, data[7], k=700)}
     assert both == {first, second}
 
-    with pytest.raises(psycopg.errors.UniqueViolation, match="already"):
+    with pytest.raises(errors.IntegrityError, match="already"):
         embeddings.bulk_load(db, first, [("token", data[:1], None)])
 
 

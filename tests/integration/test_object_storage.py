@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from arc_halo import local_s3, objectstore, tensors
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, NotFoundError
 from test_model_import import ARC_HALO, assert_same_tensors, llama_tensors, write_sharded
 
 

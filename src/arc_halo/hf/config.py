@@ -67,6 +67,8 @@ class ModelShape:
 
     @classmethod
     def from_config(cls, config: dict) -> ModelShape:
+        if not isinstance(config, dict):
+            raise ModelImportError(f"a model config is a dict (config.json's object), got {type(config).__name__}")
         arch = architecture(config)
         required = {key: _first(config, key) for key in ("hidden_size", "num_layers", "num_attention_heads")}
         required["vocab_size"] = config.get("vocab_size")

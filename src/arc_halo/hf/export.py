@@ -17,9 +17,9 @@ import numpy as np
 import psycopg
 from safetensors.numpy import save_file
 
-from arc_halo import tensors
+from arc_halo import tensors, validation
 from arc_halo.dtypes import dtype_name
-from arc_halo.errors import InvalidInputError, NotFoundError
+from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 from arc_halo.hf.progress import progress_bar
 from arc_halo.hf.source import HEADER_LENGTH
 
@@ -47,9 +47,10 @@ def writable_file(path: Path) -> Path:
     return path
 
 
+@public_call
 def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | Path, progress: bool = False) -> Path:
     """Write every stored tensor of `model` (id or name) to one safetensors file; returns its path."""
-    path = writable_file(Path(path))
+    path = writable_file(validation.path("path", path))
     rows = conn.execute(
         f"""select model_weights.parameter_name, model_weights.tensor_id, tensor_metadata.byte_size
            from model_weights join tensor_metadata using (tensor_id)

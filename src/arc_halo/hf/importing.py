@@ -10,7 +10,8 @@ import numpy as np
 import psycopg
 
 from arc_halo import tensors
-from arc_halo.parallel_upload import DEFAULT_WORKERS, ParallelUpload
+from arc_halo.errors import public_call
+from arc_halo.parallel_upload import DEFAULT_WORKERS, MAX_WORKERS, ParallelUpload
 from arc_halo.hf import writes
 from arc_halo.hf.agreement import check_against_weights
 from arc_halo.hf.config import ModelShape
@@ -22,6 +23,7 @@ from arc_halo.hf.source import ModelSource
 from arc_halo.hf.tokenizer import vocabulary
 from arc_halo.hf.validation import check_registration, constraint_fix, tensor_shapes
 from arc_halo.hf.writes import ImportResult
+from arc_halo.validation import whole_number
 
 # The tables an import fills: analyzed afterwards, so the first queries use their indexes.
 FILLED_TABLES = ("models", "transformer_layers", "attention_heads", "tensor_metadata", "tensor_data", "model_weights",
@@ -50,6 +52,7 @@ def _tensor_writer(conn: psycopg.Connection, store: tensors.BlobStore | None,
         yield upload.put
 
 
+@public_call
 def import_model(
     conn: psycopg.Connection,
     directory: str | Path,
@@ -62,6 +65,9 @@ def import_model(
     """Register the model in `directory`; a model with the same content already stored is returned as is.
     Tensor chunks go over `workers` extra connections (0: through `conn` only); everything becomes visible
     at once when the import's transaction commits."""
+    whole_number("workers", workers, 0, MAX_WORKERS)
+    if store is not None and not callable(getattr(store, "write", None)):
+        raise ModelImportError(f"store must be a BlobStore (objectstore.open_store(uri)), got {type(store).__name__}")
     source = ModelSource.open(directory)
     configured = ModelShape.from_config(source.config)
     name = source.default_name() if name is None else name  # an empty name is refused, not replaced

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import safe_open
 
+from arc_halo import validation
 from arc_halo.hf.errors import ModelImportError
 from arc_halo.hf.validation import read_json_object, safetensors_names
 
@@ -27,7 +28,7 @@ class ModelSource:
 
     @classmethod
     def open(cls, directory: str | Path) -> ModelSource:
-        directory = Path(directory)
+        directory = validation.path("directory", directory)
         config_path = directory / "config.json"
         if not config_path.is_file():
             raise ModelImportError(f"{directory}: no config.json; point at a Hugging Face model directory")
@@ -47,6 +48,9 @@ class ModelSource:
             shards = {name: directory / SINGLE_FILE for name in safetensors_names(directory / SINGLE_FILE)}
         else:
             raise ModelImportError(f"{directory}: neither {SINGLE_FILE} nor {SHARD_INDEX}; only safetensors weights are imported")
+        if not shards:
+            raise ModelImportError(f"{directory}: the safetensors weights hold no tensors; point at the directory of "
+                                   "a saved model")
         return cls(directory, config, dict(sorted(shards.items())))
 
     def tensors(self) -> Iterator[tuple[str, np.ndarray]]:

@@ -136,12 +136,42 @@ def cmd_sample_load(args: argparse.Namespace) -> None:
         _load_sample(conn)
 
 
+def _reader(args: argparse.Namespace):
+    """A connection for a command that only reads: the read replica with --replica, else the primary."""
+    from arc_halo import db, replica
+
+    return replica.connect_replica() if args.replica else db.connect()
+
+
+def cmd_upkeep_run(args: argparse.Namespace) -> None:
+    from arc_halo import db, lifecycle
+
+    with db.connect() as conn:
+        run = lifecycle.run_upkeep(conn, args.triggered_by, args.batch_size, args.max_batches, args.months_ahead)
+    if run.status == "failed":
+        print(f"arc-halo: upkeep run {run.upkeep_run_id} failed (recorded in upkeep_runs): {run.error}", file=sys.stderr)
+        sys.exit(1)
+    backlog = "; expired rows remain for the next run" if run.expired_rows_remaining else ""
+    print(f"upkeep run {run.upkeep_run_id}: removed {run.kv_cache_rows_removed} kv_cache and "
+          f"{run.activation_cache_rows_removed} activation_cache rows; partitions created: "
+          f"{', '.join(run.partitions_created) or 'none needed'}{backlog}")
+
+
+def cmd_upkeep_status(args: argparse.Namespace) -> None:
+    from arc_halo import db
+
+    with db.connect() as conn:
+        cursor = conn.execute("select * from analytics.upkeep_status")
+        for column, value in zip([c.name for c in cursor.description], cursor.fetchone(), strict=True):
+            print(f"{column:24} {value}")
+
+
 def cmd_plot_training(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from arc_halo import db, plots
 
-    with db.connect() as conn:
+    with _reader(args) as conn:
         print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
 
 
@@ -169,7 +199,7 @@ def cmd_model_import(args: argparse.Namespace) -> None:
 def cmd_model_export(args: argparse.Namespace) -> None:
     from arc_halo import db, hf
 
-    with db.connect() as conn:
+    with _reader(args) as conn:
         print(f"wrote {hf.export_model(conn, args.model, args.output, progress=True)}")
 
 
@@ -305,6 +335,9 @@ def file_with_suffix(*suffixes: str):
     return check
 
 
+REPLICA_HELP = "read from the read replica (ARC_HALO_REPLICA_URL; without it, read-only on the primary)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="arc-halo", description=__doc__)
     parser.add_argument("--debug", action="store_true",
@@ -347,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--months-back", type=non_negative_int, default=1)
     create.add_argument("--months-ahead", type=non_negative_int, default=3)
     create.set_defaults(func=cmd_partitions_create)
+    upkeep = commands.add_parser("upkeep", help="the scheduled upkeep (pg_cron or the scheduled workflow runs it)"
+                                 ).add_subparsers(dest="upkeep_command", required=True)
+    upkeep_run = upkeep.add_parser("run", help="remove expired cache rows, create metric partitions ahead, record the run")
+    upkeep_run.add_argument("--triggered-by", choices=("manual", "workflow"), default="manual")
+    upkeep_run.add_argument("--batch-size", type=whole_number(1, "must be at least 1"), default=5000)
+    upkeep_run.add_argument("--max-batches", type=whole_number(1, "must be at least 1"), default=20)
+    upkeep_run.add_argument("--months-ahead", type=non_negative_int, default=3)
+    upkeep_run.set_defaults(func=cmd_upkeep_run)
+    upkeep.add_parser("status", help="the last run, the last success, failures (analytics.upkeep_status)").set_defaults(
+        func=cmd_upkeep_status)
     schema = commands.add_parser("schema", help="the psql path").add_subparsers(dest="schema_command", required=True)
     schema.add_parser("export", help="regenerate db/schema/00_master_schema.sql from the dbt project").set_defaults(
         func=cmd_schema_export)
@@ -358,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("session", help="session name or id")
     curves.add_argument("--output", "-o", default="training_curves.png",
                         type=file_with_suffix(".png", ".svg", ".pdf"))
+    curves.add_argument("--replica", action="store_true", help=REPLICA_HELP)
     curves.set_defaults(func=cmd_plot_training)
     branch = commands.add_parser(
         "branch", help="database branches: local copies on the embedded server, or Neon branches (ARC_HALO_TARGET=neon)",
@@ -388,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_export.add_argument("model", help="model id or name")
     model_export.add_argument("output", help="path of the .safetensors file to write",
                               type=file_with_suffix(".safetensors"))
+    model_export.add_argument("--replica", action="store_true", help=REPLICA_HELP)
     model_export.set_defaults(func=cmd_model_export)
     model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
     storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(

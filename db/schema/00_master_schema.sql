@@ -1867,6 +1867,68 @@ CREATE VIEW analytics.inference_performance_daily AS
    FROM final;
 
 --
+-- Name: inference_requests; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.inference_requests AS
+ WITH sessions AS (
+         SELECT inference_sessions.inference_session_id,
+            inference_sessions.model_id,
+            inference_sessions.started_at,
+            inference_sessions.generated_tokens
+           FROM public.inference_sessions
+        ), latencies AS (
+         SELECT inference_metrics.inference_session_id,
+            count(*) AS latency_sample_count,
+            sum(inference_metrics.value) AS latency_ms_sum
+           FROM public.inference_metrics
+          WHERE (inference_metrics.metric_name = 'latency_ms'::text)
+          GROUP BY inference_metrics.inference_session_id
+        ), caches AS (
+         SELECT cache_efficiency.inference_session_id,
+            sum(cache_efficiency.entry_count) AS cache_entry_count,
+            sum(cache_efficiency.hit_count) AS cache_hit_count
+           FROM analytics.cache_efficiency
+          GROUP BY cache_efficiency.inference_session_id
+        ), final AS (
+         SELECT sessions.inference_session_id,
+            sessions.model_id,
+            sessions.started_at,
+            COALESCE(sessions.generated_tokens, 0) AS generated_tokens,
+            COALESCE(latencies.latency_sample_count, (0)::bigint) AS latency_sample_count,
+            COALESCE(latencies.latency_ms_sum, (0)::double precision) AS latency_ms_sum,
+            COALESCE(caches.cache_entry_count, (0)::numeric) AS cache_entry_count,
+            COALESCE(caches.cache_hit_count, (0)::numeric) AS cache_hit_count
+           FROM ((sessions
+             LEFT JOIN latencies ON ((sessions.inference_session_id = latencies.inference_session_id)))
+             LEFT JOIN caches ON ((sessions.inference_session_id = caches.inference_session_id)))
+        )
+ SELECT inference_session_id,
+    model_id,
+    started_at,
+    generated_tokens,
+    latency_sample_count,
+    latency_ms_sum,
+    cache_entry_count,
+    cache_hit_count
+   FROM final;
+
+--
+-- Name: metricflow_time_spine; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.metricflow_time_spine AS
+ WITH days AS (
+         SELECT (day_start.day_start)::date AS date_day
+           FROM generate_series('2020-01-01 00:00:00'::timestamp without time zone, '2040-12-31 00:00:00'::timestamp without time zone, '1 day'::interval) day_start(day_start)
+        ), final AS (
+         SELECT days.date_day
+           FROM days
+        )
+ SELECT date_day
+   FROM final;
+
+--
 -- Name: model_weights; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2495,6 +2557,33 @@ CREATE VIEW analytics.reactor_model_shares AS
    FROM final;
 
 --
+-- Name: reactor_operations; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.reactor_operations AS
+ WITH operations AS (
+         SELECT fusion_operations.fusion_operation_id,
+            fusion_operations.reactor_id,
+            fusion_operations.status,
+            fusion_operations.latency_ms,
+            fusion_operations.started_at
+           FROM public.fusion_operations
+        ), final AS (
+         SELECT operations.fusion_operation_id,
+            operations.reactor_id,
+            operations.started_at,
+            operations.latency_ms,
+            (operations.status = 'completed'::text) AS is_completed
+           FROM operations
+        )
+ SELECT fusion_operation_id,
+    reactor_id,
+    started_at,
+    latency_ms,
+    is_completed
+   FROM final;
+
+--
 -- Name: replication_lag; Type: VIEW; Schema: analytics; Owner: -
 --
 
@@ -2878,6 +2967,155 @@ CREATE VIEW analytics.training_health_overview AS
     health,
     is_diverging,
     is_plateau
+   FROM final;
+
+--
+-- Name: training_runs_stopped_reporting; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.training_runs_stopped_reporting AS
+ WITH running AS (
+         SELECT training_sessions.training_session_id,
+            training_sessions.session_name,
+            training_sessions.model_id,
+            training_sessions.started_at,
+            training_sessions.progress_updated_at,
+            training_sessions.current_step
+           FROM public.training_sessions
+          WHERE (training_sessions.status = 'running'::text)
+        ), last_metrics AS (
+         SELECT training_metrics_latest.training_session_id,
+            max(training_metrics_latest.recorded_at) AS last_metric_at
+           FROM public.training_metrics_latest
+          GROUP BY training_metrics_latest.training_session_id
+        ), final AS (
+         SELECT running.training_session_id,
+            running.session_name,
+            running.model_id,
+            running.current_step,
+            last_metrics.last_metric_at,
+            GREATEST(running.progress_updated_at, last_metrics.last_metric_at, running.started_at) AS last_reported_at,
+            round((EXTRACT(epoch FROM (now() - GREATEST(running.progress_updated_at, last_metrics.last_metric_at, running.started_at))) / (60)::numeric), 1) AS minutes_silent
+           FROM (running
+             LEFT JOIN last_metrics ON ((running.training_session_id = last_metrics.training_session_id)))
+          WHERE (GREATEST(running.progress_updated_at, last_metrics.last_metric_at, running.started_at) < (now() - make_interval(mins => 30)))
+        )
+ SELECT training_session_id,
+    session_name,
+    model_id,
+    current_step,
+    last_metric_at,
+    last_reported_at,
+    minutes_silent
+   FROM final;
+
+--
+-- Name: training_metrics; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.training_metrics (
+    training_session_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
+    metric_name text NOT NULL,
+    step bigint NOT NULL,
+    epoch integer,
+    value double precision NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
+    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
+    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
+)
+PARTITION BY RANGE (recorded_at);
+
+--
+-- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Built for ingest speed: the session reference is checked once per INSERT/COPY statement, not per row, and history is indexed by a BRIN bloom index (one summary per block range) instead of a per-row btree; the progress views read training_metrics_latest. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
+';
+
+--
+-- Name: COLUMN training_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
+
+--
+-- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.metric_name IS 'Metric name (`loss`, `learning_rate`, ...); see the metric_definitions seed.';
+
+--
+-- Name: COLUMN training_metrics.step; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.step IS 'Optimizer step the value belongs to.';
+
+--
+-- Name: COLUMN training_metrics.epoch; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.epoch IS 'Epoch the step belongs to, if known.';
+
+--
+-- Name: COLUMN training_metrics.value; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.value IS 'The value (NaN and infinities are kept: a diverging loss is data).';
+
+--
+-- Name: COLUMN training_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was logged; the partition key.';
+
+--
+-- Name: training_steps; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.training_steps AS
+ WITH losses AS (
+         SELECT training_metrics.training_session_id,
+            training_metrics.step,
+            training_metrics.recorded_at,
+            training_metrics.value AS loss
+           FROM public.training_metrics
+          WHERE (training_metrics.metric_name = 'loss'::text)
+        ), sessions AS (
+         SELECT training_sessions.training_session_id,
+            training_sessions.model_id,
+            training_sessions.session_name
+           FROM public.training_sessions
+        ), final AS (
+         SELECT losses.training_session_id,
+            sessions.model_id,
+            sessions.session_name,
+            losses.step,
+            losses.recorded_at,
+            losses.loss,
+            COALESCE((losses.step - lag(losses.step) OVER (PARTITION BY losses.training_session_id ORDER BY losses.step)), (0)::bigint) AS steps_since_previous,
+            COALESCE(EXTRACT(epoch FROM (losses.recorded_at - lag(losses.recorded_at) OVER (PARTITION BY losses.training_session_id ORDER BY losses.step))), (0)::numeric) AS seconds_since_previous
+           FROM (losses
+             JOIN sessions ON ((losses.training_session_id = sessions.training_session_id)))
+        )
+ SELECT training_session_id,
+    model_id,
+    session_name,
+    step,
+    recorded_at,
+    loss,
+    steps_since_previous,
+    seconds_since_previous
    FROM final;
 
 --
@@ -3908,76 +4146,6 @@ COMMENT ON COLUMN public.tensor_dtypes.value_kind IS 'Family of values.';
 --
 
 COMMENT ON COLUMN public.tensor_dtypes.description IS 'What the type is.';
-
---
--- Name: training_metrics; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.training_metrics (
-    training_session_id uuid NOT NULL,
-    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
-    metric_name text NOT NULL,
-    step bigint NOT NULL,
-    epoch integer,
-    value double precision NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
-    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
-    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
-)
-PARTITION BY RANGE (recorded_at);
-
---
--- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Built for ingest speed: the session reference is checked once per INSERT/COPY statement, not per row, and history is indexed by a BRIN bloom index (one summary per block range) instead of a per-row btree; the progress views read training_metrics_latest. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
-';
-
---
--- Name: COLUMN training_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
-`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
-other tenant. Row-level security filters on it directly, without looking up the parent.';
-
---
--- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.metric_name IS 'Metric name (`loss`, `learning_rate`, ...); see the metric_definitions seed.';
-
---
--- Name: COLUMN training_metrics.step; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.step IS 'Optimizer step the value belongs to.';
-
---
--- Name: COLUMN training_metrics.epoch; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.epoch IS 'Epoch the step belongs to, if known.';
-
---
--- Name: COLUMN training_metrics.value; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.value IS 'The value (NaN and infinities are kept: a diverging loss is data).';
-
---
--- Name: COLUMN training_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was logged; the partition key.';
 
 --
 -- Name: training_metrics_default; Type: TABLE; Schema: public; Owner: -

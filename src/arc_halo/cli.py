@@ -12,7 +12,7 @@ from typing import NoReturn
 import psycopg
 
 from arc_halo import dbt, embedded, targets
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ArcHaloError, InvalidInputError
 
 EXAMPLE_QUERIES = (
     "SELECT * FROM v_model_architecture WHERE model_name = 'gpt-fusion-1';",
@@ -66,7 +66,10 @@ def cmd_db_env(args: argparse.Namespace) -> None:
 def cmd_db_psql(args: argparse.Namespace) -> None:
     server = _local_server(args.database)
     psql = str(embedded.bin_dir(server.version) / "psql")
-    os.execv(psql, [psql, server.url(args.database), *args.psql_args])
+    # `arc-halo db psql -- -c 'select 1'`: the `--` ends arc-halo's options; passed on, psql would stop
+    # reading options there and run nothing.
+    psql_args = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+    os.execv(psql, [psql, server.url(args.database), *psql_args])
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> None:
@@ -189,9 +192,16 @@ def cmd_model_import(args: argparse.Namespace) -> None:
     if result.created:
         verb = "imported"
     else:
-        requested = args.name or hf.ModelSource.open(args.directory).default_name()
-        unused = f"; the name {requested!r} was not used" if requested != result.model_name else ""
-        verb = f"already registered as {result.model_name!r} (same content){unused}, nothing written:"
+        # Asked for something the stored copy does not have: say so as an error (nothing was written).
+        unmet = [f"--name {args.name!r} was not used"] if args.name and args.name != result.model_name else []
+        if store is not None:
+            unmet.append(f"{'--external' if args.external else '--external-dir'} was not applied (its tensors stay where "
+                         "they are stored)")
+        if unmet:
+            raise InvalidInputError(f"this model is already registered as {result.model_name!r} ({result.model_id}, same "
+                                    f"content), nothing written: {'; '.join(unmet)}; to store it again differently, "
+                                    "delete the stored model first")
+        verb = f"already registered as {result.model_name!r} (same content), nothing written:"
     print(f"{verb} {result.model_id}: {result.tensor_count} tensors, {result.parameter_count:,} parameters, "
           f"{result.embedding_count:,} embeddings")
 
@@ -245,7 +255,7 @@ def cmd_model_list(args: argparse.Namespace) -> None:
 
 
 def _print_examples() -> None:
-    """Run the seed's example statements and print their results (first columns, few rows)."""
+    """Run the specification's example statements and print their results (first columns, few rows)."""
     from arc_halo import db, sample
 
     with db.connect() as conn:
@@ -260,6 +270,9 @@ def _print_examples() -> None:
             shown = [i for i, name in enumerate(names) if not name.endswith("_id") and name != "tenant_id"][:7] or [0]
             rows = cursor.fetchall()
             print(f"\n{statement}")
+            if len(shown) < len(names):  # rows that differ only in a hidden column would look like duplicates
+                print(f"  ({len(shown)} of {len(names)} columns shown: ids and later columns left out; "
+                      f"`arc-halo db psql` shows all)")
             print("  " + " | ".join(names[i] for i in shown))
             for values in rows[:4]:
                 print("  " + " | ".join(str(values[i])[:36] for i in shown))

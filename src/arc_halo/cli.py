@@ -243,6 +243,17 @@ def cmd_storage_uploads(args: argparse.Namespace) -> None:
               f"{'; --delete removes them' if pending else ''} (dry run)")
 
 
+def cmd_model_delete(args: argparse.Namespace) -> None:
+    from arc_halo import db, model_delete
+
+    with db.connect(tenant=args.tenant) as conn:
+        deleted = model_delete.delete_model(conn, args.model)
+    external = (f" ({deleted.external_tensors_deleted} kept their objects: `arc-halo storage orphans` lists them)"
+                if deleted.external_tensors_deleted else "")
+    print(f"deleted model {deleted.model_name!r} ({deleted.model_id}) and everything that was its; "
+          f"{deleted.tensors_deleted} tensors no other model uses{external}")
+
+
 def cmd_model_list(args: argparse.Namespace) -> None:
     from arc_halo import db
 
@@ -447,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
                               type=file_with_suffix(".safetensors"))
     model_export.add_argument("--replica", action="store_true", help=REPLICA_HELP)
     model_export.set_defaults(func=cmd_model_export)
+    model_delete = model.add_parser("delete", help="delete a model and everything that is its, in one transaction")
+    model_delete.add_argument("model", help="model id or name")
+    model_delete.add_argument("--tenant", default=None, help="act as this tenant (row-level security)")
+    model_delete.set_defaults(func=cmd_model_delete)
     model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
     storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
         dest="storage_command", required=True)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARC := $(BIN)/arc-halo
 
-.PHONY: run test env lint dbt-check pytest pytest-pg16 docs bench mutation schema lock clean adapter-suite
+.PHONY: run test env lint dbt-check pytest pytest-pg16 docs bench mutation schema lock clean adapter-suite pytest-neon
 
 ## run: create the environment, start the embedded server, build, load sample data, show queries
 run: $(STAMP)
@@ -54,6 +54,13 @@ pytest: $(STAMP)
 # DDL; a tightened check fails in the validation test_online_ddl runs on 16) do not depend on the
 # server version;
 # skipping them keeps `make test` inside the CI budget.
+## pytest-neon: the checks that belong on a real server (a Neon PR branch, ARC_HALO_TEST_DATABASE_URL): the
+## schema, the specification's views and functions, constraints, roles and row-level security.
+NEON_BRANCH_TESTS := tests/integration/test_views_functions_sample.py tests/integration/test_constraints.py \
+	tests/integration/test_roles_and_rls.py
+pytest-neon: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider $(NEON_BRANCH_TESTS)
+
 pytest-pg16: $(STAMP)
 	ARC_HALO_PG_VERSION=16 $(BIN)/pytest -p no:cacheprovider \
 		--ignore tests/integration/test_api_sweep.py \
@@ -65,6 +72,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_docs_site.py \
 		--ignore tests/integration/test_embedded_server_and_cli.py \
 		--ignore tests/integration/test_errors_and_cli.py \
+		--ignore tests/integration/test_first_hour.py \
 		--ignore tests/integration/test_import_visibility.py \
 		--ignore tests/integration/test_lifecycle_and_search.py \
 		--ignore tests/integration/test_metric_logger.py \
@@ -80,14 +88,17 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_properties.py \
 		--ignore tests/integration/test_python_model_frames.py \
 		--ignore tests/integration/test_python_models.py \
+		--ignore tests/integration/test_read_replica.py \
 		--ignore tests/integration/test_real_models.py \
 		--ignore tests/integration/test_redaction.py \
 		--ignore tests/integration/test_search_results.py \
+		--ignore tests/integration/test_semantic_layer.py \
 		--ignore tests/integration/test_tenancy.py \
 		--ignore tests/integration/test_tensor_integrity.py \
 		--ignore tests/integration/test_tensor_store.py \
 		--ignore tests/integration/test_tls_every_connection_path.py \
 		--ignore tests/integration/test_tls_rules.py \
+		--ignore tests/integration/test_upkeep.py \
 		-k "not destructive_contract_change_is_refused and not tightened_check_on_existing_rows_fails_clearly and not make_run_again_changes_nothing"
 
 # dbt Labs' adapter suite (dbt-tests-adapter) against `type: arc_halo` on the embedded PostgreSQL 18:

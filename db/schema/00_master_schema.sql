@@ -345,6 +345,93 @@ end
 $$;
 
 --
+-- Name: register_upkeep_schedule(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.register_upkeep_schedule(schedule text DEFAULT '*/15 * * * *'::text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+declare
+    job_name text := 'arc_halo_upkeep:' || current_database();
+    command text := format('select %I.run_upkeep(%L)', 'public', 'pg_cron');
+begin
+    if not exists (select from pg_proc as p join pg_namespace as n on p.pronamespace = n.oid
+                   where n.nspname = 'cron' and p.proname = 'schedule_in_database') then
+        return 'not scheduled: no pg_cron here (the scheduled workflow runs arc-halo upkeep run)';
+    end if;
+    -- Called dynamically: without pg_cron the function would not even be created otherwise.
+    execute 'select cron.schedule_in_database($1, $2, $3, $4)' using job_name, schedule, command, current_database();
+    return format('scheduled %s %s: %s', job_name, schedule, command);
+exception when insufficient_privilege then
+    raise warning 'upkeep not scheduled in pg_cron (%): schedule it as a role that may, or let the workflow run it', sqlerrm;
+    return 'not scheduled: ' || sqlerrm;
+end
+$_$;
+
+--
+-- Name: run_upkeep(text, integer, integer, integer, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.run_upkeep(triggered_by text DEFAULT 'manual'::text, batch_size integer DEFAULT 5000, max_batches integer DEFAULT 20, months_ahead integer DEFAULT 3, lock_wait interval DEFAULT '00:00:10'::interval) RETURNS uuid
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+declare
+    run_id uuid := gen_random_uuid();
+    run_started timestamptz := clock_timestamp();
+    kv_removed bigint := 0;
+    activation_removed bigint := 0;
+    removed_in_batch bigint;
+    batch_number integer := 0;
+    backlog boolean := false;
+    created text[] := '{}';
+    caller_lock_timeout text := current_setting('lock_timeout');
+begin
+    if batch_size < 1 or max_batches < 1 or months_ahead < 0 then
+        raise exception 'run_upkeep: batch_size and max_batches must be at least 1, months_ahead at least 0';
+    end if;
+    begin
+        perform set_config('lock_timeout', (extract(epoch from lock_wait) * 1000)::bigint::text || 'ms', true);
+        loop
+            batch_number := batch_number + 1;
+            removed_in_batch := 0;
+            declare
+                purged record;
+            begin
+                for purged in select * from purge_expired_cache_batch(batch_size) loop
+                    removed_in_batch := removed_in_batch + purged.purged;
+                    if purged.cache_table = 'kv_cache' then
+                        kv_removed := kv_removed + purged.purged;
+                    else
+                        activation_removed := activation_removed + purged.purged;
+                    end if;
+                end loop;
+            end;
+            exit when removed_in_batch = 0;
+            if batch_number >= max_batches then
+                backlog := exists (select from kv_cache where expires_at <= now())
+                    or exists (select from activation_cache where expires_at <= now());
+                exit;
+            end if;
+        end loop;
+        created := array(select create_training_metrics_partitions(0, months_ahead));
+        perform set_config('lock_timeout', caller_lock_timeout, true);
+        insert into upkeep_runs (upkeep_run_id, triggered_by, status, started_at, finished_at,
+                                 kv_cache_rows_removed, activation_cache_rows_removed,
+                                 expired_rows_remaining, partitions_created)
+        values (run_id, triggered_by, 'succeeded', run_started, clock_timestamp(),
+                kv_removed, activation_removed, backlog, created);
+    exception when others then
+        -- Everything the block did is rolled back (and lock_timeout with it); the failure is kept.
+        insert into upkeep_runs (upkeep_run_id, triggered_by, status, started_at, finished_at, error)
+        values (run_id, triggered_by, 'failed', run_started, clock_timestamp(), sqlerrm);
+    end;
+    return run_id;
+end
+$$;
+
+--
 -- Name: split_embedding_partitions(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1820,6 +1907,68 @@ CREATE VIEW analytics.inference_performance_daily AS
    FROM final;
 
 --
+-- Name: inference_requests; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.inference_requests AS
+ WITH sessions AS (
+         SELECT inference_sessions.inference_session_id,
+            inference_sessions.model_id,
+            inference_sessions.started_at,
+            inference_sessions.generated_tokens
+           FROM public.inference_sessions
+        ), latencies AS (
+         SELECT inference_metrics.inference_session_id,
+            count(*) AS latency_sample_count,
+            sum(inference_metrics.value) AS latency_ms_sum
+           FROM public.inference_metrics
+          WHERE (inference_metrics.metric_name = 'latency_ms'::text)
+          GROUP BY inference_metrics.inference_session_id
+        ), caches AS (
+         SELECT cache_efficiency.inference_session_id,
+            sum(cache_efficiency.entry_count) AS cache_entry_count,
+            sum(cache_efficiency.hit_count) AS cache_hit_count
+           FROM analytics.cache_efficiency
+          GROUP BY cache_efficiency.inference_session_id
+        ), final AS (
+         SELECT sessions.inference_session_id,
+            sessions.model_id,
+            sessions.started_at,
+            COALESCE(sessions.generated_tokens, 0) AS generated_tokens,
+            COALESCE(latencies.latency_sample_count, (0)::bigint) AS latency_sample_count,
+            COALESCE(latencies.latency_ms_sum, (0)::double precision) AS latency_ms_sum,
+            COALESCE(caches.cache_entry_count, (0)::numeric) AS cache_entry_count,
+            COALESCE(caches.cache_hit_count, (0)::numeric) AS cache_hit_count
+           FROM ((sessions
+             LEFT JOIN latencies ON ((sessions.inference_session_id = latencies.inference_session_id)))
+             LEFT JOIN caches ON ((sessions.inference_session_id = caches.inference_session_id)))
+        )
+ SELECT inference_session_id,
+    model_id,
+    started_at,
+    generated_tokens,
+    latency_sample_count,
+    latency_ms_sum,
+    cache_entry_count,
+    cache_hit_count
+   FROM final;
+
+--
+-- Name: metricflow_time_spine; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.metricflow_time_spine AS
+ WITH days AS (
+         SELECT (day_start.day_start)::date AS date_day
+           FROM generate_series('2020-01-01 00:00:00'::timestamp without time zone, '2040-12-31 00:00:00'::timestamp without time zone, '1 day'::interval) day_start(day_start)
+        ), final AS (
+         SELECT days.date_day
+           FROM days
+        )
+ SELECT date_day
+   FROM final;
+
+--
 -- Name: model_weights; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2448,6 +2597,70 @@ CREATE VIEW analytics.reactor_model_shares AS
    FROM final;
 
 --
+-- Name: reactor_operations; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.reactor_operations AS
+ WITH operations AS (
+         SELECT fusion_operations.fusion_operation_id,
+            fusion_operations.reactor_id,
+            fusion_operations.status,
+            fusion_operations.latency_ms,
+            fusion_operations.started_at
+           FROM public.fusion_operations
+        ), final AS (
+         SELECT operations.fusion_operation_id,
+            operations.reactor_id,
+            operations.started_at,
+            operations.latency_ms,
+            (operations.status = 'completed'::text) AS is_completed
+           FROM operations
+        )
+ SELECT fusion_operation_id,
+    reactor_id,
+    started_at,
+    latency_ms,
+    is_completed
+   FROM final;
+
+--
+-- Name: replication_lag; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.replication_lag AS
+ WITH positions AS (
+         SELECT pg_is_in_recovery() AS is_standby,
+            pg_last_xact_replay_timestamp() AS last_replayed_at,
+            pg_last_wal_receive_lsn() AS received_lsn,
+            pg_last_wal_replay_lsn() AS replayed_lsn
+        ), final AS (
+         SELECT positions.is_standby,
+            positions.last_replayed_at,
+                CASE
+                    WHEN (NOT positions.is_standby) THEN (0)::numeric
+                    WHEN ((positions.received_lsn IS NOT NULL) AND (positions.received_lsn = positions.replayed_lsn)) THEN (0)::numeric
+                    WHEN (positions.last_replayed_at IS NULL) THEN NULL::numeric
+                    ELSE round(EXTRACT(epoch FROM (clock_timestamp() - positions.last_replayed_at)), 3)
+                END AS replay_lag_seconds,
+                CASE
+                    WHEN (NOT positions.is_standby) THEN (0)::numeric
+                    ELSE GREATEST(pg_wal_lsn_diff(positions.received_lsn, positions.replayed_lsn), (0)::numeric)
+                END AS replay_lag_bytes,
+            (positions.received_lsn)::text AS received_lsn,
+            (positions.replayed_lsn)::text AS replayed_lsn,
+            clock_timestamp() AS measured_at
+           FROM positions
+        )
+ SELECT is_standby,
+    last_replayed_at,
+    replay_lag_seconds,
+    replay_lag_bytes,
+    received_lsn,
+    replayed_lsn,
+    measured_at
+   FROM final;
+
+--
 -- Name: training_run_health; Type: TABLE; Schema: analytics; Owner: -
 --
 
@@ -2794,6 +3007,285 @@ CREATE VIEW analytics.training_health_overview AS
     health,
     is_diverging,
     is_plateau
+   FROM final;
+
+--
+-- Name: training_runs_stopped_reporting; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.training_runs_stopped_reporting AS
+ WITH running AS (
+         SELECT training_sessions.training_session_id,
+            training_sessions.session_name,
+            training_sessions.model_id,
+            training_sessions.started_at,
+            training_sessions.progress_updated_at,
+            training_sessions.current_step
+           FROM public.training_sessions
+          WHERE (training_sessions.status = 'running'::text)
+        ), last_metrics AS (
+         SELECT training_metrics_latest.training_session_id,
+            max(training_metrics_latest.recorded_at) AS last_metric_at
+           FROM public.training_metrics_latest
+          GROUP BY training_metrics_latest.training_session_id
+        ), final AS (
+         SELECT running.training_session_id,
+            running.session_name,
+            running.model_id,
+            running.current_step,
+            last_metrics.last_metric_at,
+            GREATEST(running.progress_updated_at, last_metrics.last_metric_at, running.started_at) AS last_reported_at,
+            round((EXTRACT(epoch FROM (now() - GREATEST(running.progress_updated_at, last_metrics.last_metric_at, running.started_at))) / (60)::numeric), 1) AS minutes_silent
+           FROM (running
+             LEFT JOIN last_metrics ON ((running.training_session_id = last_metrics.training_session_id)))
+          WHERE (GREATEST(running.progress_updated_at, last_metrics.last_metric_at, running.started_at) < (now() - make_interval(mins => 30)))
+        )
+ SELECT training_session_id,
+    session_name,
+    model_id,
+    current_step,
+    last_metric_at,
+    last_reported_at,
+    minutes_silent
+   FROM final;
+
+--
+-- Name: training_metrics; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.training_metrics (
+    training_session_id uuid NOT NULL,
+    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
+    metric_name text NOT NULL,
+    step bigint NOT NULL,
+    epoch integer,
+    value double precision NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
+    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
+    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
+)
+PARTITION BY RANGE (recorded_at);
+
+--
+-- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Built for ingest speed: the session reference is checked once per INSERT/COPY statement, not per row, and history is indexed by a BRIN bloom index (one summary per block range) instead of a per-row btree; the progress views read training_metrics_latest. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
+';
+
+--
+-- Name: COLUMN training_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
+`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
+other tenant. Row-level security filters on it directly, without looking up the parent.';
+
+--
+-- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.metric_name IS 'Metric name (`loss`, `learning_rate`, ...); see the metric_definitions seed.';
+
+--
+-- Name: COLUMN training_metrics.step; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.step IS 'Optimizer step the value belongs to.';
+
+--
+-- Name: COLUMN training_metrics.epoch; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.epoch IS 'Epoch the step belongs to, if known.';
+
+--
+-- Name: COLUMN training_metrics.value; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.value IS 'The value (NaN and infinities are kept: a diverging loss is data).';
+
+--
+-- Name: COLUMN training_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was logged; the partition key.';
+
+--
+-- Name: training_steps; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.training_steps AS
+ WITH losses AS (
+         SELECT training_metrics.training_session_id,
+            training_metrics.step,
+            training_metrics.recorded_at,
+            training_metrics.value AS loss
+           FROM public.training_metrics
+          WHERE (training_metrics.metric_name = 'loss'::text)
+        ), sessions AS (
+         SELECT training_sessions.training_session_id,
+            training_sessions.model_id,
+            training_sessions.session_name
+           FROM public.training_sessions
+        ), final AS (
+         SELECT losses.training_session_id,
+            sessions.model_id,
+            sessions.session_name,
+            losses.step,
+            losses.recorded_at,
+            losses.loss,
+            COALESCE((losses.step - lag(losses.step) OVER (PARTITION BY losses.training_session_id ORDER BY losses.step)), (0)::bigint) AS steps_since_previous,
+            COALESCE(EXTRACT(epoch FROM (losses.recorded_at - lag(losses.recorded_at) OVER (PARTITION BY losses.training_session_id ORDER BY losses.step))), (0)::numeric) AS seconds_since_previous
+           FROM (losses
+             JOIN sessions ON ((losses.training_session_id = sessions.training_session_id)))
+        )
+ SELECT training_session_id,
+    model_id,
+    session_name,
+    step,
+    recorded_at,
+    loss,
+    steps_since_previous,
+    seconds_since_previous
+   FROM final;
+
+--
+-- Name: upkeep_runs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upkeep_runs (
+    upkeep_run_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    triggered_by text NOT NULL,
+    status text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone NOT NULL,
+    kv_cache_rows_removed bigint DEFAULT 0 NOT NULL,
+    activation_cache_rows_removed bigint DEFAULT 0 NOT NULL,
+    expired_rows_remaining boolean DEFAULT false NOT NULL,
+    partitions_created text[] DEFAULT '{}'::text[] NOT NULL,
+    error text,
+    CONSTRAINT upkeep_runs_error_iff_failed_check CHECK (((status = 'failed'::text) = (error IS NOT NULL))),
+    CONSTRAINT upkeep_runs_finished_after_start_check CHECK ((finished_at >= started_at)),
+    CONSTRAINT upkeep_runs_status_check CHECK ((status = ANY (ARRAY['succeeded'::text, 'failed'::text]))),
+    CONSTRAINT upkeep_runs_triggered_by_check CHECK ((triggered_by = ANY (ARRAY['pg_cron'::text, 'workflow'::text, 'manual'::text])))
+);
+
+--
+-- Name: TABLE upkeep_runs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.upkeep_runs IS 'One row per run of `run_upkeep()`, the scheduled upkeep: expired kv_cache and activation_cache rows removed in batches, and monthly training_metrics partitions created ahead. pg_cron calls it where the server has pg_cron (Neon), the scheduled workflow `.github/workflows/upkeep.yml` otherwise, `arc-halo upkeep run` by hand. A run that fails is recorded here with its error (its deletes are rolled back), so the failure shows where an operator looks: `analytics.upkeep_status`. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN upkeep_runs.upkeep_run_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.upkeep_run_id IS 'The run.';
+
+--
+-- Name: COLUMN upkeep_runs.triggered_by; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.triggered_by IS 'What started it: pg_cron, workflow (the scheduled GitHub job) or manual.';
+
+--
+-- Name: COLUMN upkeep_runs.status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.status IS 'succeeded, or failed (then `error` says why and nothing of the run was kept but this row).';
+
+--
+-- Name: COLUMN upkeep_runs.started_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.started_at IS 'When the run started.';
+
+--
+-- Name: COLUMN upkeep_runs.finished_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.finished_at IS 'When it ended.';
+
+--
+-- Name: COLUMN upkeep_runs.kv_cache_rows_removed; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.kv_cache_rows_removed IS 'Expired kv_cache rows deleted (0 for a failed run).';
+
+--
+-- Name: COLUMN upkeep_runs.activation_cache_rows_removed; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.activation_cache_rows_removed IS 'Expired activation_cache rows deleted (0 for a failed run).';
+
+--
+-- Name: COLUMN upkeep_runs.expired_rows_remaining; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.expired_rows_remaining IS 'True when the run stopped at its batch limit with expired rows left for the next run.';
+
+--
+-- Name: COLUMN upkeep_runs.partitions_created; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.partitions_created IS 'training_metrics partitions the run created (empty when all existed).';
+
+--
+-- Name: COLUMN upkeep_runs.error; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.upkeep_runs.error IS 'Why a failed run failed (the database''s message); NULL for a run that succeeded.';
+
+--
+-- Name: upkeep_status; Type: VIEW; Schema: analytics; Owner: -
+--
+
+CREATE VIEW analytics.upkeep_status AS
+ WITH runs AS (
+         SELECT upkeep_runs.upkeep_run_id,
+            upkeep_runs.triggered_by,
+            upkeep_runs.status,
+            upkeep_runs.started_at,
+            upkeep_runs.finished_at,
+            upkeep_runs.kv_cache_rows_removed,
+            upkeep_runs.activation_cache_rows_removed,
+            upkeep_runs.expired_rows_remaining,
+            upkeep_runs.partitions_created,
+            upkeep_runs.error
+           FROM public.upkeep_runs
+        ), final AS (
+         SELECT max(runs.started_at) AS last_run_at,
+            (array_agg(runs.triggered_by ORDER BY runs.started_at DESC))[1] AS last_run_triggered_by,
+            (array_agg(runs.status ORDER BY runs.started_at DESC))[1] AS last_run_status,
+            (array_agg(runs.error ORDER BY runs.started_at DESC))[1] AS last_run_error,
+            (array_agg((runs.kv_cache_rows_removed + runs.activation_cache_rows_removed) ORDER BY runs.started_at DESC))[1] AS last_run_rows_removed,
+            COALESCE((array_agg(runs.expired_rows_remaining ORDER BY runs.started_at DESC))[1], false) AS has_expired_backlog,
+            max(runs.finished_at) FILTER (WHERE (runs.status = 'succeeded'::text)) AS last_success_at,
+            count(*) FILTER (WHERE ((runs.status = 'failed'::text) AND (runs.started_at > (now() - '24:00:00'::interval)))) AS failed_runs_last_24h,
+            COALESCE(sum((runs.kv_cache_rows_removed + runs.activation_cache_rows_removed)) FILTER (WHERE (runs.started_at > (now() - '24:00:00'::interval))), (0)::numeric) AS rows_removed_last_24h,
+            COALESCE((max(runs.finished_at) FILTER (WHERE (runs.status = 'succeeded'::text)) < (now() - '01:00:00'::interval)), true) AS is_overdue
+           FROM runs
+        )
+ SELECT last_run_at,
+    last_run_triggered_by,
+    last_run_status,
+    last_run_error,
+    last_run_rows_removed,
+    has_expired_backlog,
+    last_success_at,
+    failed_runs_last_24h,
+    rows_removed_last_24h,
+    is_overdue
    FROM final;
 
 --
@@ -3699,76 +4191,6 @@ COMMENT ON COLUMN public.tensor_dtypes.value_kind IS 'Family of values.';
 COMMENT ON COLUMN public.tensor_dtypes.description IS 'What the type is.';
 
 --
--- Name: training_metrics; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.training_metrics (
-    training_session_id uuid NOT NULL,
-    tenant_id text DEFAULT COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), 'default'::text) NOT NULL,
-    metric_name text NOT NULL,
-    step bigint NOT NULL,
-    epoch integer,
-    value double precision NOT NULL,
-    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT training_metrics_epoch_check CHECK ((epoch >= 0)),
-    CONSTRAINT training_metrics_metric_name_check CHECK (((length(metric_name) >= 1) AND (length(metric_name) <= 250))),
-    CONSTRAINT training_metrics_step_check CHECK ((step >= 0))
-)
-PARTITION BY RANGE (recorded_at);
-
---
--- Name: TABLE training_metrics; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON TABLE public.training_metrics IS 'Metric history of training runs (seed component 3): one row per (session, metric, step), range-partitioned by month on recorded_at. Append-only and keyless by design; the latest value per (session, metric) is kept in training_metrics_latest by a trigger. Built for ingest speed: the session reference is checked once per INSERT/COPY statement, not per row, and history is indexed by a BRIN bloom index (one summary per block range) instead of a per-row btree; the progress views read training_metrics_latest. Operational table: applications write its rows. Built by the `operational_table` materialization,
-which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
-
---
--- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
-';
-
---
--- Name: COLUMN training_metrics.tenant_id; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.tenant_id IS 'Tenant that owns the row, always its parent''s: defaults to the session setting `app.tenant_id` (or
-`default` when unset), and the composite foreign keys on (tenant_id, parent key) refuse a parent of any
-other tenant. Row-level security filters on it directly, without looking up the parent.';
-
---
--- Name: COLUMN training_metrics.metric_name; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.metric_name IS 'Metric name (`loss`, `learning_rate`, ...); see the metric_definitions seed.';
-
---
--- Name: COLUMN training_metrics.step; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.step IS 'Optimizer step the value belongs to.';
-
---
--- Name: COLUMN training_metrics.epoch; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.epoch IS 'Epoch the step belongs to, if known.';
-
---
--- Name: COLUMN training_metrics.value; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.value IS 'The value (NaN and infinities are kept: a diverging loss is data).';
-
---
--- Name: COLUMN training_metrics.recorded_at; Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON COLUMN public.training_metrics.recorded_at IS 'When the value was logged; the partition key.';
-
---
 -- Name: training_metrics_default; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -4375,6 +4797,13 @@ ALTER TABLE ONLY public.transformer_layers
 
 ALTER TABLE ONLY public.transformer_layers
     ADD CONSTRAINT transformer_layers_tenant_layer_id_key UNIQUE (tenant_id, layer_id);
+
+--
+-- Name: upkeep_runs upkeep_runs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upkeep_runs
+    ADD CONSTRAINT upkeep_runs_pkey PRIMARY KEY (upkeep_run_id);
 
 --
 -- Name: activation_cache_expiry_idx; Type: INDEX; Schema: public; Owner: -

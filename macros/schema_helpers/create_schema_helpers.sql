@@ -13,6 +13,8 @@
     {{ helper_training_sessions_delete_metrics() }}
     {{ helper_create_training_metrics_partitions() }}
     {{ helper_purge_expired_cache() }}
+    {{ helper_run_upkeep() }}
+    {{ helper_register_upkeep_schedule() }}
     {{ helper_embedding_partitions() }}
 {%- endmacro %}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 import urllib.error
 import urllib.request
@@ -27,6 +28,10 @@ from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError,
 from arc_halo.targets import branch_database, validate_branch_name
 
 NEON_API = "https://console.neon.tech/api/v2"
+# HTTP 423: another operation on the branch is still running (e.g. a reset right after a create);
+# retried as neonctl does, 5 more times, 3 s apart.
+NEON_LOCKED_RETRIES = 5
+NEON_LOCKED_RETRY_SECONDS = 3.0
 # The mark of a database the branch tool made: its comment, which also records the database it copies
 # (what reset copies again). reset and delete touch no database without it.
 PARENT_COMMENT = "arc-halo branch of "
@@ -167,11 +172,19 @@ class LocalBranches:
         return make_conninfo(self.admin_url, dbname=self._database(name))
 
 
+class _BranchLocked(Exception):
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
 class NeonBranches:
     """The same operations on Neon through its HTTP API (plain urllib: four calls need no SDK)."""
 
-    def __init__(self, api_key: str, project_id: str, base_url: str | None = None, timeout: float = 30):
+    def __init__(self, api_key: str, project_id: str, base_url: str | None = None, timeout: float = 30,
+                 locked_retry_seconds: float = NEON_LOCKED_RETRY_SECONDS):
         self.api_key, self.project_id, self.timeout = api_key, project_id, timeout
+        self.locked_retry_seconds = locked_retry_seconds
         self.base_url = (base_url or os.environ.get("NEON_API_URL") or NEON_API).rstrip("/")
         parsed = urlparse(self.base_url)
         if parsed.scheme != "https" and not is_local_host(parsed.hostname):
@@ -183,6 +196,19 @@ class NeonBranches:
         return cls(os.environ["NEON_API_KEY"], os.environ["NEON_PROJECT_ID"])
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        for _ in range(NEON_LOCKED_RETRIES):
+            try:
+                return self._call_once(method, path, body)
+            except _BranchLocked:
+                time.sleep(self.locked_retry_seconds)
+        try:
+            return self._call_once(method, path, body)
+        except _BranchLocked as locked:
+            raise ConfigurationError(f"Neon API {method} {path} failed with HTTP 423 after "
+                                     f"{NEON_LOCKED_RETRIES + 1} attempts (an operation on the branch is still "
+                                     f"running): {locked.detail}; try again in a minute") from None
+
+    def _call_once(self, method: str, path: str, body: dict | None) -> dict:
         request = urllib.request.Request(
             f"{self.base_url}/projects/{self.project_id}{path}", method=method,
             data=json.dumps(body).encode() if body is not None else None,
@@ -194,6 +220,8 @@ class NeonBranches:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
+            if exc.code == 423:
+                raise _BranchLocked(detail) from None
             raise ConfigurationError(f"Neon API {method} {path} failed with HTTP {exc.code}: {detail}") from exc
         except urllib.error.URLError as exc:
             raise ConfigurationError(f"cannot reach the Neon API at {self.base_url}: {exc.reason}") from exc

@@ -13,7 +13,7 @@ from typing import NoReturn
 import psycopg
 
 from arc_halo import dbt, embedded, targets
-from arc_halo.errors import ArcHaloError, first_line, from_database
+from arc_halo.errors import ArcHaloError, InvalidInputError, first_line, from_database
 from arc_halo.redaction import redact
 
 EXAMPLE_QUERIES = (
@@ -68,7 +68,10 @@ def cmd_db_env(args: argparse.Namespace) -> None:
 def cmd_db_psql(args: argparse.Namespace) -> None:
     server = _local_server(args.database)
     psql = str(embedded.bin_dir(server.version) / "psql")
-    os.execv(psql, [psql, server.url(args.database), *args.psql_args])
+    # `arc-halo db psql -- -c 'select 1'`: the `--` ends arc-halo's options; passed on, psql would stop
+    # reading options there and run nothing.
+    psql_args = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+    os.execv(psql, [psql, server.url(args.database), *psql_args])
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> None:
@@ -138,12 +141,42 @@ def cmd_sample_load(args: argparse.Namespace) -> None:
         _load_sample(conn)
 
 
+def _reader(args: argparse.Namespace):
+    """A connection for a command that only reads: the read replica with --replica, else the primary."""
+    from arc_halo import db, replica
+
+    return replica.connect_replica() if args.replica else db.connect()
+
+
+def cmd_upkeep_run(args: argparse.Namespace) -> None:
+    from arc_halo import db, lifecycle
+
+    with db.connect() as conn:
+        run = lifecycle.run_upkeep(conn, args.triggered_by, args.batch_size, args.max_batches, args.months_ahead)
+    if run.status == "failed":
+        print(f"arc-halo: upkeep run {run.upkeep_run_id} failed (recorded in upkeep_runs): {run.error}", file=sys.stderr)
+        sys.exit(1)
+    backlog = "; expired rows remain for the next run" if run.expired_rows_remaining else ""
+    print(f"upkeep run {run.upkeep_run_id}: removed {run.kv_cache_rows_removed} kv_cache and "
+          f"{run.activation_cache_rows_removed} activation_cache rows; partitions created: "
+          f"{', '.join(run.partitions_created) or 'none needed'}{backlog}")
+
+
+def cmd_upkeep_status(args: argparse.Namespace) -> None:
+    from arc_halo import db
+
+    with db.connect() as conn:
+        cursor = conn.execute("select * from analytics.upkeep_status")
+        for column, value in zip([c.name for c in cursor.description], cursor.fetchone(), strict=True):
+            print(f"{column:24} {value}")
+
+
 def cmd_plot_training(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from arc_halo import db, plots
 
-    with db.connect() as conn:
+    with _reader(args) as conn:
         print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
 
 
@@ -161,9 +194,16 @@ def cmd_model_import(args: argparse.Namespace) -> None:
     if result.created:
         verb = "imported"
     else:
-        requested = args.name or hf.ModelSource.open(args.directory).default_name()
-        unused = f"; the name {requested!r} was not used" if requested != result.model_name else ""
-        verb = f"already registered as {result.model_name!r} (same content){unused}, nothing written:"
+        # Asked for something the stored copy does not have: say so as an error (nothing was written).
+        unmet = [f"--name {args.name!r} was not used"] if args.name and args.name != result.model_name else []
+        if store is not None:
+            unmet.append(f"{'--external' if args.external else '--external-dir'} was not applied (its tensors stay where "
+                         "they are stored)")
+        if unmet:
+            raise InvalidInputError(f"this model is already registered as {result.model_name!r} ({result.model_id}, same "
+                                    f"content), nothing written: {'; '.join(unmet)}; to store it again differently, "
+                                    "delete the stored model first")
+        verb = f"already registered as {result.model_name!r} (same content), nothing written:"
     print(f"{verb} {result.model_id}: {result.tensor_count} tensors, {result.parameter_count:,} parameters, "
           f"{result.embedding_count:,} embeddings")
 
@@ -171,7 +211,7 @@ def cmd_model_import(args: argparse.Namespace) -> None:
 def cmd_model_export(args: argparse.Namespace) -> None:
     from arc_halo import db, hf
 
-    with db.connect() as conn:
+    with _reader(args) as conn:
         print(f"wrote {hf.export_model(conn, args.model, args.output, progress=True)}")
 
 
@@ -218,6 +258,17 @@ def cmd_storage_uploads(args: argparse.Namespace) -> None:
               f"{'; --delete removes them' if pending else ''} (dry run)")
 
 
+def cmd_model_delete(args: argparse.Namespace) -> None:
+    from arc_halo import db, model_delete
+
+    with db.connect(tenant=args.tenant) as conn:
+        deleted = model_delete.delete_model(conn, args.model)
+    external = (f" ({deleted.external_tensors_deleted} kept their objects: `arc-halo storage orphans` lists them)"
+                if deleted.external_tensors_deleted else "")
+    print(f"deleted model {deleted.model_name!r} ({deleted.model_id}) and everything that was its; "
+          f"{deleted.tensors_deleted} tensors no other model uses{external}")
+
+
 def cmd_model_list(args: argparse.Namespace) -> None:
     from arc_halo import db
 
@@ -230,7 +281,7 @@ def cmd_model_list(args: argparse.Namespace) -> None:
 
 
 def _print_examples() -> None:
-    """Run the seed's example statements and print their results (first columns, few rows)."""
+    """Run the specification's example statements and print their results (first columns, few rows)."""
     from arc_halo import db, sample
 
     with db.connect() as conn:
@@ -245,6 +296,9 @@ def _print_examples() -> None:
             shown = [i for i, name in enumerate(names) if not name.endswith("_id") and name != "tenant_id"][:7] or [0]
             rows = cursor.fetchall()
             print(f"\n{statement}")
+            if len(shown) < len(names):  # rows that differ only in a hidden column would look like duplicates
+                print(f"  ({len(shown)} of {len(names)} columns shown: ids and later columns left out; "
+                      f"`arc-halo db psql` shows all)")
             print("  " + " | ".join(names[i] for i in shown))
             for values in rows[:4]:
                 print("  " + " | ".join(str(values[i])[:36] for i in shown))
@@ -320,6 +374,9 @@ def file_with_suffix(*suffixes: str):
     return check
 
 
+REPLICA_HELP = "read from the read replica (ARC_HALO_REPLICA_URL; without it, read-only on the primary)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="arc-halo", description=__doc__)
     parser.add_argument("--debug", action="store_true",
@@ -362,6 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--months-back", type=non_negative_int, default=1)
     create.add_argument("--months-ahead", type=non_negative_int, default=3)
     create.set_defaults(func=cmd_partitions_create)
+    upkeep = commands.add_parser("upkeep", help="the scheduled upkeep (pg_cron or the scheduled workflow runs it)"
+                                 ).add_subparsers(dest="upkeep_command", required=True)
+    upkeep_run = upkeep.add_parser("run", help="remove expired cache rows, create metric partitions ahead, record the run")
+    upkeep_run.add_argument("--triggered-by", choices=("manual", "workflow"), default="manual")
+    upkeep_run.add_argument("--batch-size", type=whole_number(1, "must be at least 1"), default=5000)
+    upkeep_run.add_argument("--max-batches", type=whole_number(1, "must be at least 1"), default=20)
+    upkeep_run.add_argument("--months-ahead", type=non_negative_int, default=3)
+    upkeep_run.set_defaults(func=cmd_upkeep_run)
+    upkeep.add_parser("status", help="the last run, the last success, failures (analytics.upkeep_status)").set_defaults(
+        func=cmd_upkeep_status)
     schema = commands.add_parser("schema", help="the psql path").add_subparsers(dest="schema_command", required=True)
     schema.add_parser("export", help="regenerate db/schema/00_master_schema.sql from the dbt project").set_defaults(
         func=cmd_schema_export)
@@ -373,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("session", help="session name or id")
     curves.add_argument("--output", "-o", default="training_curves.png",
                         type=file_with_suffix(".png", ".svg", ".pdf"))
+    curves.add_argument("--replica", action="store_true", help=REPLICA_HELP)
     curves.set_defaults(func=cmd_plot_training)
     branch = commands.add_parser(
         "branch", help="database branches: local copies on the embedded server, or Neon branches (ARC_HALO_TARGET=neon)",
@@ -403,7 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
     model_export.add_argument("model", help="model id or name")
     model_export.add_argument("output", help="path of the .safetensors file to write",
                               type=file_with_suffix(".safetensors"))
+    model_export.add_argument("--replica", action="store_true", help=REPLICA_HELP)
     model_export.set_defaults(func=cmd_model_export)
+    model_delete = model.add_parser("delete", help="delete a model and everything that is its, in one transaction")
+    model_delete.add_argument("model", help="model id or name")
+    model_delete.add_argument("--tenant", default=None, help="act as this tenant (row-level security)")
+    model_delete.set_defaults(func=cmd_model_delete)
     model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
     storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
         dest="storage_command", required=True)

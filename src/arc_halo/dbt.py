@@ -25,7 +25,7 @@ def ensure_profile() -> Path:
     profile = root / "profiles.yml"
     example = root / "profiles.yml.example"
     # Refreshed when the example changes, so an older copy does not miss what the build relies on
-    # (the connections' application_name that the build lock reads, the adapter type).
+    # (the adapter type, the fixed application_name that keeps partial parsing working).
     if not profile.exists() or profile.stat().st_mtime < example.stat().st_mtime:
         shutil.copyfile(example, profile)
     return profile

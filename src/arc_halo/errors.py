@@ -8,6 +8,7 @@ Every message is one line that names what is wrong and what to do; the CLI print
     │   └── DatabaseUnavailableError   host unreachable, database missing, login refused
     ├── InvalidInputError         a value given by the caller (also a ValueError)
     ├── NotFoundError             an id or name that names nothing (also a LookupError)
+    ├── ReadOnlyConnectionError   a write sent to a read replica (or a read-only connection)
     └── IntegrityError            stored data disagrees with its checksum, shape or constraints
 
 PostgreSQL's refusals that a user can fix (a value out of range, an unknown id, a missing privilege or
@@ -52,6 +53,11 @@ class InvalidInputError(ArcHaloError, ValueError):
 
 class NotFoundError(ArcHaloError, LookupError):
     """An id or name names nothing stored (a model, a session, a checkpoint, a tensor)."""
+
+
+class ReadOnlyConnectionError(ArcHaloError):
+    """A write was sent over a read-only connection (`arc_halo.replica.connect_replica`, a hot standby or
+    a read replica); nothing was written. Writes go to the primary (`arc_halo.db.connect`)."""
 
 
 class IntegrityError(ArcHaloError):

@@ -1,4 +1,5 @@
-"""Housekeeping the seed asks for: cache TTL purges and training_metrics partitions.
+"""Housekeeping the specification asks for: cache TTL purges and training_metrics partitions, by hand or
+as the scheduled upkeep (`run_upkeep`, macros/upkeep/).
 
 The SQL lives in functions the dbt project creates (macros/schema_helpers); this module only loops
 and commits, so each batch's locks are released before the next.
@@ -6,9 +7,12 @@ and commits, so each batch's locks are released before the next.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+
 import psycopg
 
-from arc_halo.errors import public_call
+from arc_halo.errors import InvalidInputError, public_call
 from arc_halo.validation import whole_number
 
 MAX_PURGE_BATCH = 1_000_000
@@ -38,3 +42,37 @@ def create_metric_partitions(conn: psycopg.Connection, months_back: int = 1, mon
         return [row[0] for row in conn.execute(
             "select * from create_training_metrics_partitions(%s, %s)", (months_back, months_ahead)
         )]
+
+
+@dataclass(frozen=True)
+class UpkeepRun:
+    """One row of upkeep_runs: what a run of run_upkeep() did, or why it failed."""
+
+    upkeep_run_id: uuid.UUID
+    status: str
+    kv_cache_rows_removed: int
+    activation_cache_rows_removed: int
+    expired_rows_remaining: bool
+    partitions_created: list[str]
+    error: str | None
+
+
+UPKEEP_TRIGGERS = ("manual", "workflow", "pg_cron")
+
+
+def run_upkeep(conn: psycopg.Connection, triggered_by: str = "manual", batch_size: int = 5000, max_batches: int = 20,
+               months_ahead: int = 3) -> UpkeepRun:
+    """One run of the scheduled upkeep (the SQL function pg_cron and the workflow call): expired cache
+    rows removed, partitions created ahead, the run recorded in upkeep_runs (also when it fails)."""
+    if triggered_by not in UPKEEP_TRIGGERS:
+        raise InvalidInputError(f"triggered_by must be one of {', '.join(UPKEEP_TRIGGERS)}, got {triggered_by!r}")
+    whole_number("batch_size", batch_size, 1, MAX_PURGE_BATCH)
+    whole_number("max_batches", max_batches, 1, 1_000_000)
+    whole_number("months_ahead", months_ahead, 0, MAX_PARTITION_MONTHS)
+    with conn.transaction():
+        run_id = conn.execute("select run_upkeep(%s, %s, %s, %s)",
+                              (triggered_by, batch_size, max_batches, months_ahead)).fetchone()[0]
+        row = conn.execute("""select upkeep_run_id, status, kv_cache_rows_removed, activation_cache_rows_removed,
+                                     expired_rows_remaining, partitions_created, error
+                              from upkeep_runs where upkeep_run_id = %s""", (run_id,)).fetchone()
+    return UpkeepRun(*row[:5], list(row[5]), row[6])

@@ -237,3 +237,16 @@ def rls_tenants_template(test_server: TestServer, rls_template_database: str) ->
         yield name, ids
     finally:
         test_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def hot_standby(test_server: TestServer):
+    """A real hot standby of the embedded server, streaming every database (tests/integration/standby.py),
+    started once per session; databases created on the primary appear on it after `wait_for_replay()`."""
+    from standby import HotStandby
+
+    if os.environ.get("ARC_HALO_TEST_DATABASE_URL"):
+        pytest.skip("the hot-standby tests copy the embedded server with pg_basebackup; unset ARC_HALO_TEST_DATABASE_URL")
+    standby = HotStandby(embedded.ensure_running())
+    yield standby
+    standby.stop()

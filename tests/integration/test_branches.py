@@ -179,6 +179,9 @@ class FakeNeon(BaseHTTPRequestHandler):
             self.state["branches"][branch_id] = branch
             self.state["bodies"].append(body)
             self._reply(201, {"branch": branch, "endpoints": [{"type": "read_write"}]})
+        elif self.path.endswith("/restore") and self.state["locked"] > 0:
+            self.state["locked"] -= 1  # Neon: an operation on the branch is still in progress
+            self._reply(423, {"message": "branch is locked by an operation in progress"})
         elif self.path.endswith("/restore"):
             self.state["restores"].append((parts[-2], body["source_branch_id"]))
             self._reply(200, {"branch": self.state["branches"][parts[-2]]})
@@ -199,11 +202,12 @@ def neon():
     # Neon marks the project's default branch with "default" (and the older "primary") in every listing.
     FakeNeon.state = {"branches": {"br-main": {"id": "br-main", "name": "main", "parent_id": None,
                                                "default": True, "primary": True}},
-                      "requests": [], "bodies": [], "restores": []}
+                      "requests": [], "bodies": [], "restores": [], "locked": 0}
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeNeon)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield NeonBranches("test-key", "proj-1", base_url=f"http://127.0.0.1:{server.server_port}/api/v2"), FakeNeon.state
+    yield (NeonBranches("test-key", "proj-1", base_url=f"http://127.0.0.1:{server.server_port}/api/v2",
+                        locked_retry_seconds=0.01), FakeNeon.state)
     server.shutdown()
 
 
@@ -222,6 +226,18 @@ def test_neon_create_list_reset_delete(neon) -> None:
     client.delete("pr-17-debug")
     assert "br-3" not in state["branches"]
     assert all(auth == "Bearer test-key" for _, _, auth in state["requests"])
+
+
+def test_neon_retries_a_branch_that_is_still_locked_by_an_operation(neon) -> None:
+    client, state = neon
+    client.create("pr-18")
+    state["locked"] = 5  # a reset right after the create: Neon answers 423 until the create settles
+    client.reset("pr-18")
+    restores = [path for method, path, _ in state["requests"] if method == "POST" and path.endswith("/restore")]
+    assert len(restores) == 6 and state["restores"] == [("br-2", "br-main")]
+    state["locked"] = 6  # still locked after 5 retries: one line, saying so
+    with pytest.raises(ArcHaloError, match="HTTP 423 after 6 attempts"):
+        client.reset("pr-18")
 
 
 def test_neon_point_in_time_branch(neon) -> None:

@@ -160,6 +160,13 @@ def test_content_registered_under_another_name_says_which(seeded_url, tmp_path) 
     result = subprocess.run([ARC, "model", "import", str(model_directory(tmp_path)), "--name", "other-name"],
                             env={**os.environ, "ARC_HALO_DATABASE_URL": seeded_url}, capture_output=True, text=True,
                             timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "already registered as 'seeded' (same content); the name 'other-name' was not used, nothing written" \
-        in result.stdout
+    # Asked to store it under another name: an error, not a success that quietly did something else.
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("arc-halo: error: this model is already registered as 'seeded'")
+    assert "--name 'other-name' was not used" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    external = subprocess.run([ARC, "model", "import", str(model_directory(tmp_path)), "--external-dir",
+                               str(tmp_path / "objects")],
+                              env={**os.environ, "ARC_HALO_DATABASE_URL": seeded_url}, capture_output=True, text=True,
+                              timeout=120)
+    assert external.returncode == 2 and "--external-dir was not applied" in external.stderr, external.stderr
+    assert not any((tmp_path / "objects").glob("**/*.*"))

@@ -64,3 +64,24 @@ def test_scanner_finds_a_planted_credential(tmp_path) -> None:
     findings = secret_scan.scan(tmp_path)
     assert [(f.path, f.line, f.rule) for f in findings] == [("leak.env", 2, "Basic Auth Credentials"),
                                                            ("leak.env", 3, "Neon API key")]
+
+
+def test_pr_cleanup_shares_the_pr_s_concurrency_group_and_branches_expire() -> None:
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    assert jobs["pr-cleanup"]["concurrency"]["group"] == jobs["pr-branch"]["concurrency"]["group"]
+    assert jobs["pr-cleanup"]["concurrency"]["cancel-in-progress"] is True  # ends a run that could recreate it
+    create = next(step for step in jobs["pr-branch"]["steps"] if "create-branch-action" in step.get("uses", ""))
+    assert "expires_at" in create["with"]
+    runs = " ".join(step.get("run", "") for job in jobs.values() for step in job["steps"])
+    assert "arc-halo build" in runs and "dbt build" not in runs.replace("arc-halo build", "")
+    assert "make pytest-neon" in runs and "pytest -q" not in runs
+    for job in ("pr-branch", "deploy"):
+        python = next(step for step in jobs[job]["steps"] if "setup-python" in step.get("uses", ""))
+        assert python["with"]["cache"] == "pip"
+
+
+def test_the_upkeep_workflow_is_scheduled_and_runs_the_upkeep() -> None:
+    workflow = yaml.safe_load((WORKFLOW.parent / "upkeep.yml").read_text())
+    assert workflow[True]["schedule"]  # PyYAML reads the key `on` as True
+    runs = " ".join(step.get("run", "") for step in workflow["jobs"]["upkeep"]["steps"])
+    assert "arc-halo upkeep run --triggered-by workflow" in runs

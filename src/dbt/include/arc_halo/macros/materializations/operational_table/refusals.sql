@@ -1,6 +1,6 @@
 {#-
-    What the build will not do itself, said so that the reader can: a change that would lose or
-    reinterpret data names the migration to write; DDL that existing rows violate names the rows' fix.
+    What the build will not do itself, said so that a person can: a change that would lose or reinterpret
+    data is refused with the migration to write; DDL that existing rows violate fails saying to fix them.
 -#}
 
 {% macro operational_refuse(relation, problem, what, migration_sql) -%}

@@ -37,7 +37,7 @@ class Mutation:
 MUTATIONS = (
     Mutation(
         "full-refresh-rewrites-values",
-        "macros/operational_table/materialization.sql",
+        "src/dbt/include/arc_halo/macros/materializations/operational_table/materialization.sql",
         "        {%- set steps = operational_evolve_table(target_relation, columns, constraints) -%}\n",
         "        {%- set steps = operational_evolve_table(target_relation, columns, constraints) -%}\n"
         "        {%- if flags.FULL_REFRESH and this.identifier == 'models' -%}{%- call statement('mutant') -%}\n"

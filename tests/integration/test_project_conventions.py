@@ -48,3 +48,14 @@ def test_operational_tables_are_contracted_with_a_tested_key(manifest) -> None:
             continue  # append-only history, keyless by design (see its description)
         assert keys, f"{node['name']} has no primary key"
         assert tests_by_model.get(unique_id, set()) & {"unique", "unique_combination"}, f"{node['name']} key untested"
+
+
+def test_the_operational_table_materialization_ships_with_the_adapter(manifest) -> None:
+    """dbt-duckdb's layout: the materialization in the adapter's include, declared for `arc_halo` (it calls
+    adapter.apply_online_ddl, which only this adapter has), and none in the project's macros/."""
+    materializations = sorted((macro["package_name"], macro["name"], macro["original_file_path"])
+                              for macro in manifest["macros"].values()
+                              if macro["name"].startswith("materialization_operational_table")
+                              or (macro["name"].startswith("materialization_") and macro["package_name"] == "arc_halo"))
+    assert materializations == [("dbt_arc_halo", "materialization_operational_table_arc_halo",
+                                 "macros/materializations/operational_table/materialization.sql")]

@@ -1,8 +1,9 @@
 {#-
-    The DDL an operational table's contract asks for, derived from the model's YAML:
-    columns (type, default, not null) and named constraints (primary key, unique, foreign key, check).
-    Postgres' own naming convention is used where the YAML gives no name, so names stay stable
-    and readable: <table>_pkey, <table>_<column>_key, <table>_<column>_fkey, <table>_<column>_check.
+    The operational_table contract, read from the model's YAML: columns (type, default, not null), named
+    constraints (primary key, unique, foreign key, check) and config(table_indexes). Postgres' own naming
+    convention is used where the YAML gives no name, so names stay stable and readable: <table>_pkey,
+    <table>_<column>_key, <table>_<column>_fkey, <table>_<column>_check. contract_select() is the SQL
+    body every operational model has (the contract as an empty relation).
 -#}
 
 {% macro operational_identifier(parts, suffix) -%}
@@ -39,13 +40,6 @@
         {%- do columns.append({'name': column.name, 'data_type': column.data_type, 'default': ns.default, 'not_null': ns.not_null}) -%}
     {%- endfor -%}
     {{ return(columns) }}
-{%- endmacro %}
-
-
-{% macro operational_column_ddl(column) -%}
-    {{ adapter.quote(column.name) }} {{ column.data_type }}
-    {%- if column.default is not none %} default {{ column.default }}{% endif %}
-    {%- if column.not_null %} not null{% endif %}
 {%- endmacro %}
 
 
@@ -114,29 +108,6 @@
 {%- endmacro %}
 
 
-{% macro operational_index_ddl(relation, index) -%}
-    create {% if index.unique %}unique {% endif %}index if not exists {{ index.name }}
-    on {{ relation }} using {{ index.using }} ({{ index.columns | join(', ') }})
-    {%- if index.include %} include ({{ index.include | join(', ') }}){% endif %}
-    {%- if index.with %} with ({% for key, value in index.with.items() %}{{ key }} = {{ value }}{% if not loop.last %}, {% endif %}{% endfor %}){% endif %}
-    {%- if index.where %} where {{ index.where }}{% endif %}
-{%- endmacro %}
-
-
-{% macro operational_create_table_ddl(relation, columns, constraints, partition_by=none, table_options=none) -%}
-    create table {{ relation }} (
-    {%- for column in columns %}
-        {{ operational_column_ddl(column) }}{% if not loop.last or constraints %},{% endif %}
-    {%- endfor %}
-    {%- for constraint in constraints %}
-        constraint {{ constraint.name }} {{ constraint.body }}{% if not loop.last %},{% endif %}
-    {%- endfor %}
-    )
-    {%- if partition_by %} partition by {{ partition_by.type or 'range' }} ({{ partition_by.column }}){% endif %}
-    {%- if table_options %} with ({% for key, value in table_options.items() %}{{ key }} = {{ value }}{% if not loop.last %}, {% endif %}{% endfor %}){% endif %}
-{%- endmacro %}
-
-
 {% macro contract_select() -%}
     {#- The SQL body of an operational model: its contract as an empty relation. The table itself is
         built from the YAML by the operational_table materialization; this keeps `dbt show`, --empty
@@ -146,20 +117,4 @@
         cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{% if not loop.last %},{% endif %}
     {%- endfor %}
     where false
-{%- endmacro %}
-
-
-{% macro drop_index_lacking(index_name, column_name) -%}
-    {#- Pre-hook for an index whose definition gained a column (tenant_id): a database built earlier holds
-        the index under the same name without it, which `create index if not exists` would keep. Dropped
-        here, the materialization re-creates it in the same transaction. -#}
-do $arc_halo_converge$
-begin
-    if exists (select from pg_indexes where schemaname = {{ dbt.string_literal(this.schema) }}
-               and indexname = {{ dbt.string_literal(index_name) }}
-               and indexdef not like {{ dbt.string_literal('%' ~ column_name ~ '%') }}) then
-        drop index {{ this.schema }}.{{ index_name }};
-    end if;
-end
-$arc_halo_converge$
 {%- endmacro %}

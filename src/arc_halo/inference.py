@@ -13,6 +13,7 @@ import psycopg
 from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError
+from arc_halo.tensors import CURRENT_TENANT
 
 
 def start_session(conn: psycopg.Connection, model_id, generation_config: dict | None = None,
@@ -27,7 +28,7 @@ def start_session(conn: psycopg.Connection, model_id, generation_config: dict | 
 def finish_session(conn: psycopg.Connection, session_id, generated_tokens: int, status: str = "completed") -> None:
     with conn.transaction():
         conn.execute("update inference_sessions set status = %s, generated_tokens = %s, ended_at = now()"
-                     " where inference_session_id = %s", (status, generated_tokens, session_id))
+                     f" where inference_session_id = %s and tenant_id = {CURRENT_TENANT}", (status, generated_tokens, session_id))
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | Non
     # Binary results: bytea arrives as raw bytes, not as hex text twice its size to decode.
     with conn.transaction(), conn.cursor(binary=True) as cursor:
         rows = cursor.execute(
-            """update kv_cache set hit_count = hit_count + 1, last_accessed_at = now()
-               where inference_session_id = %s and layer_id = %s and coalesce(head_index, -1) = coalesce(%s, -1)
+            f"""update kv_cache set hit_count = hit_count + 1, last_accessed_at = now()
+               where tenant_id = {CURRENT_TENANT} and inference_session_id = %s and layer_id = %s and coalesce(head_index, -1) = coalesce(%s, -1)
                  and (expires_at is null or expires_at > now())
                returning position_start, position_end, dtype, shape, key_data, value_data""",
             (session_id, layer_id, head_index)).fetchall()

@@ -300,9 +300,11 @@ CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), '
 # A tensor row readers may see: not part of a parallel upload still in flight (arc_halo.parallel_upload).
 VISIBLE = "tensor_metadata.pending_upload_id is null"
 
-# A model named by id or by name (its newest registration); two parameters, both the model.
-MODEL_BY_ID_OR_NAME = """(select model_id from models where model_id::text = %s or model_name = %s
-                         order by created_at desc limit 1)"""
+# A model of this tenant named by id or by name (its newest registration); two parameters, both the model.
+# Every lookup by id or name filters by the transaction's tenant itself, so it holds for the owner and
+# with row-level security off too.
+MODEL_BY_ID_OR_NAME = f"""(select model_id from models where (model_id::text = %s or model_name = %s)
+                          and tenant_id = {CURRENT_TENANT} order by created_at desc limit 1)"""
 
 _INFO_COLUMNS = """tensor_metadata.tensor_id, tensor_name, shape, dtype, byte_size, content_sha256, storage_kind,
                    external_uri, chunk_size_bytes, chunk_count, layout_sha256"""
@@ -313,7 +315,8 @@ def _info(row) -> TensorInfo:
 
 
 def info(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> TensorInfo:
-    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s and {VISIBLE}", (tensor_id,)).fetchone()
+    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s and {VISIBLE}"
+                       f" and tenant_id = {CURRENT_TENANT}", (tensor_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no tensor {tensor_id}")
     return _info(row)
@@ -326,6 +329,7 @@ def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_n
             from model_weights
             join tensor_metadata on tensor_metadata.tensor_id = model_weights.tensor_id
             where model_weights.parameter_name = %s and model_weights.model_id = {MODEL_BY_ID_OR_NAME}
+              and model_weights.tenant_id = {CURRENT_TENANT} and tensor_metadata.tenant_id = {CURRENT_TENANT}
               and {VISIBLE}""",
         (parameter_name, str(model), str(model)),
     ).fetchone()
@@ -412,8 +416,8 @@ def _read_chunks(conn: psycopg.Connection, meta: TensorInfo, target: memoryview)
     digests: list[str | None] = [None] * count
     whole, hashed, filled, hashing = hashlib.sha256(), 0, 0, None  # hashed/filled: chunks, from 0
     with ThreadPoolExecutor(max_workers=1) as hasher, conn.cursor().copy(
-        "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s)"
-        " to stdout (format binary)", (meta.tensor_id,),
+        "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s"
+        f" and tenant_id = {CURRENT_TENANT}) to stdout (format binary)", (meta.tensor_id,),
     ) as copy:
         for index, chunk, digest_field in _chunk_rows(copy):
             if not 0 <= index < count or digests[index] is not None:

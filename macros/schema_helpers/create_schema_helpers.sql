@@ -274,6 +274,9 @@ declare
     target_table text := tg_argv[1];
     target_column text := tg_argv[2];
     value jsonb := to_jsonb(new) -> column_name;
+    -- A partition's row is reported under its partitioned table, as a foreign key on the parent would be.
+    table_name text := coalesce((select parent.relname from pg_inherits join pg_class as parent on parent.oid = inhparent
+                                 where inhrelid = tg_relid), tg_table_name);
     ids uuid[];
     present integer;
     missing text;
@@ -304,11 +307,11 @@ begin
     if missing is not null then
         raise foreign_key_violation using
             message = format('insert or update on table "%s" violates foreign key constraint "%s"',
-                             tg_table_name, tg_table_name || '_' || column_name || '_fkey'),
+                             table_name, table_name || '_' || column_name || '_fkey'),
             detail = format('Key (tenant_id, %s)=(%s, %s) is not present in table "%s".',
                             column_name, new.tenant_id, missing, target_table),
-            constraint = tg_table_name || '_' || column_name || '_fkey',
-            table = tg_table_name;
+            constraint = table_name || '_' || column_name || '_fkey',
+            table = table_name;
     end if;
     return new;
 end

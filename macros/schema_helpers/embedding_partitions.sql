@@ -255,6 +255,10 @@ begin
 end
 $fn$;
 
+-- Only the owner's functions call these (an application calls begin/finish_embedding_load); finding a
+-- partition by model would tell another tenant which model ids exist.
 revoke execute on function {{ s }}.embedding_partition_create(uuid), {{ s }}.embedding_partition_attach(uuid, text),
-    {{ s }}.embedding_partitions_make_opaque(), {{ s }}.split_embedding_partitions() from public;
+    {{ s }}.embedding_partitions_make_opaque(), {{ s }}.split_embedding_partitions(),
+    {{ s }}.embedding_partition_of(uuid), {{ s }}.embedding_partition_name(uuid),
+    {{ s }}.embedding_partition_new_name(), {{ s }}.embedding_partition_check_model(uuid) from public;
 {%- endmacro %}

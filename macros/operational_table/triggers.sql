@@ -25,3 +25,18 @@ for each row execute function {{ target.schema }}.touch_updated_at()
     {%- endfor -%}
     {{ statements | join(';\n') if statements else 'select 1' }}
 {%- endmacro %}
+
+
+{% macro register_existing_external_stores() -%}
+    {#- Post-hook of tensor_metadata: a database whose external tensors predate external_stores keeps reading
+        them. The stores they were written to (the root before `/<2 hex>/<32 hex>.tensor`, the shape the
+        library's stores write) are registered; any other URI stays unreadable. -#}
+    {%- set object_name = "'/[0-9a-f]{2}/[0-9a-f]{32}[.]tensor$'" -%}
+insert into {{ ref('external_stores') }} (uri_prefix)
+select distinct root from (
+    select regexp_replace(external_uri, {{ object_name }}, '') as root from {{ this }}
+    where external_uri ~ {{ object_name }}
+) as roots
+where root ~ '^(file:///|[a-z][a-z0-9+.-]*://[^/?#@]+)[^?#@]*$' and root !~ '(/[.][.]?(/|$))|//.*//|/$|%'
+on conflict (uri_prefix) do nothing
+{%- endmacro %}

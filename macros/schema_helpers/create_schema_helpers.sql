@@ -14,6 +14,7 @@
     {{ helper_purge_expired_cache() }}
     {{ helper_embedding_partitions() }}
     {{ helper_check_tenant_references() }}
+    {{ helper_external_uri_allowed() }}
 {%- endmacro %}
 
 
@@ -312,6 +313,42 @@ begin
                             column_name, new.tenant_id, missing, target_table),
             constraint = table_name || '_' || column_name || '_fkey',
             table = table_name;
+    end if;
+    return new;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_external_uri_allowed() -%}
+-- Whether an external tensor URI lies under a store this database is configured to use (external_stores):
+-- below a registered prefix, with no dot segment, query, fragment, credentials, backslash or escaped
+-- separator that could lead a reader out of it. plpgsql: external_stores may not exist yet on-run-start.
+create or replace function {{ target.schema }}.external_uri_allowed(uri text)
+returns boolean
+language plpgsql stable
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    return uri !~ '(/\.\.?(/|$))|[?#@\\]' and uri !~* '%(2e|2f|5c|00)'
+        and exists (select from external_stores where starts_with(uri, uri_prefix || '/'));
+end
+$fn$;
+
+-- tensor_metadata.external_uri must satisfy external_uri_allowed: a tenant cannot point a tensor at a
+-- file of the reading machine (/etc/shadow) and learn from the read error whether it exists.
+create or replace function {{ target.schema }}.tensor_metadata_external_uri_check()
+returns trigger
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    if new.external_uri is not null and not external_uri_allowed(new.external_uri) then
+        raise check_violation using
+            constraint = 'tensor_metadata_external_uri_check', table = tg_table_name, schema = tg_table_schema,
+            message = 'new row for relation "tensor_metadata" violates check constraint "tensor_metadata_external_uri_check": '
+                || 'external_uri is not under a store this database is configured to use (external_stores); '
+                || 'the schema owner registers stores';
     end if;
     return new;
 end

@@ -10,7 +10,12 @@
     post_hook=[
         "create or replace trigger tensor_metadata_byte_size_check
          before insert or update of byte_size, element_count, dtype on {{ this }}
-         for each row execute function {{ target.schema }}.tensor_metadata_validate()"
+         for each row execute function {{ target.schema }}.tensor_metadata_validate()",
+        "create or replace trigger tensor_metadata_external_uri_check
+         before insert or update of external_uri on {{ this }}
+         for each row execute function {{ target.schema }}.tensor_metadata_external_uri_check()",
+        "{{ register_existing_external_stores() }}",
     ]
 ) }}
+-- depends_on: {{ ref('external_stores') }}
 {{ contract_select() }}

@@ -167,15 +167,20 @@ def test_partitions_named_after_their_model_are_renamed_by_the_build(test_server
         embeddings.bulk_load(conn, model_id, [("token", vectors(50, 5), None)])
         partition = partition_of(conn, model_id)
         legacy = f"embeddings_{str(model_id).replace('-', '')}"
+        old_names = set()
         for index, in conn.execute("select indexrelid::regclass::text from pg_index where indrelid = %s::regclass"
                                    " and not exists (select from pg_constraint where conindid = indexrelid)",
                                    (partition,)).fetchall():
-            conn.execute(f'alter index "{index}" rename to "{legacy + index[len(partition):]}"')
+            old_name = (legacy + index[len(partition):])[:63]  # as the old attach named them, truncated
+            if old_name not in old_names:
+                conn.execute(f'alter index "{index}" rename to "{old_name}"')
+                old_names.add(old_name)
         for constraint, in conn.execute("select conname from pg_constraint where conrelid = %s::regclass",
                                         (partition,)).fetchall():
-            if constraint.startswith(partition):
-                conn.execute(f'alter table {partition} rename constraint "{constraint}"'
-                             f' to "{legacy + constraint[len(partition):]}"')
+            old_name = (legacy + constraint[len(partition):])[:63]
+            if constraint.startswith(partition) and old_name not in old_names:
+                conn.execute(f'alter table {partition} rename constraint "{constraint}" to "{old_name}"')
+                old_names.add(old_name)
         conn.execute(f"alter table {partition} rename to {legacy}")
         conn.commit()
         before = conn.execute("select embedding_id, embedding from embeddings order by 1").fetchall()

@@ -66,6 +66,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_api_sweep.py \
 		--ignore tests/integration/test_branches.py \
 		--ignore tests/integration/test_build_lock.py \
+		--ignore tests/integration/test_catalog_isolation.py \
 		--ignore tests/integration/test_cli_malformed_inputs.py \
 		--ignore tests/integration/test_content_addressed_tensors.py \
 		--ignore tests/integration/test_delivery_hygiene.py \

@@ -16,6 +16,8 @@
     {{ helper_run_upkeep() }}
     {{ helper_register_upkeep_schedule() }}
     {{ helper_embedding_partitions() }}
+    {{ helper_check_tenant_references() }}
+    {{ helper_external_uri_allowed() }}
 {%- endmacro %}
 
 
@@ -286,6 +288,104 @@ begin
         delete from kv_cache where ctid in (select ctid from doomed) returning 1
     )
     select 'kv_cache'::text, count(*) from gone;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_check_tenant_references() -%}
+-- What a composite foreign key on (tenant_id, column) checks, for columns no foreign key can cover: a
+-- uuid[] or a jsonb holding ids (object values or array elements), or a column checked per statement on
+-- insert elsewhere. Row trigger, arguments: column, referenced table, referenced column. Every id must
+-- be a row of the new row's own tenant, locked FOR KEY SHARE as a foreign key would; another tenant's id
+-- fails exactly like an id that exists nowhere (same error, constraint and wording). Created per column
+-- by the tenant_reference_triggers() post-hook from the contract's `meta: {references: table.column}`.
+create or replace function {{ target.schema }}.check_tenant_references()
+returns trigger
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+declare
+    column_name text := tg_argv[0];
+    target_table text := tg_argv[1];
+    target_column text := tg_argv[2];
+    value jsonb := to_jsonb(new) -> column_name;
+    -- A partition's row is reported under its partitioned table, as a foreign key on the parent would be.
+    table_name text := coalesce((select parent.relname from pg_inherits join pg_class as parent on parent.oid = inhparent
+                                 where inhrelid = tg_relid), tg_table_name);
+    ids uuid[];
+    present integer;
+    missing text;
+begin
+    if tg_op = 'UPDATE' and value is not distinct from to_jsonb(old) -> column_name
+       and new.tenant_id is not distinct from old.tenant_id then
+        return new;
+    end if;
+    begin
+        ids := case jsonb_typeof(value)
+            when 'string' then array[(value #>> '{}')::uuid]
+            when 'array' then (select array_agg(distinct element::uuid) from jsonb_array_elements_text(value) as element)
+            when 'object' then (select array_agg(distinct element.value::uuid) from jsonb_each_text(value) as element)
+        end;
+    exception when invalid_text_representation or null_value_not_allowed then
+        missing := value::text;
+    end;
+    if missing is null and coalesce(cardinality(ids), 0) > 0 then
+        execute format('select count(*) from (select from %I where tenant_id = $1 and %I = any($2) for key share) as found',
+                       target_table, target_column)
+            into present using new.tenant_id, ids;
+        if present < cardinality(ids) then
+            execute format('select id::text from unnest($2) as id where not exists'
+                           ' (select from %I where tenant_id = $1 and %I = id) order by 1 limit 1', target_table, target_column)
+                into missing using new.tenant_id, ids;
+        end if;
+    end if;
+    if missing is not null then
+        raise foreign_key_violation using
+            message = format('insert or update on table "%s" violates foreign key constraint "%s"',
+                             table_name, table_name || '_' || column_name || '_fkey'),
+            detail = format('Key (tenant_id, %s)=(%s, %s) is not present in table "%s".',
+                            column_name, new.tenant_id, missing, target_table),
+            constraint = table_name || '_' || column_name || '_fkey',
+            table = table_name;
+    end if;
+    return new;
+end
+$fn$;
+{%- endmacro %}
+
+
+{% macro helper_external_uri_allowed() -%}
+-- Whether an external tensor URI lies under a store this database is configured to use (external_stores):
+-- below a registered prefix, with no dot segment, query, fragment, credentials, backslash or escaped
+-- separator that could lead a reader out of it. plpgsql: external_stores may not exist yet on-run-start.
+create or replace function {{ target.schema }}.external_uri_allowed(uri text)
+returns boolean
+language plpgsql stable
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    return uri !~ '(/\.\.?(/|$))|[?#@\\]' and uri !~* '%(2e|2f|5c|00)'
+        and exists (select from external_stores where starts_with(uri, uri_prefix || '/'));
+end
+$fn$;
+
+-- tensor_metadata.external_uri must satisfy external_uri_allowed: a tenant cannot point a tensor at a
+-- file of the reading machine (/etc/shadow) and learn from the read error whether it exists.
+create or replace function {{ target.schema }}.tensor_metadata_external_uri_check()
+returns trigger
+language plpgsql
+set search_path = {{ target.schema }}, pg_temp
+as $fn$
+begin
+    if new.external_uri is not null and not external_uri_allowed(new.external_uri) then
+        raise check_violation using
+            constraint = 'tensor_metadata_external_uri_check', table = tg_table_name, schema = tg_table_schema,
+            message = 'new row for relation "tensor_metadata" violates check constraint "tensor_metadata_external_uri_check": '
+                || 'external_uri is not under a store this database is configured to use (external_stores); '
+                || 'the schema owner registers stores';
+    end if;
+    return new;
 end
 $fn$;
 {%- endmacro %}

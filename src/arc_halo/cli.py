@@ -282,10 +282,11 @@ def cmd_model_list(args: argparse.Namespace) -> None:
 
 def _print_examples() -> None:
     """Run the specification's example statements and print their results (first columns, few rows)."""
-    from arc_halo import db, sample
+    from arc_halo import db, sample, tensors
 
     with db.connect() as conn:
-        row = conn.execute("select model_id from models where model_name = %s", (sample.SAMPLE_MODEL,)).fetchone()
+        row = conn.execute(f"select model_id from models where model_name = %s and tenant_id = {tensors.CURRENT_TENANT}",
+                           (sample.SAMPLE_MODEL,)).fetchone()
         model_id = str(row[0]) if row else "00000000-0000-0000-0000-000000000000"
         statements = [*EXAMPLE_QUERIES, f"SELECT * FROM calculate_model_parameters('{model_id}');",
                       f"SELECT get_latest_checkpoint('{model_id}');"]

@@ -4,7 +4,8 @@ The rows go by binary COPY into a table no reader can see; its HNSW and btree in
 the rows are there and the table is attached as the model's partition, all in the caller's
 transaction (begin_embedding_load / finish_embedding_load in
 macros/schema_helpers/embedding_partitions.sql). Nothing is visible until the transaction commits, and
-a killed load leaves nothing behind.
+a killed load leaves nothing behind. The table has an opaque name and takes rows only from the login that
+began the load, of its own tenant and model (a policy); the attach refuses any other row.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import uuid
 import psycopg
 
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.tensors import CURRENT_TENANT
 from arc_halo.validation import as_uuid, json_object, real_number, uuids
 
 
@@ -29,12 +30,14 @@ def attach_model(conn: psycopg.Connection, reactor_id, model_id, weight: float, 
         raise InvalidInputError(f"weight {weight} must be within [0, 1]")
     with conn.transaction():
         # Lock the reactor row first, so two attaches cannot both pass the weight check.
-        found = conn.execute("select fusion_strategy from cognitive_fusion_reactors where reactor_id = %s for update",
+        found = conn.execute("select fusion_strategy from cognitive_fusion_reactors where reactor_id = %s"
+                             f" and tenant_id = {CURRENT_TENANT} for update",
                              (reactor_id,)).fetchone()
         if found is None:
             raise NotFoundError(f"no reactor {reactor_id}")
         strategy = found[0]
-        total = conn.execute("select coalesce(sum(weight), 0) from reactor_models where reactor_id = %s and is_active",
+        total = conn.execute("select coalesce(sum(weight), 0) from reactor_models where reactor_id = %s and is_active"
+                             f" and tenant_id = {CURRENT_TENANT}",
                              (reactor_id,)).fetchone()[0]
         if strategy == "weighted_average" and total + weight > 1 + 1e-9:
             raise InvalidInputError(f"weights of a weighted_average reactor would sum to {total + weight:.3f} (> 1)")
@@ -75,7 +78,7 @@ def add_edge(conn: psycopg.Connection, reactor_id, source_model_id, target_model
 @public_call
 def status(conn: psycopg.Connection, reactor_id) -> dict:
     reactor_id = as_uuid("reactor id", reactor_id)
-    cursor = conn.execute("select * from v_reactor_status where reactor_id = %s", (reactor_id,))
+    cursor = conn.execute(f"select * from v_reactor_status where reactor_id = %s and tenant_id = {CURRENT_TENANT}", (reactor_id,))
     row = cursor.fetchone()
     if row is None:
         raise NotFoundError(f"no reactor {reactor_id}")

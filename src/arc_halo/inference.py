@@ -12,6 +12,7 @@ import psycopg
 from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError, NotFoundError, first_line, public_call
+from arc_halo.tensors import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, numeric_array, optional_duration, optional_whole_number,
                                  real_number, whole_number)
 
@@ -32,7 +33,8 @@ def finish_session(conn: psycopg.Connection, session_id, generated_tokens: int, 
     session_id = as_uuid("session id", session_id)
     with conn.transaction():
         if conn.execute("update inference_sessions set status = %s, generated_tokens = %s, ended_at = now()"
-                        " where inference_session_id = %s", (status, generated_tokens, session_id)).rowcount == 0:
+                        f" where inference_session_id = %s and tenant_id = {CURRENT_TENANT}",
+                        (status, generated_tokens, session_id)).rowcount == 0:
             raise NotFoundError(f"no inference session {session_id}: see `select inference_session_id, model_id "
                                 f"from inference_sessions`")
 
@@ -84,8 +86,8 @@ def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | Non
     # Binary results: bytea arrives as raw bytes, not as hex text twice its size to decode.
     with conn.transaction(), conn.cursor(binary=True) as cursor:
         rows = cursor.execute(
-            """update kv_cache set hit_count = hit_count + 1, last_accessed_at = now()
-               where inference_session_id = %s and layer_id = %s and coalesce(head_index, -1) = coalesce(%s, -1)
+            f"""update kv_cache set hit_count = hit_count + 1, last_accessed_at = now()
+               where tenant_id = {CURRENT_TENANT} and inference_session_id = %s and layer_id = %s and coalesce(head_index, -1) = coalesce(%s, -1)
                  and (expires_at is null or expires_at > now())
                returning position_start, position_end, dtype, shape, key_data, value_data""",
             (session_id, layer_id, head_index)).fetchall()

@@ -121,6 +121,11 @@ class ObjectStore:
         self.base = Location.parse(base_uri)
         self._store = _store_for(self.base.scheme, self.base.bucket)
 
+    @property
+    def uri_prefix(self) -> str:
+        """The root every object of this store lies under (one of the database's external_stores)."""
+        return self.base.uri().rstrip("/")
+
     def write(self, data: memoryview) -> str:
         name = uuid.uuid4().hex
         key = "/".join(part for part in (self.base.key, name[:2], f"{name}.tensor") if part)

@@ -185,9 +185,9 @@ class ParallelUpload:
             thread.join()
         self._raise_worker_error()
         incomplete = self.conn.execute(
-            """select tensor_name, chunk_count,
+            f"""select tensor_name, chunk_count,
                       (select count(*) from tensor_data d where d.tenant_id = m.tenant_id and d.tensor_id = m.tensor_id)
-               from tensor_metadata m where pending_upload_id = %s
+               from tensor_metadata m where pending_upload_id = %s and tenant_id = {tensors.CURRENT_TENANT}
                  and chunk_count <> (select count(*) from tensor_data d
                                      where d.tenant_id = m.tenant_id and d.tensor_id = m.tensor_id)
                limit 1""", (self.upload_id,)).fetchone()
@@ -195,7 +195,7 @@ class ParallelUpload:
             raise tensors.TensorIntegrityError(f"parallel upload {self.upload_id}: tensor {incomplete[0]} has "
                                                f"{incomplete[2]} of {incomplete[1]} chunks; nothing was made visible")
         self.conn.execute("update tensor_metadata set pending_upload_id = null, updated_at = now()"
-                          " where pending_upload_id = %s", (self.upload_id,))
+                          f" where pending_upload_id = %s and tenant_id = {tensors.CURRENT_TENANT}", (self.upload_id,))
 
     def _abort(self, exc: BaseException) -> None:
         """Stop the workers (their transactions roll back), end the caller's block with `exc`, and delete

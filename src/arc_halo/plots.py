@@ -9,6 +9,7 @@ import psycopg
 
 from arc_halo import validation
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.tensors import CURRENT_TENANT
 
 
 @public_call
@@ -25,14 +26,14 @@ def training_curves(conn: psycopg.Connection, session: str, output: Path) -> Pat
 
     row = conn.execute(
         "select training_session_id, session_name from training_sessions"
-        " where session_name = %s or training_session_id::text = %s", (session, session),
+        f" where (session_name = %s or training_session_id::text = %s) and tenant_id = {CURRENT_TENANT}", (session, session),
     ).fetchone()
     if row is None:
         raise NotFoundError(f"no training session named or with id {session!r}: see `select session_name from training_sessions`")
     session_id, name = row
     series: dict[str, tuple[list, list]] = {"loss": ([], []), "learning_rate": ([], [])}
     for metric, step, value in conn.execute(
-        "select metric_name, step, value from training_metrics where training_session_id = %s"
+        f"select metric_name, step, value from training_metrics where training_session_id = %s and tenant_id = {CURRENT_TENANT}"
         " and metric_name in ('loss', 'learning_rate') order by metric_name, step", (session_id,),
     ):
         series[metric][0].append(step)

@@ -248,7 +248,8 @@ def load(conn: psycopg.Connection) -> uuid.UUID | None:
     register_vector(conn)  # embeddings are copied as binary vectors
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('arc_halo.sample'))")  # two loaders never both insert
-        if conn.execute("select 1 from models where model_name = %s", (SAMPLE_MODEL,)).fetchone():
+        if conn.execute(f"select 1 from models where model_name = %s and tenant_id = {tensors.CURRENT_TENANT}",
+                        (SAMPLE_MODEL,)).fetchone():
             return None
         rng = np.random.default_rng(SEED)
         now = datetime.now(timezone.utc)

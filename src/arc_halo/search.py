@@ -13,6 +13,7 @@ import numpy as np
 import psycopg
 
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.tensors import CURRENT_TENANT
 from arc_halo.validation import as_uuid, whole_number
 
 INDEXED_WIDTHS_MAX_VECTOR = 2000  # wider vectors are indexed as halfvec (see models/raw/tensor_storage/embeddings.sql)
@@ -46,7 +47,7 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=N
     width = len(vector)
     kind = "vector" if width <= INDEXED_WIDTHS_MAX_VECTOR else "halfvec"
     text = "[" + ",".join(repr(float(x)) for x in vector) + "]"
-    filters, params = ["dimensions = %(width)s"], {"width": width, "query": text, "k": k}
+    filters, params = ["dimensions = %(width)s", f"tenant_id = {CURRENT_TENANT}"], {"width": width, "query": text, "k": k}
     if model_id is not None:
         filters.append("model_id = %(model_id)s")
         params["model_id"] = as_uuid("model id", model_id)
@@ -84,6 +85,7 @@ def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict,
 def nearest_to_token(conn: psycopg.Connection, model_id, token_index: int, k: int = 10, **options) -> list[tuple]:
     model_id = as_uuid("model id", model_id)
     row = conn.execute("select embedding::real[] from embeddings where model_id = %s and embedding_type = 'token'"
+                       f" and tenant_id = {CURRENT_TENANT}"
                        " and embedding_index = %s", (model_id, token_index)).fetchone()
     if row is None:
         raise NotFoundError(f"model {model_id} has no token embedding {token_index}")

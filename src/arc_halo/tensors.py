@@ -61,13 +61,15 @@ class TensorInfo:
     chunk_size_bytes: int | None
     chunk_count: int | None
     layout_sha256: str | None = None
+    external_uri_allowed: bool = True  # under one of the database's external_stores (external_uri_allowed)
 
     def describe(self) -> str:
         return f"tensor {self.tensor_id} ({self.tensor_name})"
 
 
 class BlobStore(Protocol):
-    """Where external tensor bytes live (the seam for object storage: S3, GCS, Azure)."""
+    """Where external tensor bytes live (the seam for object storage: S3, GCS, Azure). A store that writes
+    has a `uri_prefix` (its root URI), which must be one of the database's external_stores."""
 
     def write(self, data: memoryview) -> str:
         """Store `data` as a new object; return its URI once the bytes are durable and complete."""
@@ -82,6 +84,10 @@ class FileStore:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = validation.path("root", root).resolve()
+
+    @property
+    def uri_prefix(self) -> str:
+        return self.root.as_uri().rstrip("/")
 
     def write(self, data: memoryview) -> str:
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -321,10 +327,37 @@ def put(
         if stored:
             return stored
         if store:
+            require_configured_store(conn, store)
             return insert_metadata(conn, tensor, name, uri=store.write(tensor.raw))
         tensor_id = insert_metadata(conn, tensor, name, chunk_bytes)
         write_chunks(conn, [(tensor_id, tensor.raw, chunk_bytes, range(tensor.chunk_count(chunk_bytes)))])
     return tensor_id
+
+
+STORE_NOT_CONFIGURED = ("is not under a store this database is configured to use (external_stores); the schema "
+                        "owner registers a store (insert into external_stores (uri_prefix) values ('s3://bucket/prefix')) "
+                        "or writes a tensor to it once through the library")
+
+
+def require_configured_store(conn: psycopg.Connection, store: BlobStore) -> None:
+    """Refuse a write to a store the database is not configured to use, before any byte is written; a login
+    that may change external_stores (the schema owner) registers the store instead."""
+    prefix = getattr(store, "uri_prefix", None)
+    if not prefix:
+        raise InvalidInputError(f"{type(store).__name__} has no uri_prefix, so its objects {STORE_NOT_CONFIGURED}")
+    configured = conn.execute("select exists (select from external_stores where starts_with(%s, uri_prefix || '/'))",
+                              (prefix + "/",)).fetchone()[0]
+    if configured:
+        return
+    if conn.execute("select has_table_privilege('external_stores', 'INSERT')").fetchone()[0]:
+        try:
+            with conn.transaction():
+                conn.execute("insert into external_stores (uri_prefix) values (%s) on conflict do nothing", (prefix,))
+            return
+        except psycopg.errors.CheckViolation:
+            raise InvalidInputError(f"{prefix} cannot be a store: use a plain absolute directory or bucket prefix "
+                                    "(no '..', '//', '%', '?', '#' or '@')") from None
+    raise InvalidInputError(f"{prefix} {STORE_NOT_CONFIGURED}")
 
 
 # The tenant a new row gets by default (the tenant_id columns' default expression).
@@ -333,12 +366,15 @@ CURRENT_TENANT = "coalesce(nullif(current_setting('app.tenant_id', true), ''), '
 # A tensor row readers may see: not part of a parallel upload still in flight (arc_halo.parallel_upload).
 VISIBLE = "tensor_metadata.pending_upload_id is null"
 
-# A model named by id or by name (its newest registration); two parameters, both the model.
-MODEL_BY_ID_OR_NAME = """(select model_id from models where model_id::text = %s or model_name = %s
-                         order by created_at desc limit 1)"""
+# A model of this tenant named by id or by name (its newest registration); two parameters, both the model.
+# Every lookup by id or name filters by the transaction's tenant itself, so it holds for the owner and
+# with row-level security off too.
+MODEL_BY_ID_OR_NAME = f"""(select model_id from models where (model_id::text = %s or model_name = %s)
+                          and tenant_id = {CURRENT_TENANT} order by created_at desc limit 1)"""
 
 _INFO_COLUMNS = """tensor_metadata.tensor_id, tensor_name, shape, dtype, byte_size, content_sha256, storage_kind,
-                   external_uri, chunk_size_bytes, chunk_count, layout_sha256"""
+                   external_uri, chunk_size_bytes, chunk_count, layout_sha256,
+                   external_uri is null or external_uri_allowed(external_uri)"""
 
 
 def _info(row) -> TensorInfo:
@@ -348,7 +384,8 @@ def _info(row) -> TensorInfo:
 @public_call
 def info(conn: psycopg.Connection, tensor_id: uuid.UUID | str) -> TensorInfo:
     tensor_id = validation.as_uuid("tensor id", tensor_id)
-    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s and {VISIBLE}", (tensor_id,)).fetchone()
+    row = conn.execute(f"select {_INFO_COLUMNS} from tensor_metadata where tensor_id = %s and {VISIBLE}"
+                       f" and tenant_id = {CURRENT_TENANT}", (tensor_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no tensor {tensor_id}")
     return _info(row)
@@ -362,6 +399,7 @@ def parameter_info(conn: psycopg.Connection, model: uuid.UUID | str, parameter_n
             from model_weights
             join tensor_metadata on tensor_metadata.tensor_id = model_weights.tensor_id
             where model_weights.parameter_name = %s and model_weights.model_id = {MODEL_BY_ID_OR_NAME}
+              and model_weights.tenant_id = {CURRENT_TENANT} and tensor_metadata.tenant_id = {CURRENT_TENANT}
               and {VISIBLE}""",
         (parameter_name, str(model), str(model)),
     ).fetchone()
@@ -426,6 +464,9 @@ def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
     out = np.empty(meta.shape, dtype=numpy_dtype(meta.dtype))
     target = memoryview(out.reshape(-1).view(np.uint8))
     if meta.storage_kind == "external":
+        if not meta.external_uri_allowed:
+            # Refused before the target is touched: the same words whether or not it exists.
+            raise TensorIntegrityError(f"{meta.describe()}: its external_uri {STORE_NOT_CONFIGURED}; nothing was read")
         try:
             present = _reader_for(meta.external_uri).read_into(meta.external_uri, target)
         except FileNotFoundError:
@@ -450,8 +491,8 @@ def _read_chunks(conn: psycopg.Connection, meta: TensorInfo, target: memoryview)
     digests: list[str | None] = [None] * count
     whole, hashed, filled, hashing = hashlib.sha256(), 0, 0, None  # hashed/filled: chunks, from 0
     with ThreadPoolExecutor(max_workers=1) as hasher, conn.cursor().copy(
-        "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s)"
-        " to stdout (format binary)", (meta.tensor_id,),
+        "copy (select chunk_index, chunk_data, chunk_sha256 from tensor_data where tensor_id = %s"
+        f" and tenant_id = {CURRENT_TENANT}) to stdout (format binary)", (meta.tensor_id,),
     ) as copy:
         for index, chunk, digest_field in _chunk_rows(copy):
             if not 0 <= index < count or digests[index] is not None:

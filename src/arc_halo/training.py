@@ -22,6 +22,7 @@ import psycopg
 
 from arc_halo import bulk, db, tensors
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line, public_call
+from arc_halo.tensors import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, numeric_array, optional_uuid, optional_whole_number, real_number,
                                  storable_text)
 
@@ -48,7 +49,7 @@ def start_session(
 
 
 def _require_session(conn: psycopg.Connection, session_id: uuid.UUID | str) -> None:
-    _require_updated(conn.execute("select from training_sessions where training_session_id = %s",
+    _require_updated(conn.execute(f"select from training_sessions where training_session_id = %s and tenant_id = {CURRENT_TENANT}",
                                   (as_uuid("session id", session_id),)), session_id)
 
 
@@ -64,8 +65,8 @@ def update_progress(conn: psycopg.Connection, session_id: uuid.UUID | str, step:
     _check_step(step, epoch)
     with conn.transaction():
         _require_updated(conn.execute(
-            """update training_sessions set current_step = %s, current_epoch = coalesce(%s, current_epoch),
-                   progress_updated_at = now() where training_session_id = %s""", (step, epoch, as_uuid("session id", session_id))),
+            f"""update training_sessions set current_step = %s, current_epoch = coalesce(%s, current_epoch),
+                   progress_updated_at = now() where training_session_id = %s and tenant_id = {CURRENT_TENANT}""", (step, epoch, as_uuid("session id", session_id))),
             session_id)
 
 
@@ -73,7 +74,7 @@ def update_progress(conn: psycopg.Connection, session_id: uuid.UUID | str, step:
 def finish_session(conn: psycopg.Connection, session_id: uuid.UUID | str, status: str = "completed") -> None:
     with conn.transaction():
         _require_updated(conn.execute(
-            "update training_sessions set status = %s, ended_at = now() where training_session_id = %s",
+            f"update training_sessions set status = %s, ended_at = now() where training_session_id = %s and tenant_id = {CURRENT_TENANT}",
             (status, as_uuid("session id", session_id))), session_id)
 
 
@@ -391,7 +392,8 @@ def save_checkpoint(
     with conn.transaction():
         weight_ids = {name: str(tensors.put(conn, array, name)) for name, array in weights.items()}
         if is_best and session_id is not None:
-            conn.execute("update model_checkpoints set is_best = false where training_session_id = %s and is_best",
+            conn.execute(f"update model_checkpoints set is_best = false where training_session_id = %s and is_best"
+                         f" and tenant_id = {CURRENT_TENANT}",
                          (session_id,))
         size = sum(array.nbytes for array in weights.values())
         checkpoint_id = conn.execute(
@@ -411,14 +413,16 @@ def save_checkpoint(
                     (session_id, checkpoint_id, optimizer_type, hyperparameters_json, step,
                      parameter, state_name, tensor_id),
                 )
-        conn.execute("update model_checkpoints set size_bytes = %s where checkpoint_id = %s", (size, checkpoint_id))
+        conn.execute(f"update model_checkpoints set size_bytes = %s where checkpoint_id = %s and tenant_id = {CURRENT_TENANT}",
+                     (size, checkpoint_id))
     return checkpoint_id
 
 
 @public_call
 def load_checkpoint(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> Checkpoint:
     checkpoint_id = as_uuid("checkpoint id", checkpoint_id)
-    row = conn.execute("select step, epoch, weight_tensors from model_checkpoints where checkpoint_id = %s",
+    row = conn.execute(f"select step, epoch, weight_tensors from model_checkpoints where checkpoint_id = %s"
+                       f" and tenant_id = {CURRENT_TENANT}",
                        (checkpoint_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no checkpoint {checkpoint_id}")
@@ -427,8 +431,8 @@ def load_checkpoint(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) ->
     optimizer: dict[str, dict[str, np.ndarray]] = {}
     optimizer_type, hyperparameters = None, {}
     for optimizer_type, hyperparameters, parameter, state_name, tensor_id in conn.execute(
-        """select optimizer_type, hyperparameters, parameter_name, state_name, tensor_id from optimizer_state
-           where checkpoint_id = %s order by parameter_name, state_name""", (checkpoint_id,),
+        f"""select optimizer_type, hyperparameters, parameter_name, state_name, tensor_id from optimizer_state
+           where checkpoint_id = %s and tenant_id = {CURRENT_TENANT} order by parameter_name, state_name""", (checkpoint_id,),
     ).fetchall():
         optimizer.setdefault(parameter, {})[state_name] = tensors.get(conn, tensor_id)
     return Checkpoint(checkpoint_id, step, epoch, weights, optimizer_type, hyperparameters, optimizer)
@@ -440,9 +444,10 @@ def mark_best(conn: psycopg.Connection, checkpoint_id: uuid.UUID | str) -> None:
     checkpoint_id = as_uuid("checkpoint id", checkpoint_id)
     with conn.transaction():
         conn.execute(
-            """update model_checkpoints set is_best = false where is_best and training_session_id =
-                   (select training_session_id from model_checkpoints where checkpoint_id = %s)""", (checkpoint_id,))
-        if conn.execute("update model_checkpoints set is_best = true where checkpoint_id = %s",
+            f"""update model_checkpoints set is_best = false where is_best and tenant_id = {CURRENT_TENANT}
+                   and training_session_id = (select training_session_id from model_checkpoints
+                                              where checkpoint_id = %s and tenant_id = {CURRENT_TENANT})""", (checkpoint_id,))
+        if conn.execute(f"update model_checkpoints set is_best = true where checkpoint_id = %s and tenant_id = {CURRENT_TENANT}",
                         (checkpoint_id,)).rowcount == 0:
             raise NotFoundError(f"no checkpoint {checkpoint_id}")
 
@@ -453,8 +458,8 @@ def resume(conn: psycopg.Connection, session_id: uuid.UUID | str) -> Checkpoint 
     with conn.transaction():
         _require_updated(conn.execute(
             "update training_sessions set status = 'running', ended_at = null, progress_updated_at = now()"
-            " where training_session_id = %s", (as_uuid("session id", session_id),)), session_id)
+            f" where training_session_id = %s and tenant_id = {CURRENT_TENANT}", (as_uuid("session id", session_id),)), session_id)
         latest = conn.execute(
-            "select checkpoint_id from model_checkpoints where training_session_id = %s"
+            f"select checkpoint_id from model_checkpoints where training_session_id = %s and tenant_id = {CURRENT_TENANT}"
             " order by step desc, created_at desc limit 1", (session_id,)).fetchone()
     return load_checkpoint(conn, latest[0]) if latest else None

@@ -281,6 +281,7 @@ def test_external_tensors_live_in_files_with_metadata_here(test_server, built_co
 
 
 def test_unregistered_uri_scheme_names_the_seam(db) -> None:
+    db.execute("insert into external_stores (uri_prefix) values ('hdfs://bucket')")  # the owner configures it
     tensor_id = db.execute(
         """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
                                         storage_kind, external_uri)

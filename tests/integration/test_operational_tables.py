@@ -122,8 +122,8 @@ def schema_catalog(conn: psycopg.Connection) -> set[tuple[str, str]]:
         "select conname, pg_get_constraintdef(oid) from pg_constraint where connamespace = 'public'::regnamespace"
         " and conparentid = 0").fetchall()
     indexes = conn.execute("select indexname, indexdef from pg_indexes where schemaname = 'public'").fetchall()
-    # A model's embeddings partition (embeddings_<model id>) exists where that model has rows: data, not schema.
-    return {item for item in set(constraints) | set(indexes) if not re.match(r"embeddings_[0-9a-f]{16}", item[0])}
+    # A model's embeddings partition (embeddings_p<random hex>) exists where that model has rows: data, not schema.
+    return {item for item in set(constraints) | set(indexes) if not re.match(r"embeddings_p[0-9a-f]{16}", item[0])}
 
 
 def test_database_from_before_tenant_keys_converges_without_losing_a_row(test_server, built_copy, template_database) -> None:

@@ -8,6 +8,7 @@ out untouched and B must still be able to delete everything it owns.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -330,3 +331,127 @@ def test_filtered_vector_search_returns_k_of_the_callers_rows(attack) -> None:
         found = conn.execute(search, {"query": as_text(query)}).fetchall()
     assert found == [("A",)] * k
     assert len(short) < k
+
+
+# ---- issue 18 §2: no way around the policies through the library, the planner or the file system ----
+
+@pytest.fixture
+def untouched(test_server, rls_tenants_template, app_login) -> Iterator[tuple[str, str, dict]]:
+    """(owner url, application url, ids per tenant) of a private copy no other test has attacked."""
+    template, ids = rls_tenants_template
+    name = test_server.create_database(template=template)
+    try:
+        owner = test_server.url(name)
+        yield owner, make_conninfo(owner, user=app_login), ids
+    finally:
+        test_server.drop_database(name)
+
+
+def test_library_lookups_by_name_or_id_keep_to_the_tenant_without_policies(untouched, tmp_path) -> None:
+    """As the owner (no policies apply) acting for B, the library finds none of A's weights by model name,
+    model id, tensor id or a checkpoint's weight_tensors."""
+    from arc_halo import hf, tensors, training
+    from arc_halo.errors import NotFoundError
+
+    owner_url, _, ids = untouched
+    with psycopg.connect(owner_url) as conn:
+        assert not conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]
+        tenant(conn, "A")
+        assert tensors.get_parameter(conn, "everything-A", "w").shape == (2, 2)  # A itself finds them
+        conn.rollback()
+        tenant(conn, "B")
+        for model in ("everything-A", ids["A"]["model"]):
+            with pytest.raises(NotFoundError):
+                tensors.get_parameter(conn, model, "w")
+            with pytest.raises(NotFoundError):
+                hf.export_model(conn, model, tmp_path / "out.safetensors")
+        with pytest.raises(NotFoundError):
+            tensors.get(conn, ids["A"]["tensor"])
+        with pytest.raises(NotFoundError):
+            training.load_checkpoint(conn, ids["A"]["checkpoint"])
+        # A checkpoint of B's naming A's tensor (written with the checks off, as only a superuser could).
+        conn.execute("set local session_replication_role = replica")
+        conn.execute("update model_checkpoints set weight_tensors = jsonb_build_object('w', %s::text)"
+                     " where checkpoint_id = %s", (ids["A"]["tensor"], ids["B"]["checkpoint"]))
+        conn.execute("set local session_replication_role = origin")
+        with pytest.raises(NotFoundError, match=str(ids["A"]["tensor"])):
+            training.load_checkpoint(conn, ids["B"]["checkpoint"])
+
+
+def test_a_content_lookup_plans_alike_whether_or_not_another_tenant_stores_the_content(untouched) -> None:
+    """EXPLAIN ANALYZE of B's lookup by A's content_sha256 shows what it shows for content nobody stores:
+    the index is keyed by tenant first, so no row of A's is even visited."""
+    owner_url, app_url, _ = untouched
+    only_a = "ab" * 32
+    with psycopg.connect(owner_url) as owner:
+        tenant(owner, "A")
+        owner.execute("update tensor_metadata set content_sha256 = %s where tenant_id = 'A'", (only_a,))
+        owner.execute("insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,"
+                      " chunk_size_bytes, chunk_count) select 'copy-' || i, '{2,2}', 'float32', 4, 16, %s, 1048576, 1"
+                      " from generate_series(1, 200) as i", (only_a,))
+        owner.commit()
+        owner.execute("analyze tensor_metadata")
+        owner.commit()
+
+    def plan(conn, digest: str) -> str:
+        conn.execute("set local enable_seqscan = off")  # the plan a large table gets
+        text = "\n".join(row[0] for row in conn.execute(
+            "explain (analyze, costs off, timing off, summary off, buffers off)"
+            " select tensor_id from tensor_metadata where content_sha256 = %s", (digest,)))
+        return text.replace(digest, "<digest>")
+
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "B")
+        real, invented = plan(conn, only_a), plan(conn, "cd" * 32)
+    assert re.search(r"Index Cond: \(\(?tenant_id = ", real), real  # only the caller's tenant is visited
+    assert real == invented
+
+
+def test_external_uris_outside_the_configured_stores_are_refused_alike(untouched, tmp_path) -> None:
+    """A tenant cannot point a tensor at a file of the reading machine: refused on write (library and
+    database) and, for a row that got there anyway, on read with one message whether or not the file exists."""
+    import numpy as np
+
+    from arc_halo import tensors
+    from arc_halo.errors import InvalidInputError
+
+    owner_url, app_url, _ = untouched
+    store_root = tmp_path / "store"
+    with psycopg.connect(owner_url) as owner:
+        tenant(owner, "A")
+        stored = tensors.put(owner, np.arange(4, dtype=np.float32), "kept", store=tensors.FileStore(store_root))
+        owner.commit()  # the owner's first write registered the store
+        assert owner.execute("select uri_prefix from external_stores").fetchall() == [(store_root.as_uri(),)]
+    escaping = ["file:///etc/shadow", f"{store_root.as_uri()}/../../../etc/shadow", f"{store_root.as_uri()}/%2e%2e/x",
+                f"file://localhost{store_root}/x", f"{store_root.as_uri()}-sibling/x"]
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        assert tensors.get(conn, stored).tolist() == [0, 1, 2, 3]
+        for uri in escaping:
+            error = failure(conn, "insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size,"
+                                  " content_sha256, storage_kind, external_uri) values ('x', '{2}', 'float32', 2, 8,"
+                                  " repeat('0', 64), 'external', %s)", (uri,))
+            assert isinstance(error, psycopg.errors.CheckViolation), (uri, error)
+            assert error.diag.constraint_name == "tensor_metadata_external_uri_check"
+        with pytest.raises(InvalidInputError, match="not under a store this database is configured to use"):
+            tensors.put(conn, np.ones(3, dtype=np.float32), "elsewhere", store=tensors.FileStore(tmp_path / "other"))
+        assert not (tmp_path / "other").exists()  # refused before a byte was written
+        error = failure(conn, "insert into external_stores (uri_prefix) values ('file:///etc')")
+        assert isinstance(error, psycopg.errors.InsufficientPrivilege), error
+    with psycopg.connect(owner_url) as owner:  # rows written before the check existed
+        tenant(owner, "A")
+        owner.execute("alter table tensor_metadata disable trigger tensor_metadata_external_uri_check")
+        planted = [owner.execute("insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size,"
+                                 " content_sha256, storage_kind, external_uri) values ('planted', '{2}', 'float32', 2, 8,"
+                                 " repeat('0', 64), 'external', %s) returning tensor_id", (uri,)).fetchone()[0]
+                   for uri in ("file:///etc/shadow", "file:///nonexistent/shadow")]
+        owner.execute("alter table tensor_metadata enable trigger tensor_metadata_external_uri_check")
+        owner.commit()
+    messages = []
+    with psycopg.connect(app_url) as conn:
+        tenant(conn, "A")
+        for tensor_id in planted:
+            with pytest.raises(tensors.TensorIntegrityError) as raised:
+                tensors.get(conn, tensor_id)
+            messages.append(str(raised.value).replace(str(tensor_id), "<id>"))
+    assert messages[0] == messages[1] and "not under a store" in messages[0] and "shadow" not in messages[0]

@@ -55,6 +55,7 @@ def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | P
         f"""select model_weights.parameter_name, model_weights.tensor_id, tensor_metadata.byte_size
            from model_weights join tensor_metadata using (tensor_id)
            where model_weights.model_id = {tensors.MODEL_BY_ID_OR_NAME}
+             and model_weights.tenant_id = {tensors.CURRENT_TENANT}
            order by model_weights.parameter_name""",
         (str(model), str(model)),
     ).fetchall()

@@ -30,8 +30,9 @@ class ImportResult:
 
 
 def lock_content(conn: psycopg.Connection, digest: str) -> None:
-    """Serialize imports of the same content until the transaction ends."""
-    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (digest,))
+    """Serialize this tenant's imports of the same content until the transaction ends. The key holds the
+    tenant: a lock shared across tenants would let one tenant learn (by waiting) what another imports."""
+    conn.execute(f"select pg_advisory_xact_lock(hashtextextended({CURRENT_TENANT} || '|' || %s, 0))", (digest,))
 
 
 def model_with_content(conn: psycopg.Connection, digest: str) -> uuid.UUID | None:
@@ -97,9 +98,12 @@ def insert_embeddings(conn, model_id: uuid.UUID, tables: dict[str, np.ndarray], 
 
 def summary(conn, model_id: uuid.UUID, created: bool) -> ImportResult:
     tensor_count, parameter_count = conn.execute(
-        """select count(*), coalesce(sum(tensor_metadata.element_count) filter (where parameter_kind <> 'buffer'), 0)
-           from model_weights join tensor_metadata using (tensor_id) where model_id = %s""", (model_id,),
+        f"""select count(*), coalesce(sum(tensor_metadata.element_count) filter (where parameter_kind <> 'buffer'), 0)
+           from model_weights join tensor_metadata using (tenant_id, tensor_id)
+           where model_id = %s and tenant_id = {CURRENT_TENANT}""", (model_id,),
     ).fetchone()
-    embedding_count = conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)).fetchone()[0]
-    name = conn.execute("select model_name from models where model_id = %s", (model_id,)).fetchone()[0]
+    embedding_count = conn.execute(f"select count(*) from embeddings where model_id = %s and tenant_id = {CURRENT_TENANT}",
+                                   (model_id,)).fetchone()[0]
+    name = conn.execute(f"select model_name from models where model_id = %s and tenant_id = {CURRENT_TENANT}",
+                        (model_id,)).fetchone()[0]
     return ImportResult(model_id, created, tensor_count, int(parameter_count), embedding_count, name)

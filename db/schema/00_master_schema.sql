@@ -100,7 +100,7 @@ $$;
 CREATE FUNCTION public.begin_embedding_load(model uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
-    AS $$
+    AS $_$
 declare
     partition_name text;
 begin
@@ -111,12 +111,18 @@ begin
             constraint = 'embeddings_model_type_index_key', table = 'embeddings';
     end if;
     partition_name := embedding_partition_create(model);
-    if exists (select from pg_roles where rolname = 'arc_halo_app') then
-        execute format('grant insert on %I to arc_halo_app', partition_name);
+    execute format('alter table %I enable row level security', partition_name);
+    execute format($policy$create policy %I on %I for insert with check (
+                       tenant_id = %I.embedding_partition_tenant()
+                       and exists (select from %I.models as owner
+                                   where owner.model_id = %I.model_id and owner.tenant_id = %I.tenant_id))$policy$,
+                   partition_name || '_tenant_load', partition_name, 'public', 'public', partition_name, partition_name);
+    if session_user <> current_user then
+        execute format('grant insert on %I to %I', partition_name, session_user);
     end if;
     return partition_name;
 end
-$$;
+$_$;
 
 --
 -- Name: calculate_model_parameters(uuid); Type: FUNCTION; Schema: public; Owner: -
@@ -140,6 +146,62 @@ left join "public"."tensor_metadata" as tensors on weights.tensor_id = tensors.t
 where registry.model_id = calculate_model_parameters.model_id
 group by registry.model_id
     $$;
+
+--
+-- Name: check_tenant_references(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.check_tenant_references() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+declare
+    column_name text := tg_argv[0];
+    target_table text := tg_argv[1];
+    target_column text := tg_argv[2];
+    value jsonb := to_jsonb(new) -> column_name;
+    -- A partition's row is reported under its partitioned table, as a foreign key on the parent would be.
+    table_name text := coalesce((select parent.relname from pg_inherits join pg_class as parent on parent.oid = inhparent
+                                 where inhrelid = tg_relid), tg_table_name);
+    ids uuid[];
+    present integer;
+    missing text;
+begin
+    if tg_op = 'UPDATE' and value is not distinct from to_jsonb(old) -> column_name
+       and new.tenant_id is not distinct from old.tenant_id then
+        return new;
+    end if;
+    begin
+        ids := case jsonb_typeof(value)
+            when 'string' then array[(value #>> '{}')::uuid]
+            when 'array' then (select array_agg(distinct element::uuid) from jsonb_array_elements_text(value) as element)
+            when 'object' then (select array_agg(distinct element.value::uuid) from jsonb_each_text(value) as element)
+        end;
+    exception when invalid_text_representation or null_value_not_allowed then
+        missing := value::text;
+    end;
+    if missing is null and coalesce(cardinality(ids), 0) > 0 then
+        execute format('select count(*) from (select from %I where tenant_id = $1 and %I = any($2) for key share) as found',
+                       target_table, target_column)
+            into present using new.tenant_id, ids;
+        if present < cardinality(ids) then
+            execute format('select id::text from unnest($2) as id where not exists'
+                           ' (select from %I where tenant_id = $1 and %I = id) order by 1 limit 1', target_table, target_column)
+                into missing using new.tenant_id, ids;
+        end if;
+    end if;
+    if missing is not null then
+        raise foreign_key_violation using
+            message = format('insert or update on table "%s" violates foreign key constraint "%s"',
+                             table_name, table_name || '_' || column_name || '_fkey'),
+            detail = format('Key (tenant_id, %s)=(%s, %s) is not present in table "%s".',
+                            column_name, new.tenant_id, missing, target_table),
+            constraint = table_name || '_' || column_name || '_fkey',
+            table = table_name;
+    end if;
+    return new;
+end
+$_$;
 
 --
 -- Name: create_training_metrics_partitions(integer, integer); Type: FUNCTION; Schema: public; Owner: -
@@ -181,27 +243,34 @@ end
 $$;
 
 --
--- Name: embedding_partition_attach(uuid); Type: FUNCTION; Schema: public; Owner: -
+-- Name: embedding_partition_attach(uuid, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.embedding_partition_attach(model uuid) RETURNS bigint
+CREATE FUNCTION public.embedding_partition_attach(model uuid, partition_name text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'public', 'pg_temp'
     AS $$
 declare
-    partition_name text := embedding_partition_name(model);
+    model_tenant text := (select tenant_id from models where model_id = model);
     row_count bigint;
+    stray_rows bigint;
     vector_bytes bigint;
     definition text;
     index_name text;
 begin
-    execute format('select count(*), coalesce(sum(pg_column_size(embedding)), 0) from %I', partition_name)
-        into row_count, vector_bytes;
+    execute format('select count(*), count(*) filter (where model_id is distinct from %L or tenant_id is distinct from %L),'
+                   ' coalesce(sum(pg_column_size(embedding)), 0) from %I', model, model_tenant, partition_name)
+        into row_count, stray_rows, vector_bytes;
+    if stray_rows > 0 then
+        raise integrity_constraint_violation using
+            message = format('embedding load of model %s holds %s rows of another model or tenant; nothing was attached',
+                             model, stray_rows);
+    end if;
     -- An HNSW build is fast only while its graph fits in maintenance_work_mem: vectors plus neighbour lists.
     perform set_config('maintenance_work_mem',
                        greatest(64, least(4096, (vector_bytes * 2 + row_count * 512) / 1048576 + 64)) || 'MB', true);
     perform set_config('max_parallel_maintenance_workers', '4', true);
-    -- Each index is named after its partitioned index: embeddings_<model>_hnsw_cosine_384.
+    -- Each index is named after its partitioned index: embeddings_p<hex>_hnsw_cosine_384.
     for definition, index_name in
         select pg_get_indexdef(index.indexrelid), class.relname
         from pg_index as index
@@ -228,10 +297,7 @@ CREATE FUNCTION public.embedding_partition_check_model(model uuid) RETURNS void
     SET search_path TO 'public', 'pg_temp'
     AS $$
 begin
-    if not exists (
-        select from models
-        where model_id = model and tenant_id = coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default')
-    ) then
+    if not exists (select from models where model_id = model and tenant_id = embedding_partition_tenant()) then
         raise foreign_key_violation using
             message = format('model %s does not exist for this tenant; register the model before its embeddings', model),
             constraint = 'embeddings_model_width_fkey', table = 'embeddings';
@@ -248,11 +314,11 @@ CREATE FUNCTION public.embedding_partition_create(model uuid) RETURNS text
     SET search_path TO 'public', 'pg_temp'
     AS $$
 declare
-    partition_name text := embedding_partition_name(model);
+    partition_name text := embedding_partition_new_name();
 begin
-    if to_regclass(partition_name) is not null then
+    if embedding_partition_of(model) is not null then
         raise unique_violation using
-            message = format('embeddings of model %s are already loaded (%s); delete the model to load them again', model, partition_name),
+            message = format('embeddings of model %s are already loaded; delete the model to load them again', model),
             constraint = 'embeddings_model_type_index_key', table = 'embeddings';
     end if;
     execute format('create table %I (like embeddings including defaults including constraints)', partition_name);
@@ -266,8 +332,96 @@ $$;
 --
 
 CREATE FUNCTION public.embedding_partition_name(model uuid) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$ select 'embeddings_' || replace(model::text, '-', '') $$;
+    LANGUAGE sql STABLE STRICT
+    SET search_path TO 'public', 'pg_temp'
+    AS $$ select embedding_partition_of(model)::text $$;
+
+--
+-- Name: embedding_partition_new_name(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_new_name() RETURNS text
+    LANGUAGE sql
+    AS $$ select 'embeddings_p' || left(replace(gen_random_uuid()::text, '-', ''), 16) $$;
+
+--
+-- Name: embedding_partition_of(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_of(model uuid) RETURNS regclass
+    LANGUAGE sql STABLE STRICT
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+    select coalesce(
+        (select child.oid::regclass from pg_inherits join pg_class as child on child.oid = inhrelid
+         where inhparent = to_regclass('embeddings')
+           and pg_get_expr(child.relpartbound, child.oid) = format('FOR VALUES IN (%L)', model)),
+        (select load.oid::regclass
+         from pg_class as load join pg_constraint as model_check on model_check.conrelid = load.oid
+         where load.relnamespace = (select relnamespace from pg_class where oid = to_regclass('embeddings'))
+           and load.relkind = 'r' and not load.relispartition and load.relname like 'embeddings\_p%'
+           and model_check.contype = 'c' and model_check.conname = load.relname || '_model_check'
+           and pg_get_constraintdef(model_check.oid) = format('CHECK ((model_id = %L::uuid))', model)))
+$$;
+
+--
+-- Name: embedding_partition_tenant(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partition_tenant() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$ select coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default') $$;
+
+--
+-- Name: embedding_partitions_make_opaque(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.embedding_partitions_make_opaque() RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+declare
+    old_name text;
+    new_name text;
+    item record;
+begin
+    for old_name in
+        select child.relname from pg_inherits join pg_class as child on child.oid = inhrelid
+        where inhparent = 'embeddings'::regclass and child.relname ~ '^embeddings_[0-9a-f]{32}$'
+    loop
+        new_name := embedding_partition_new_name();
+        for item in
+            select index.relname from pg_index join pg_class as index on index.oid = indexrelid
+            where indrelid = old_name::regclass and index.relname like old_name || '%'
+              and not exists (select from pg_constraint where conindid = indexrelid and conrelid = indrelid)
+        loop
+            execute format('alter index %I rename to %I', item.relname, new_name || substr(item.relname, length(old_name) + 1));
+        end loop;
+        for item in
+            select conname from pg_constraint where conrelid = old_name::regclass and conname like old_name || '%'
+        loop
+            execute format('alter table %I rename constraint %I to %I', old_name, item.conname,
+                           new_name || substr(item.conname, length(old_name) + 1));
+        end loop;
+        execute format('alter table %I rename to %I', old_name, new_name);
+        return next new_name;
+    end loop;
+end
+$_$;
+
+--
+-- Name: external_uri_allowed(text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.external_uri_allowed(uri text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+begin
+    return uri !~ '(/\.\.?(/|$))|[?#@\\]' and uri !~* '%(2e|2f|5c|00)'
+        and exists (select from external_stores where starts_with(uri, uri_prefix || '/'));
+end
+$_$;
 
 --
 -- Name: finish_embedding_load(uuid); Type: FUNCTION; Schema: public; Owner: -
@@ -278,18 +432,23 @@ CREATE FUNCTION public.finish_embedding_load(model uuid) RETURNS bigint
     SET search_path TO 'public', 'pg_temp'
     AS $$
 declare
-    partition_name text := embedding_partition_name(model);
+    partition regclass;
+    grantee text;
 begin
     perform embedding_partition_check_model(model);
-    if to_regclass(partition_name) is null
-       or exists (select from pg_inherits where inhrelid = to_regclass(partition_name)) then
+    partition := embedding_partition_of(model);
+    if partition is null or exists (select from pg_inherits where inhrelid = partition) then
         raise object_not_in_prerequisite_state using
             message = format('no embedding load of model %s in progress; call begin_embedding_load first', model);
     end if;
-    if exists (select from pg_roles where rolname = 'arc_halo_app') then
-        execute format('revoke all on %I from arc_halo_app', partition_name);
-    end if;
-    return embedding_partition_attach(model);
+    for grantee in select distinct privilege.grantee from information_schema.role_table_grants as privilege
+                   where privilege.table_schema = 'public' and privilege.table_name = partition::text
+                     and privilege.grantee <> current_user loop
+        execute format('revoke all on %s from %I', partition, grantee);
+    end loop;
+    execute format('drop policy %I on %s', partition::text || '_tenant_load', partition);
+    execute format('alter table %s disable row level security', partition);
+    return embedding_partition_attach(model, partition::text);
 end
 $$;
 
@@ -443,14 +602,35 @@ declare
     model uuid;
     partition_name text;
 begin
+    perform embedding_partitions_make_opaque();
     for model in select distinct model_id from embeddings_default order by 1 loop
         partition_name := embedding_partition_create(model);
         execute format(
             'with moved as (delete from embeddings_default where model_id = %L returning *) insert into %I select * from moved',
             model, partition_name);
-        perform embedding_partition_attach(model);
+        perform embedding_partition_attach(model, partition_name);
         return next model;
     end loop;
+end
+$$;
+
+--
+-- Name: tensor_metadata_external_uri_check(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tensor_metadata_external_uri_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+begin
+    if new.external_uri is not null and not external_uri_allowed(new.external_uri) then
+        raise check_violation using
+            constraint = 'tensor_metadata_external_uri_check', table = tg_table_name, schema = tg_table_schema,
+            message = 'new row for relation "tensor_metadata" violates check constraint "tensor_metadata_external_uri_check": '
+                || 'external_uri is not under a store this database is configured to use (external_stores); '
+                || 'the schema owner registers stores';
+    end if;
+    return new;
 end
 $$;
 
@@ -1540,7 +1720,8 @@ COMMENT ON COLUMN public.model_checkpoints.metrics IS 'Snapshot of metric values
 -- Name: COLUMN model_checkpoints.weight_tensors; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.model_checkpoints.weight_tensors IS 'Parameter name to tensor_metadata.tensor_id of the saved weights.';
+COMMENT ON COLUMN public.model_checkpoints.weight_tensors IS 'Parameter name to tensor_metadata.tensor_id of the saved weights. Every id must be a tensor of the row''s own tenant (check_tenant_references trigger, on insert and update).
+';
 
 --
 -- Name: COLUMN model_checkpoints.storage_uri; Type: COMMENT; Schema: public; Owner: -
@@ -2416,7 +2597,8 @@ COMMENT ON COLUMN public.fusion_operations.latency_ms IS 'End-to-end latency in 
 -- Name: COLUMN fusion_operations.contributing_model_ids; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.fusion_operations.contributing_model_ids IS 'Models whose outputs were fused (GIN-indexed for per-model lookups).';
+COMMENT ON COLUMN public.fusion_operations.contributing_model_ids IS 'Models whose outputs were fused (GIN-indexed for per-model lookups). Every id must be a model of the row''s own tenant (check_tenant_references trigger, on insert and update).
+';
 
 --
 -- Name: COLUMN fusion_operations.output_summary; Type: COMMENT; Schema: public; Owner: -
@@ -3078,7 +3260,7 @@ which never drops, truncates or rewrites it; contract changes are applied additi
 -- Name: COLUMN training_metrics.training_session_id; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger).
+COMMENT ON COLUMN public.training_metrics.training_session_id IS 'The run. Must exist in training_sessions: checked per statement by the training_metrics_after_insert trigger, which raises foreign_key_violation naming training_metrics_training_session_id_fkey; deleting the run deletes its metrics (training_sessions_delete_metrics trigger). An update that changes it is checked the same way, per row (check_tenant_references): only a run of the row''s own tenant.
 ';
 
 --
@@ -3698,6 +3880,36 @@ CREATE TABLE public.embeddings_default (
     CONSTRAINT embeddings_embedding_type_check CHECK ((embedding_type = ANY (ARRAY['token'::text, 'position'::text, 'segment'::text]))),
     CONSTRAINT embeddings_vector_width_check CHECK ((public.vector_dims(embedding) = dimensions))
 );
+
+--
+-- Name: external_stores; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.external_stores (
+    uri_prefix text NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT external_stores_uri_prefix_check CHECK (((uri_prefix ~ '^(file:///|[a-z][a-z0-9+.-]*://[^/?#@]+)[^?#@]*$'::text) AND (uri_prefix !~ '(/\.\.?(/|$))|//.*//|/$|%'::text)))
+);
+
+--
+-- Name: TABLE external_stores; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.external_stores IS 'Stores this database is configured to use for external tensor bytes: every tensor_metadata.external_uri must lie under one of these prefixes (checked on write by the tensor_metadata_external_uri_check trigger and on read by the library, which refuses anything else with one message whether or not the target exists). Read-only to arc_halo_app; the schema owner registers a store, explicitly or by writing a tensor to it through the library. Operational table: applications write its rows. Built by the `operational_table` materialization,
+which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
+
+--
+-- Name: COLUMN external_stores.uri_prefix; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.external_stores.uri_prefix IS 'The store''s root URI without a trailing slash: `file:///absolute/directory`, `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (or the scheme of a store plugged in with `arc_halo.tensors.register_store`).
+';
+
+--
+-- Name: COLUMN external_stores.registered_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.external_stores.registered_at IS 'When the store was registered.';
 
 --
 -- Name: gradient_checkpoints; Type: TABLE; Schema: public; Owner: -
@@ -4561,6 +4773,13 @@ ALTER TABLE ONLY public.embeddings_default
     ADD CONSTRAINT embeddings_default_pkey PRIMARY KEY (model_id, embedding_id);
 
 --
+-- Name: external_stores external_stores_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.external_stores
+    ADD CONSTRAINT external_stores_pkey PRIMARY KEY (uri_prefix);
+
+--
 -- Name: fusion_operations fusion_operations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -4959,7 +5178,7 @@ CREATE INDEX reactor_metrics_reactor_id_metric_name_recorded_at_idx ON public.re
 -- Name: tensor_metadata_content_sha256_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX tensor_metadata_content_sha256_idx ON public.tensor_metadata USING btree (content_sha256);
+CREATE INDEX tensor_metadata_content_sha256_idx ON public.tensor_metadata USING btree (tenant_id, content_sha256);
 
 --
 -- Name: tensor_metadata_pending_upload_idx; Type: INDEX; Schema: public; Owner: -
@@ -5052,6 +5271,12 @@ CREATE TRIGGER cognitive_fusion_reactors_touch_updated_at BEFORE UPDATE ON publi
 CREATE TRIGGER cognitive_state_touch_updated_at BEFORE UPDATE ON public.cognitive_state FOR EACH ROW EXECUTE FUNCTION public.touch_updated_at();
 
 --
+-- Name: fusion_operations fusion_operations_contributing_model_ids_tenant_reference; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER fusion_operations_contributing_model_ids_tenant_reference BEFORE INSERT OR UPDATE OF contributing_model_ids, tenant_id ON public.fusion_operations FOR EACH ROW EXECUTE FUNCTION public.check_tenant_references('contributing_model_ids', 'models', 'model_id');
+
+--
 -- Name: gradient_checkpoints gradient_checkpoints_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -5062,6 +5287,12 @@ CREATE TRIGGER gradient_checkpoints_touch_updated_at BEFORE UPDATE ON public.gra
 --
 
 CREATE TRIGGER inference_sessions_touch_updated_at BEFORE UPDATE ON public.inference_sessions FOR EACH ROW EXECUTE FUNCTION public.touch_updated_at();
+
+--
+-- Name: model_checkpoints model_checkpoints_weight_tensors_tenant_reference; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER model_checkpoints_weight_tensors_tenant_reference BEFORE INSERT OR UPDATE OF weight_tensors, tenant_id ON public.model_checkpoints FOR EACH ROW EXECUTE FUNCTION public.check_tenant_references('weight_tensors', 'tensor_metadata', 'tensor_id');
 
 --
 -- Name: model_weights model_weights_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
@@ -5088,6 +5319,12 @@ CREATE TRIGGER reactor_models_touch_updated_at BEFORE UPDATE ON public.reactor_m
 CREATE TRIGGER tensor_metadata_byte_size_check BEFORE INSERT OR UPDATE OF byte_size, element_count, dtype ON public.tensor_metadata FOR EACH ROW EXECUTE FUNCTION public.tensor_metadata_validate();
 
 --
+-- Name: tensor_metadata tensor_metadata_external_uri_check; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tensor_metadata_external_uri_check BEFORE INSERT OR UPDATE OF external_uri ON public.tensor_metadata FOR EACH ROW EXECUTE FUNCTION public.tensor_metadata_external_uri_check();
+
+--
 -- Name: tensor_metadata tensor_metadata_touch_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -5098,6 +5335,12 @@ CREATE TRIGGER tensor_metadata_touch_updated_at BEFORE UPDATE ON public.tensor_m
 --
 
 CREATE TRIGGER training_metrics_after_insert AFTER INSERT ON public.training_metrics REFERENCING NEW TABLE AS new_metrics FOR EACH STATEMENT EXECUTE FUNCTION public.training_metrics_after_insert();
+
+--
+-- Name: training_metrics training_metrics_training_session_id_tenant_reference; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER training_metrics_training_session_id_tenant_reference BEFORE UPDATE OF training_session_id, tenant_id ON public.training_metrics FOR EACH ROW EXECUTE FUNCTION public.check_tenant_references('training_session_id', 'training_sessions', 'training_session_id');
 
 --
 -- Name: training_sessions training_sessions_delete_metrics; Type: TRIGGER; Schema: public; Owner: -

@@ -108,11 +108,18 @@ _PSYCOPG_OPTIONS = ("autocommit", "prepare_threshold", "context", "row_factory",
 def check_transport(conninfo: str, kwargs: dict | None = None, source: str = "connection string") -> None:
     """The TLS rule (`conninfo.check_libpq_transport`) on what a connect call would give libpq: the string
     with the keyword arguments over it. Every connection the library opens passes here first."""
+    if not isinstance(conninfo, str):
+        raise InvalidInputError(f"a connection string is text (a libpq URL or key=value pairs), got {conninfo!r}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise InvalidInputError(f"connection options are a dict of libpq keywords, got {kwargs!r}")
+    targets.parsed_conninfo(conninfo, source)
     check_libpq_transport(conninfo, source)
     params = {key: value for key, value in (kwargs or {}).items()
               if key not in _PSYCOPG_OPTIONS and value is not None}
     if params:
         check_libpq_transport({**conninfo_to_dict(conninfo), **params}, source)
+
+
 def _target(url: object) -> str:
     """The database to connect to: `url` (checked to be a connection string), else the configured one."""
     if url is None:

@@ -60,6 +60,7 @@ class UpkeepRun:
 UPKEEP_TRIGGERS = ("manual", "workflow", "pg_cron")
 
 
+@public_call
 def run_upkeep(conn: psycopg.Connection, triggered_by: str = "manual", batch_size: int = 5000, max_batches: int = 20,
                months_ahead: int = 3) -> UpkeepRun:
     """One run of the scheduled upkeep (the SQL function pg_cron and the workflow call): expired cache

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from arc_halo.errors import InvalidInputError, NotFoundError
+from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 
 # Every column that references a tensor: the foreign keys to tensor_metadata, found in the catalog so a
 # new one is never missed, plus the checkpoints' jsonb map of tensor ids (no foreign key can hold those).
@@ -50,6 +50,7 @@ def _referenced_tensors(conn: psycopg.Connection) -> set[uuid.UUID]:
     return {row[0] for row in conn.execute(sql.SQL(" union ").join(parts)).fetchall()}
 
 
+@public_call
 def delete_model(conn: psycopg.Connection, model: uuid.UUID | str) -> DeletedModel:
     """Delete `model` (id or name) and everything that is its, in one transaction; NotFoundError when
     nothing is named so, InvalidInputError when a name names models of several tenants."""

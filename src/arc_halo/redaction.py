@@ -28,7 +28,8 @@ _KEY_VALUE = re.compile(
 
 
 def redact(text: str) -> str:
-    """`text` with credentials replaced by ***."""
+    """`text` (or its str()) with credentials replaced by ***."""
+    text = text if isinstance(text, str) else str(text)
     text = _URL_PASSWORD.sub(lambda match: f"{match['head']}{HIDDEN}@", text)
     text = _KEY_VALUE.sub(lambda match: f"{match['head']}{HIDDEN}", text)
     for name in SECRET_VARIABLES:

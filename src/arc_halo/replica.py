@@ -28,7 +28,7 @@ from pgvector.psycopg import register_vector
 
 from arc_halo import db, targets
 from arc_halo.conninfo import parse_database_url
-from arc_halo.errors import InvalidInputError, ReadOnlyConnectionError, describe_connection_failure
+from arc_halo.errors import InvalidInputError, ReadOnlyConnectionError, describe_connection_failure, public_call
 
 REPLICA_URL_VARIABLE = "ARC_HALO_REPLICA_URL"
 
@@ -81,6 +81,8 @@ def connect_replica(url: str | None = None, *, tenant: str | None = None,
     `url`, else ARC_HALO_REPLICA_URL, else the library's database with every transaction READ ONLY."""
     if tenant is not None and (not isinstance(tenant, str) or not tenant):
         raise InvalidInputError(f"tenant must be a non-empty string, got {tenant!r}")
+    if url is not None:
+        targets.parsed_conninfo(url, "the replica URL")
     target = url or replica_url() or targets.database_url()
     try:
         conn = targets.with_connect_retries(
@@ -105,6 +107,7 @@ class ReplicationLag:
     replay_lag_bytes: int | None
 
 
+@public_call
 def lag(conn: psycopg.Connection) -> ReplicationLag:
     """How far the server `conn` is on lags behind its primary (0 on the primary itself); reads
     analytics.replication_lag, so analysts and this function agree."""

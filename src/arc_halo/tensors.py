@@ -339,6 +339,7 @@ STORE_NOT_CONFIGURED = ("is not under a store this database is configured to use
                         "or writes a tensor to it once through the library")
 
 
+@public_call
 def require_configured_store(conn: psycopg.Connection, store: BlobStore) -> None:
     """Refuse a write to a store the database is not configured to use, before any byte is written; a login
     that may change external_stores (the schema owner) registers the store instead."""

@@ -60,6 +60,9 @@ EXCLUDED_MODULES = {
 }
 EXCLUDED = {
     "arc_halo.db.TenantConnection": "a psycopg Connection subclass: its constructor is psycopg's (db.connect is swept)",
+    "arc_halo.replica.ReplicaConnection": "a psycopg Connection subclass: its constructor is psycopg's "
+                                          "(replica.connect_replica is swept)",
+    "arc_halo.replica.ReadOnlyCursor": "a psycopg Cursor subclass that connect_replica installs; psycopg constructs it",
     "arc_halo.sample.load": "loads the whole sample dataset (~2 s); its one parameter is the connection",
     "arc_halo.targets.target_environment": "for the local target it creates the named database on the embedded "
                                            "server (the CLI tests cover its answers)",
@@ -101,6 +104,7 @@ def _model_directory(root: Path) -> Path:
 # parameter name needs a line here, not a new test.
 VALID: dict[str, Callable[[Stock], object]] = {
     "conn": lambda s: s.conn,
+    "conns": lambda s: [s.conn],
     "model_id": lambda s: s.ids["model"],
     "model": lambda s: "seeded",
     "session_id": lambda s: s.ids["session"],

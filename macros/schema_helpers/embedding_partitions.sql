@@ -1,9 +1,10 @@
 {#-
     Embeddings are list-partitioned by model. A model's rows are loaded into a table of their own that
-    no reader can see (not yet attached), its indexes are built in bulk once the rows are there (HNSW
-    with parallel workers and enough maintenance_work_mem), and the table is attached as the model's
-    partition in the same transaction: row-by-row HNSW maintenance, which made a 31k-row vocabulary take
-    minutes, never happens. The default partition catches rows written straight into `embeddings`;
+    no reader can see (not yet attached), its btree indexes are built in bulk once the rows are there,
+    and the table is attached as the model's partition in the same transaction: the model is visible
+    and exactly searchable when the load commits. Its approximate (HNSW) index is the partition's own,
+    chosen from its width and size and built afterwards with CREATE INDEX CONCURRENTLY
+    (arc_halo.embeddings.build_index), so no load waits for it. The default partition catches rows written straight into `embeddings`;
     split_embedding_partitions() (run by every build) moves them into partitions of their own.
     The load functions are SECURITY DEFINER because creating, indexing and attaching a partition needs the
     table's owner; they only act for a model of the caller's tenant.
@@ -52,13 +53,17 @@ begin
     end if;
     execute format('create table %I (like embeddings including defaults including constraints)', partition_name);
     execute format('alter table %I add constraint %I check (model_id = %L)', partition_name, partition_name || '_model_check', model);
+    -- Vectors up to ~2,000 dimensions stay in the row (pgvector's default storage moves any over ~2 KB
+    -- out of line): an exact scan and an index build then read no TOAST.
+    execute format('alter table %I alter column embedding set storage main', partition_name);
     return partition_name;
 end
 $fn$;
 
 -- Builds the partition's indexes in bulk, then attaches it: the same definitions as the partitioned
 -- indexes (so the attach adopts them instead of building its own), bar constraint indexes, which the
--- attach builds (btree, quick). Returns the partition's row count.
+-- attach builds (btree, quick). The HNSW index is not among them: it is built after the commit.
+-- Returns the partition's row count.
 create or replace function {{ s }}.embedding_partition_attach(model uuid)
 returns bigint
 language plpgsql
@@ -67,17 +72,11 @@ as $fn$
 declare
     partition_name text := embedding_partition_name(model);
     row_count bigint;
-    vector_bytes bigint;
     definition text;
     index_name text;
 begin
-    execute format('select count(*), coalesce(sum(pg_column_size(embedding)), 0) from %I', partition_name)
-        into row_count, vector_bytes;
-    -- An HNSW build is fast only while its graph fits in maintenance_work_mem: vectors plus neighbour lists.
-    perform set_config('maintenance_work_mem',
-                       greatest(64, least(4096, (vector_bytes * 2 + row_count * 512) / 1048576 + 64)) || 'MB', true);
-    perform set_config('max_parallel_maintenance_workers', '4', true);
-    -- Each index is named after its partitioned index: embeddings_<model>_hnsw_cosine_384.
+    execute format('select count(*) from %I', partition_name) into row_count;
+    -- Each index is named after its partitioned index: embeddings_<model>_model_id_embedding_type_token_text_idx.
     for definition, index_name in
         select pg_get_indexdef(index.indexrelid), class.relname
         from pg_index as index

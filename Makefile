@@ -66,7 +66,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_migrations.py --ignore tests/integration/test_cli_malformed_inputs.py \
 		--ignore tests/integration/test_errors_and_cli.py --ignore tests/integration/test_metric_logger.py \
 		--ignore tests/integration/test_search_results.py --ignore tests/integration/test_tensor_integrity.py \
-		--ignore tests/integration/test_project_conventions.py \
+		--ignore tests/integration/test_project_conventions.py --ignore tests/integration/test_search_index.py \
 		-k "not destructive_contract_change_is_refused and not tightened_check_on_existing_rows_fails_clearly"
 
 docs: $(STAMP)

@@ -126,7 +126,7 @@ def main() -> None:
             report(f"nearest-10 of {name} token embeddings ({count:,} x {width}), default settings ({default['methods']}):"
                    f" recall@10 {default['recall']:.3f}, self {default['self']}/{len(rows)}", default["p50"], "ms",
                    "exact search p50", exact["p50"], target="recall@10 >= 0.95, finds itself, p50 < 10 ms at 250k",
-                   met=met, higher_is_better=False)
+                   met=bool(met), higher_is_better=False)
             conn.execute("delete from models where model_id = %s", (model_id,))
 
 

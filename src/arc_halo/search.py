@@ -139,11 +139,18 @@ def _nearest_in_model(conn, model_id, text: str, width: int, k: int, embedding_t
     # The inner query repeats the index's expression, so the partition's index serves its ORDER BY; the
     # outer one orders the candidates by the exact distance (`+ 0`: PostgreSQL 17+ would otherwise take the
     # inner order as already sorted).
+    where = f"dimensions = %(width)s and {' and '.join(filters)}"
+    found = "candidates"
+    same = ""
+    if status.exact_match:  # a stored vector equal to the query, which the graph may not reach
+        same = (f", same as materialized (select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
+                f" where {where} and {embeddings.SAME_VECTOR} = hashtextextended(%(query)s::vector::text, 0)"
+                f" and embedding = %(query)s::vector)")
+        found = "(select * from candidates union select * from same) as found"
     sql = (f"with candidates as materialized ("
            f"select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
-           f" where dimensions = %(width)s and {' and '.join(filters)}"
-           f" order by {indexed} {operator} {query} limit %(candidates)s)"
-           f" select * from candidates order by distance + 0, embedding_id limit %(k)s")
+           f" where {where} order by {indexed} {operator} {query} limit %(candidates)s){same}"
+           f" select * from {found} order by distance + 0, embedding_id limit %(k)s")
     settings = {"hnsw.ef_search": str(ef), "hnsw.iterative_scan": "relaxed_order",
                 "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * candidates))}
     return SearchResult(_fetch_with_local_settings(conn, sql, params, settings), plan.method)

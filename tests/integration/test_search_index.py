@@ -75,6 +75,12 @@ def test_index_is_built_after_the_load_and_used_only_once_valid(test_server, bui
                             (ready.partition,)).fetchone()[0] == 0
         found = search.nearest(conn, table[5], k=10, model_id=model_id)
         assert found.method == "hnsw" and not found.exact and found[0][3] == 5
+        # Beside the graph, a stored vector equal to the query is found by one index lookup.
+        assert ready.exact_match
+        plan = "\n".join(row[0] for row in conn.execute(
+            f"explain select 1 from embeddings where model_id = %s and {embeddings.SAME_VECTOR}"
+            " = hashtextextended(%s::vector::text, 0)", (model_id, str(table[5].tolist()))))
+        assert embeddings.SAME_SUFFIX in plan, plan
         exact = search.nearest(conn, table[5], k=10, model_id=model_id, exact=True)
         assert len({row[0] for row in found} & {row[0] for row in exact}) >= 9
         oid = conn.execute("select %s::regclass::oid", (ready.index,)).fetchone()[0]
@@ -124,6 +130,16 @@ def test_small_partitions_are_searched_exactly_and_say_why(db) -> None:
     assert status.state == "exact" and status.index is None
     found = search.nearest(db, table[3], k=5, model_id=model_id)
     assert found.exact and "below" in found.reason and found[0][3] == 3
+    # Rows written straight into embeddings wait in the default partition (until a build splits them out),
+    # and are found through their model all the same, within it and across models.
+    straight = insert_model(db, "straight", hidden=64, heads=8)
+    db.execute("insert into embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
+               " values (%s, 'token', 0, 64, %s::vector)", (straight, str((table[3] * 2).tolist())))
+    assert embeddings.partition_of(db, straight) is None
+    found = search.nearest(db, table[3], k=1, model_id=straight)
+    assert found.exact and "no partition" in found.reason and found[0][1] == straight
+    across = search.nearest(db, table[3], k=2)
+    assert {row[1] for row in across} == {model_id, straight} and across.exact
 
 
 def test_cli_shows_and_builds_the_index(test_server, built_copy) -> None:
@@ -146,7 +162,7 @@ def test_cli_shows_and_builds_the_index(test_server, built_copy) -> None:
     assert f"index of {model_id}: ready (hnsw, {embeddings.EXACT_BELOW_ROWS:,} vectors)" in built.stdout
     line = next(line for line in cli("model", "list").stdout.splitlines() if "cli-index" in line)
     assert line.split("\t")[-1] == "ready", line
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:  # an open transaction would hold the build up
         before = conn.execute("select %s::regclass::oid", (embeddings.index_status(conn, model_id).index,)).fetchone()[0]
         assert "ready" in cli("model", "index", "--rebuild", str(model_id)).stdout
         after = conn.execute("select %s::regclass::oid", (embeddings.index_status(conn, model_id).index,)).fetchone()[0]

@@ -170,3 +170,21 @@ def test_cli_shows_and_builds_the_index(test_server, built_copy) -> None:
     missing = cli("model", "index", "no-such-model")
     assert missing.returncode == 2 and missing.stderr.strip().startswith("arc-halo: error: no model 'no-such-model'")
     assert "Traceback" not in missing.stderr
+
+
+def test_the_migration_drops_the_partitioned_per_width_indexes(test_server, built_copy) -> None:
+    """A database built before this change has partitioned HNSW indexes per configured width, which made
+    every load build its share before committing; migration 20261206170000 drops them and their shares."""
+    migration = (Path(__file__).resolve().parents[2] / "migrations"
+                 / "20261206170000_drop_partitioned_embedding_hnsw_indexes.sql").read_text()
+    hnsw_count = """select count(*) from pg_index join pg_class on pg_class.oid = indexrelid
+                    join pg_am on pg_am.oid = pg_class.relam
+                    where amname = 'hnsw' and indrelid in (select 'embeddings'::regclass union all
+                          select inhrelid from pg_inherits where inhparent = 'embeddings'::regclass)"""
+    with psycopg.connect(test_server.url(built_copy), autocommit=True) as conn:
+        conn.execute("create index embeddings_hnsw_cosine_384 on embeddings using hnsw"
+                     " ((embedding::vector(384)) vector_cosine_ops) where dimensions = 384")
+        assert conn.execute(hnsw_count).fetchone()[0] == 2  # the parent's and the default partition's share
+        conn.execute(migration)
+        assert conn.execute(hnsw_count).fetchone()[0] == 0
+        conn.execute(migration)  # nothing left to drop: a no-op

@@ -206,6 +206,8 @@ def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> In
                 # An INVALID index (an interrupted build) is never used by the planner; drop it and build again.
                 builder.execute(sql.SQL("drop index concurrently if exists {}").format(
                     _qualified(builder, status.partition, status.index)))
+                if status.plan.kind is None:  # the partition has become too small to need one
+                    return index_status(builder, model_id)
             elif status.plan.kind is None:
                 return status
             elif status.index is not None:

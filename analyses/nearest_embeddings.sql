@@ -1,7 +1,7 @@
 -- Which 10 token embeddings of gpt-fusion-1 are nearest (cosine) to token 42's?
--- Repeats the HNSW index's expression and predicate for one width (384), so the planner can use
--- embeddings_hnsw_cosine_384 instead of scanning every vector of every model; when the model and
--- type filters leave few rows (the sample's 256 tokens) it rightly prefers an exact scan of those.
+-- Repeats the expression of the HNSW index a model's partition gets once `arc-halo model index` has
+-- built it (embedding::vector(<width>) for widths up to 2,000), so the planner can use it instead of
+-- scanning the partition; a small partition (the sample's 256 tokens) has no index and is read exactly.
 -- Through the index, the filters apply to its candidates (hnsw.ef_search, 40 by default); with very
 -- selective filters, `set hnsw.iterative_scan = relaxed_order` (pgvector 0.8) keeps fetching until 10 match.
 with probe as (

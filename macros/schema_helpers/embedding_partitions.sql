@@ -1,9 +1,10 @@
 {#-
     Embeddings are list-partitioned by model. A model's rows are loaded into a table of their own that
-    no reader can see (not yet attached), its indexes are built in bulk once the rows are there (HNSW
-    with parallel workers and enough maintenance_work_mem), and the table is attached as the model's
-    partition in the same transaction: row-by-row HNSW maintenance, which made a 31k-row vocabulary take
-    minutes, never happens. The default partition catches rows written straight into `embeddings`;
+    no reader can see (not yet attached), its btree indexes are built in bulk once the rows are there,
+    and the table is attached as the model's partition in the same transaction: the model is visible
+    and exactly searchable when the load commits. Its approximate (HNSW) index is the partition's own,
+    chosen from its width and size and built afterwards with CREATE INDEX CONCURRENTLY
+    (arc_halo.embeddings.build_index), so no load waits for it. The default partition catches rows written straight into `embeddings`;
     split_embedding_partitions() (run by every build) moves them into partitions of their own.
     The load functions are SECURITY DEFINER because creating, indexing and attaching a partition needs the
     table's owner; they only act for a model of the caller's tenant.
@@ -83,6 +84,9 @@ begin
     end if;
     execute format('create table %I (like embeddings including defaults including constraints)', partition_name);
     execute format('alter table %I add constraint %I check (model_id = %L)', partition_name, partition_name || '_model_check', model);
+    -- Vectors up to ~2,000 dimensions stay in the row (pgvector's default storage moves any over ~2 KB
+    -- out of line): an exact scan and an index build then read no TOAST.
+    execute format('alter table %I alter column embedding set storage main', partition_name);
     return partition_name;
 end
 $fn$;
@@ -125,8 +129,9 @@ $fn$;
 
 -- Builds the partition's indexes in bulk, then attaches it: the same definitions as the partitioned
 -- indexes (so the attach adopts them instead of building its own), bar constraint indexes, which the
--- attach builds (btree, quick). First every row must be `model`'s and of the model's tenant, whoever
--- wrote it: refused in one line otherwise, nothing attached. Returns the partition's row count.
+-- attach builds (btree, quick). The HNSW index is not among them: it is built after the commit. First
+-- every row must be `model`'s and of the model's tenant, whoever wrote it: refused in one line otherwise,
+-- nothing attached. Returns the partition's row count.
 create or replace function {{ s }}.embedding_partition_attach(model uuid, partition_name text)
 returns bigint
 language plpgsql
@@ -136,23 +141,18 @@ declare
     model_tenant text := (select tenant_id from models where model_id = model);
     row_count bigint;
     stray_rows bigint;
-    vector_bytes bigint;
     definition text;
     index_name text;
 begin
-    execute format('select count(*), count(*) filter (where model_id is distinct from %L or tenant_id is distinct from %L),'
-                   ' coalesce(sum(pg_column_size(embedding)), 0) from %I', model, model_tenant, partition_name)
-        into row_count, stray_rows, vector_bytes;
+    execute format('select count(*), count(*) filter (where model_id is distinct from %L or tenant_id is distinct from %L)'
+                   ' from %I', model, model_tenant, partition_name)
+        into row_count, stray_rows;
     if stray_rows > 0 then
         raise integrity_constraint_violation using
             message = format('embedding load of model %s holds %s rows of another model or tenant; nothing was attached',
                              model, stray_rows);
     end if;
-    -- An HNSW build is fast only while its graph fits in maintenance_work_mem: vectors plus neighbour lists.
-    perform set_config('maintenance_work_mem',
-                       greatest(64, least(4096, (vector_bytes * 2 + row_count * 512) / 1048576 + 64)) || 'MB', true);
-    perform set_config('max_parallel_maintenance_workers', '4', true);
-    -- Each index is named after its partitioned index: embeddings_p<hex>_hnsw_cosine_384.
+    -- Each index is named after its partitioned index: embeddings_p<hex>_model_id_embedding_type_token_text_idx.
     for definition, index_name in
         select pg_get_indexdef(index.indexrelid), class.relname
         from pg_index as index

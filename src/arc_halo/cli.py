@@ -205,7 +205,48 @@ def cmd_model_import(args: argparse.Namespace) -> None:
                                     "delete the stored model first")
         verb = f"already registered as {result.model_name!r} (same content), nothing written:"
     print(f"{verb} {result.model_id}: {result.tensor_count} tensors, {result.parameter_count:,} parameters, "
-          f"{result.embedding_count:,} embeddings")
+          f"{result.embedding_count:,} embeddings", flush=True)
+    if result.created and not args.no_index:
+        # The model is visible and exactly searchable now; its approximate index is built after the commit.
+        _build_indexes([result.model_id], rebuild=False)
+
+
+def _build_indexes(model_ids, rebuild: bool) -> None:
+    import time
+
+    from arc_halo import db, embeddings
+
+    with db.connect() as conn:
+        for model_id in model_ids:
+            started = time.perf_counter()
+            try:
+                status = embeddings.build_index(conn, model_id, rebuild=rebuild)
+            except psycopg.errors.InsufficientPrivilege:
+                print(f"index of {model_id}: not built (needs the schema owner: run `arc-halo model index` as it); "
+                      "search is exact until then")
+                continue
+            print(f"index of {model_id}: {_index_summary(status)} ({time.perf_counter() - started:.1f} s)")
+
+
+def _index_summary(status) -> str:
+    if status.state == "exact":
+        return "none needed, searched exactly" + (f" ({status.rows:,} vectors)" if status.partition else "")
+    if status.state == "ready":
+        return f"ready ({status.plan.method}, {status.rows:,} vectors)"
+    return status.state
+
+
+def cmd_model_index(args: argparse.Namespace) -> None:
+    from arc_halo import db, embeddings
+
+    with db.connect() as conn:
+        if args.all:
+            ids = [row[0] for row in conn.execute("select model_id from models order by model_name, version")]
+            ids = [model_id for model_id in ids if args.rebuild or embeddings.index_status(conn, model_id).state
+                   in ("missing", "invalid")]
+        else:
+            ids = embeddings.model_ids(conn, args.model)
+    _build_indexes(ids, rebuild=args.rebuild)
 
 
 def cmd_model_export(args: argparse.Namespace) -> None:
@@ -270,14 +311,15 @@ def cmd_model_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_model_list(args: argparse.Namespace) -> None:
-    from arc_halo import db
+    from arc_halo import db, embeddings
 
     with db.connect() as conn:
-        for row in conn.execute(
+        rows = conn.execute(
             """select model_id, model_name, version, architecture, num_layers, num_attention_heads, status
-               from models order by model_name, version"""
-        ):
-            print("\t".join(str(value) for value in row))
+               from models order by model_name, version""").fetchall()
+        for row in rows:
+            # The last column: whether search uses an index for the model yet (exact, ready, building...).
+            print("\t".join(str(value) for value in (*row, embeddings.index_status(conn, row[0]).state)))
 
 
 def _print_examples() -> None:
@@ -461,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_import.add_argument("directory")
     model_import.add_argument("--name", help="model_name (default: the directory's name)")
     model_import.add_argument("--version", default="1.0.0")
+    model_import.add_argument("--no-index", action="store_true",
+                              help="do not build the search index after the import (arc-halo model index does later)")
     model_import.add_argument("--workers", type=non_negative_int, default=2, metavar="N",
                               help="connections writing tensor chunks in parallel (default 2; 0: the one connection)")
     external = model_import.add_mutually_exclusive_group()
@@ -478,7 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     model_delete.add_argument("model", help="model id or name")
     model_delete.add_argument("--tenant", default=None, help="act as this tenant (row-level security)")
     model_delete.set_defaults(func=cmd_model_delete)
-    model.add_parser("list", help="registered models").set_defaults(func=cmd_model_list)
+    model.add_parser("list", help="registered models, the last column their search index's state").set_defaults(
+        func=cmd_model_list)
+    model_index = model.add_parser("index", help="build a model's approximate search index if it has none that is "
+                                   "valid (imports do it after their commit)")
+    which = model_index.add_mutually_exclusive_group(required=True)
+    which.add_argument("model", nargs="?", help="model id or name")
+    which.add_argument("--all", action="store_true", help="every model whose index is missing or invalid")
+    model_index.add_argument("--rebuild", action="store_true", help="drop the index and build it again")
+    model_index.set_defaults(func=cmd_model_index)
     storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
         dest="storage_command", required=True)
     orphans = storage.add_parser("orphans", help="list (or --delete) objects under a prefix that no tensor points to")

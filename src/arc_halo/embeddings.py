@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
 
 from arc_halo import bulk
-from arc_halo.errors import InvalidInputError, public_call
+from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 from arc_halo.validation import as_uuid, numeric_array
 
 # Columns and binary wire types of a bulk load.
@@ -48,3 +50,217 @@ def bulk_load(conn: psycopg.Connection, model_id: uuid.UUID,
                     text = texts[index] if texts is not None and index < len(texts) else None
                     copy.write_row((model_id, embedding_type, index, text, width, row))
         return conn.execute("select finish_embedding_load(%s)", (model_id,)).fetchone()[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The approximate index of a model's partition, built after the import commits (issue 19).
+#
+# A model's embeddings are searchable exactly from the moment its import commits. Its HNSW index is built
+# afterwards, on its partition alone, with CREATE INDEX CONCURRENTLY (readers and writers go on), by
+# `build_index` (the import command calls it after the commit; `arc-halo model index` does it later).
+# Until the index is valid (pg_index.indisvalid) search reads the partition exactly and says so; an
+# interrupted build leaves an INVALID index, which the planner never uses and the next build drops and
+# builds again. What gets built is chosen from the partition's width and size, not from a fixed list:
+#   - fewer than EXACT_BELOW_ROWS rows: no index; an exact scan of a partition that small is fast;
+#   - up to 2,000 dimensions: HNSW over embedding::vector(n) (distances exact, no re-rank needed);
+#   - up to 4,000: HNSW over embedding::halfvec(n), candidates re-ranked on the full vectors;
+#   - wider (to pgvector's 16,000): HNSW over binary_quantize(embedding)::bit(n), re-ranked likewise.
+# Each partition's index is its own: a partitioned (ON ONLY) parent index has one definition for every
+# partition, and partitions differ in width, so there is no parent index to attach to.
+# ---------------------------------------------------------------------------------------------------------
+
+EXACT_BELOW_ROWS = 5_000  # below this, no index: an exact scan of the partition takes a few ms
+VECTOR_MAX_WIDTH = 2_000  # pgvector's HNSW limit for vector
+HALFVEC_MAX_WIDTH = 4_000  # ... and for halfvec; bit goes to 64,000, past vector's own 16,000
+INDEX_SUFFIX = "_ann"
+# HNSW can leave a few vectors unreachable (on SmolLM2's tokens, 24 of 200 query tokens did not find
+# themselves at ef_search 100). Beside the graph, a btree over a hash of each vector finds a stored vector
+# equal to the query in one lookup, so a token's own vector is always among its nearest.
+SAME_VECTOR = "hashtextextended(embedding::text, 0)"
+SAME_SUFFIX = "_same"
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """How a partition of `rows` vectors of `width` dimensions is searched approximately."""
+
+    kind: str | None  # 'vector', 'halfvec', 'bit', or None: exact search, no index
+    m: int = 16
+    ef_construction: int = 64
+
+    @property
+    def method(self) -> str:
+        return {None: "exact", "vector": "hnsw", "halfvec": "hnsw-halfvec+rerank", "bit": "hnsw-bit+rerank"}[self.kind]
+
+    def expression(self, width: int) -> str:
+        """The indexed expression; a query must repeat it to be served by the index."""
+        if self.kind == "bit":
+            return f"binary_quantize(embedding)::bit({width})"
+        return f"embedding::{self.kind}({width})"
+
+    def operator_class(self) -> str:
+        return {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops", "bit": "bit_hamming_ops"}[self.kind]
+
+
+def plan_index(rows: int, width: int) -> IndexPlan:
+    """The index for a partition, from its data: kind by width, graph size by row count. Token embeddings
+    of real models are far harder for HNSW than random vectors (they lie in a narrow cone, and many a
+    token's ten nearest are barely nearer than the rest of the vocabulary): a
+    denser graph is what lifts recall at a given ef_search (SmolLM2's 49k x 576 tokens, recall@10 at
+    ef_search 100: 0.83 with m=16, ef_construction=128; 0.96 with m=48, ef_construction=200, which took
+    ten minutes to build here), and the build it costs runs after the import, in the background."""
+    if rows < EXACT_BELOW_ROWS:
+        return IndexPlan(None)
+    kind = "vector" if width <= VECTOR_MAX_WIDTH else "halfvec" if width <= HALFVEC_MAX_WIDTH else "bit"
+    if rows < 20_000:
+        return IndexPlan(kind, m=16, ef_construction=100)
+    return IndexPlan(kind, m=32, ef_construction=128)
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """Where a model's partition and its approximate index stand."""
+
+    model_id: uuid.UUID
+    partition: str | None  # None: no partition (no embeddings, or rows still in embeddings_default)
+    rows: int
+    width: int | None
+    plan: IndexPlan
+    index: str | None  # the partition's HNSW index, valid or not
+    valid: bool
+    building: bool  # a CREATE INDEX is running on the partition
+    exact_match: bool = False  # a valid index finds a stored vector equal to the query (see SAME_VECTOR)
+
+    @property
+    def state(self) -> str:
+        """'exact' (no index needed), 'ready', 'building', 'invalid' (an interrupted build), 'missing'."""
+        if self.partition is None or self.plan.kind is None:
+            return "exact"
+        if self.index is not None and self.valid:
+            return "ready"
+        if self.building:
+            return "building"
+        return "invalid" if self.index is not None else "missing"
+
+
+# A model's partition is found through the catalog (its partition bound), never from a formatted name.
+_STATUS_SQL = """
+    select part.oid::regclass::text, greatest(part.reltuples, 0)::bigint, m.hidden_size,
+           ann.relname, coalesce(idx.indisvalid and idx.indisready, false),
+           exists (select from pg_stat_progress_create_index as progress where progress.relid = part.oid),
+           exists (select from pg_index as same where same.indrelid = part.oid and same.indisvalid
+                   and pg_get_expr(same.indexprs, same.indrelid) like 'hashtextextended(%%')
+    from models as m
+    left join lateral (select c.oid, c.reltuples from pg_inherits as inh join pg_class as c on c.oid = inh.inhrelid
+                       where inh.inhparent = 'embeddings'::regclass
+                         and pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%%L)', m.model_id)) as part on true
+    left join lateral (select index.* from pg_index as index join pg_class as c on c.oid = index.indexrelid
+                       join pg_am as am on am.oid = c.relam
+                       where index.indrelid = part.oid and am.amname = 'hnsw' order by c.relname limit 1) as idx on true
+    left join pg_class as ann on ann.oid = idx.indexrelid
+    where m.model_id = %(model)s
+"""
+
+
+def partition_of(conn: psycopg.Connection, model_id) -> str | None:
+    """The (schema-qualified where needed) name of the model's partition of `embeddings`, or None."""
+    row = conn.execute(
+        """select part.oid::regclass::text from pg_inherits as inh join pg_class as part on part.oid = inh.inhrelid
+           where inh.inhparent = 'embeddings'::regclass
+             and pg_get_expr(part.relpartbound, part.oid) = format('FOR VALUES IN (%%L)', %s::uuid)""",
+        (model_id,)).fetchone()
+    return row[0] if row else None
+
+
+def index_status(conn: psycopg.Connection, model_id) -> IndexStatus:
+    row = conn.execute(_STATUS_SQL, {"model": model_id}).fetchone()
+    if row is None:
+        raise NotFoundError(f"no model {model_id}")
+    partition, row_count, width, index, valid, building, exact_match = row
+    if partition is None:
+        return IndexStatus(uuid.UUID(str(model_id)), None, 0, width, IndexPlan(None), None, False, False)
+    if row_count == 0:  # never analyzed (reltuples -1): count it, through the parent (its privileges, its policies)
+        row_count = conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)).fetchone()[0]
+    return IndexStatus(uuid.UUID(str(model_id)), partition, row_count, width, plan_index(row_count, width), index,
+                       bool(valid), bool(building), bool(exact_match))
+
+
+def _index_name(partition: str) -> str:
+    bare = partition.rsplit(".", 1)[-1].strip('"')
+    return bare[:63 - len(INDEX_SUFFIX)] + INDEX_SUFFIX
+
+
+def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> IndexStatus:
+    """Build the model's approximate index if it needs one and has none that is valid (or always, with
+    `rebuild`), on its partition, concurrently: readers and writers go on. Runs on a connection of its own
+    in autocommit (CREATE INDEX CONCURRENTLY cannot run in a transaction), so `conn`'s transaction, if
+    any, is not touched; the import's rows must be committed first. Needs the table's owner (as building
+    the schema does). One build per model at a time: a second returns at once, its state 'building'."""
+    from arc_halo.db import conninfo_of
+
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        # CREATE INDEX CONCURRENTLY waits for every transaction older than it, conn's too: it would never end.
+        raise InvalidInputError("build_index needs the connection outside a transaction (commit or roll back first):"
+                                " a concurrent index build waits for every open transaction")
+    with psycopg.connect(conninfo_of(conn), autocommit=True) as builder:
+        status = index_status(builder, model_id)
+        if status.partition is None:
+            return status
+        if not builder.execute("select pg_try_advisory_lock(hashtext('arc_halo.embedding_index'), hashtext(%s))",
+                               (str(model_id),)).fetchone()[0]:
+            return status  # another session is building it: its state says 'building'
+        try:
+            status = index_status(builder, model_id)
+            if status.index is not None and (rebuild or not status.valid):
+                # An INVALID index (an interrupted build) is never used by the planner; drop it and build again.
+                builder.execute(sql.SQL("drop index concurrently if exists {}").format(
+                    _qualified(builder, status.partition, status.index)))
+                if status.plan.kind is None:  # the partition has become too small to need one
+                    return index_status(builder, model_id)
+            elif status.plan.kind is None:
+                return status
+            elif status.index is not None:
+                _build_same_vector_index(builder, status)
+                return index_status(builder, model_id)
+            plan, width = status.plan, status.width
+            vector_bytes = status.rows * (width * (2 if plan.kind == "halfvec" else 4 if plan.kind == "vector" else 1) + 64)
+            graph_bytes = status.rows * plan.m * 2 * 8
+            memory_mb = max(64, min(4096, (vector_bytes + graph_bytes) * 2 // 1048576 + 64))
+            builder.execute(sql.SQL("set maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
+            builder.execute("set max_parallel_maintenance_workers = 2")
+            builder.execute(sql.SQL(
+                "create index concurrently {name} on {partition} using hnsw (({expression}) {opclass})"
+                " with (m = {m}, ef_construction = {ef})").format(
+                name=sql.Identifier(_index_name(status.partition)), partition=sql.SQL(status.partition),
+                expression=sql.SQL(plan.expression(width)), opclass=sql.SQL(plan.operator_class()),
+                m=sql.Literal(plan.m), ef=sql.Literal(plan.ef_construction)))
+            _build_same_vector_index(builder, status)
+            return index_status(builder, model_id)
+        finally:
+            builder.execute("select pg_advisory_unlock(hashtext('arc_halo.embedding_index'), hashtext(%s))",
+                            (str(model_id),))
+
+
+def _build_same_vector_index(builder: psycopg.Connection, status: IndexStatus) -> None:
+    name = _index_name(status.partition)[:-len(INDEX_SUFFIX)] + SAME_SUFFIX
+    invalid = builder.execute("select not indisvalid from pg_index where indexrelid = to_regclass(%s)",
+                              (name,)).fetchone()
+    if invalid and invalid[0]:
+        builder.execute(sql.SQL("drop index concurrently if exists {}").format(_qualified(builder, status.partition, name)))
+    builder.execute(sql.SQL("create index concurrently if not exists {name} on {partition} (({expression}))").format(
+        name=sql.Identifier(name), partition=sql.SQL(status.partition), expression=sql.SQL(SAME_VECTOR)))
+
+
+def _qualified(conn: psycopg.Connection, partition: str, index: str) -> sql.Composable:
+    schema = conn.execute("select relnamespace::regnamespace::text from pg_class where oid = %s::regclass",
+                          (partition,)).fetchone()[0]
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(index))
+
+
+def model_ids(conn: psycopg.Connection, model: str) -> list[uuid.UUID]:
+    """The models `model` names: an id, or a name (every version of it)."""
+    rows = conn.execute("select model_id from models where model_id::text = %s or model_name = %s"
+                        " order by version", (str(model), str(model))).fetchall()
+    if not rows:
+        raise NotFoundError(f"no model {model!r}; `arc-halo model list` shows what is registered")
+    return [row[0] for row in rows]

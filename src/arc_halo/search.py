@@ -1,26 +1,73 @@
-"""Nearest embeddings through the per-width HNSW indexes, or exactly (to measure recall).
+"""Nearest embeddings: exactly, or through a model partition's HNSW index once it is valid.
 
-An HNSW scan returns at most `hnsw.ef_search` candidates, and a filter (a model, a kind, row-level
-security) drops some of them after the index: so the search raises ef_search to k and lets pgvector
-0.8's iterative scan fetch more candidates until k rows pass the filter. Every setting is changed
-inside a savepoint (or a transaction of its own) that is rolled back after the rows are fetched:
-rolling back undoes SET LOCAL, where releasing a savepoint would leave it on the caller's transaction.
+Each model's embeddings are a partition of their own, and each partition gets the index its width and
+size call for (arc_halo.embeddings.plan_index), built after the import commits. A search reads the
+catalog first: a partition with a valid index is searched through it, anything else (a small partition,
+an index not built yet or left INVALID by an interrupted build, rows still in embeddings_default) exactly.
+The result says which (`result.method`, `result.exact`) and a fallback from an index that should be
+there is logged, so no search is silently exact or silently approximate.
+
+Exact is exact by construction, not by planner settings (PostgreSQL 18's `enable_indexscan = off` only
+adds a cost, and the HNSW scan may stay): the exact query orders by `(embedding <=> query) + 0`, an
+expression no index can return rows in order of, so the plan is a scan and a sort on every version.
+
+Approximate: HNSW returns candidates nearest first; the search asks for more of them than k (`candidates`,
+ef_search raised to match, pgvector 0.8's iterative scan so filters and re-ranking never leave fewer than
+k) and orders them by the exact distance on the full vectors, which for halfvec- and bit-indexed
+partitions re-ranks them. Every setting is changed inside a savepoint (or a transaction of its own) that
+is rolled back after the rows are fetched: rolling back undoes SET LOCAL, where releasing a savepoint
+would leave it on the caller's transaction.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
+
 import numpy as np
 import psycopg
 
+from arc_halo import embeddings
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 from arc_halo.tensors import CURRENT_TENANT
 from arc_halo.validation import as_uuid, whole_number
 
-INDEXED_WIDTHS_MAX_VECTOR = 2000  # wider vectors are indexed as halfvec (see models/raw/tensor_storage/embeddings.sql)
+log = logging.getLogger(__name__)
+
 MAX_WIDTH = 16_000  # pgvector's vector type
 MAX_K = 10_000
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 DEFAULT_MAX_SCAN_TUPLES = 20_000  # pgvector's default; raised for large k so a filtered scan can finish
+# Candidates fetched from the index per result wanted, by index kind: a vector index's distances are
+# exact, a halfvec's nearly so, a bit index's only a coarse order (then re-ranked on the full vectors).
+CANDIDATES_PER_RESULT = {"vector": 1, "halfvec": 4, "bit": 40}
+MIN_CANDIDATES = {"vector": 0, "halfvec": 100, "bit": 1000}
+COLUMNS = "embedding_id, model_id, embedding_type, embedding_index, token_text"
+
+
+class SearchResult(list):
+    """The rows found, nearest first: (embedding_id, model_id, embedding_type, embedding_index,
+    token_text, cosine distance). `method` says how they were found: 'exact' (a scan of every vector),
+    'hnsw' (the partition's HNSW index), 'hnsw-halfvec+rerank' or 'hnsw-bit+rerank' (candidates from a
+    halfvec or binary-quantized index, re-ranked exactly); 'mixed' when models searched together differ.
+    `reason` says why an exact search was exact."""
+
+    def __init__(self, rows, method: str, reason: str = "") -> None:
+        super().__init__(rows)
+        self.method = method
+        self.reason = reason
+
+    @property
+    def exact(self) -> bool:
+        return self.method == "exact"
+
+
+def default_ef_search(rows: int, k: int) -> int:
+    """ef_search for a partition of `rows` vectors: real token embeddings need a wider beam than random
+    vectors for recall@10 of 0.95 (SmolLM2's 49k tokens, m=32: 0.93 at 100, 0.95 at 200, 0.97 at 400;
+    benchmarks/bench_similarity.py)."""
+    base = 100 if rows < 20_000 else 200
+    return min(MAX_EF_SEARCH, max(base, 2 * k))
 
 
 def _query_vector(query: np.ndarray) -> np.ndarray:
@@ -37,52 +84,119 @@ def _query_vector(query: np.ndarray) -> np.ndarray:
 
 @public_call
 def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=None, embedding_type: str | None = None,
-            ef_search: int = 40, exact: bool = False) -> list[tuple]:
-    """(embedding_id, model_id, embedding_type, embedding_index, token_text, cosine distance) of the k nearest
-    embeddings of the query's width, nearest first: k rows whenever k exist. `exact` scans instead of using
-    the index, for checking recall. The connection's settings are as they were afterwards."""
+            ef_search: int | None = None, exact: bool = False) -> SearchResult:
+    """The k nearest embeddings (cosine distance) of the query's width, nearest first: k rows whenever k
+    exist. Within one model (`model_id`) or across every model of that width the caller can see (each
+    model's partition searched on its own, the results merged; rows still in embeddings_default are found
+    through their model like any other).
+    `exact` scans every vector (for checking recall); otherwise a model's valid index is used if it has
+    one. `ef_search` overrides the beam width chosen from the partition's size. The connection's
+    settings are as they were afterwards."""
     vector = _query_vector(query)
     k = whole_number("k", k, 1, MAX_K)
-    ef_search = whole_number("ef_search", ef_search, 1, MAX_EF_SEARCH)
-    width = len(vector)
-    kind = "vector" if width <= INDEXED_WIDTHS_MAX_VECTOR else "halfvec"
+    if ef_search is not None:
+        ef_search = whole_number("ef_search", ef_search, 1, MAX_EF_SEARCH)
     text = "[" + ",".join(repr(float(x)) for x in vector) + "]"
-    filters, params = ["dimensions = %(width)s", f"tenant_id = {CURRENT_TENANT}"], {"width": width, "query": text, "k": k}
+    # Catalog reads included, all of it in a savepoint (or a transaction of its own) rolled back at the end.
+    with conn.transaction(force_rollback=True):
+        if model_id is not None:
+            return _nearest_in_model(conn, model_id, text, len(vector), k, embedding_type, ef_search, exact)
+        models = [row[0] for row in conn.execute(
+            f"select model_id from models where hidden_size = %s and tenant_id = {CURRENT_TENANT} order by model_id",
+            (len(vector),))]
+        parts = [_nearest_in_model(conn, model, text, len(vector), k, embedding_type, ef_search, exact)
+                 for model in models]
+    rows = heapq.nsmallest(k, (row for part in parts for row in part), key=lambda row: (row[5], row[0]))
+    methods = {part.method for part in parts if part}
+    method = methods.pop() if len(methods) == 1 else "exact" if not methods else "mixed"
+    return SearchResult(rows, method, "; ".join(sorted({part.reason for part in parts if part.reason})))
+
+
+def _nearest_in_model(conn, model_id, text: str, width: int, k: int, embedding_type, ef_search, exact: bool) -> SearchResult:
+    if exact:
+        return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", "exact search asked for")
+    try:
+        status = embeddings.index_status(conn, model_id)
+    except NotFoundError:
+        return SearchResult([], "exact", f"no model {model_id}")
+    if status.state != "ready" or status.width != width:
+        reason = {"exact": f"{status.rows} vectors: below {embeddings.EXACT_BELOW_ROWS}, searched exactly"
+                           if status.partition else "no partition yet (rows not split out by a build)",
+                  "missing": "its index is not built yet (arc-halo model index)",
+                  "building": "its index is being built",
+                  "invalid": "its index build was interrupted (arc-halo model index rebuilds it)",
+                  "ready": "the query's width is not the model's"}[status.state]
+        if status.state not in ("exact", "ready"):
+            log.info("exact search of model %s: %s", model_id, reason)
+        return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", reason)
+    plan = status.plan
+    ef = ef_search or default_ef_search(status.rows, k)
+    candidates = max(k, CANDIDATES_PER_RESULT[plan.kind] * k, MIN_CANDIDATES[plan.kind])
+    ef = min(MAX_EF_SEARCH, max(ef, candidates))
+    indexed = plan.expression(width)
+    query = (f"binary_quantize(%(query)s::vector({width}))::bit({width})" if plan.kind == "bit"
+             else f"%(query)s::{plan.kind}({width})")
+    operator = "<~>" if plan.kind == "bit" else "<=>"
+    filters, params = _filters(model_id, embedding_type)
+    params.update(query=text, width=width, candidates=candidates, k=k)
+    # The inner query repeats the index's expression, so the partition's index serves its ORDER BY; the
+    # outer one orders the candidates by the exact distance (`+ 0`: PostgreSQL 17+ would otherwise take the
+    # inner order as already sorted).
+    where = f"dimensions = %(width)s and {' and '.join(filters)}"
+    found = "candidates"
+    same = ""
+    if status.exact_match:  # a stored vector equal to the query, which the graph may not reach
+        same = (f", same as materialized (select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
+                f" where {where} and {embeddings.SAME_VECTOR} = hashtextextended(%(query)s::vector::text, 0)"
+                f" and embedding = %(query)s::vector)")
+        found = "(select * from candidates union select * from same) as found"
+    sql = (f"with candidates as materialized ("
+           f"select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
+           f" where {where} order by {indexed} {operator} {query} limit %(candidates)s){same}"
+           f" select * from {found} order by distance + 0, embedding_id limit %(k)s")
+    settings = {"hnsw.ef_search": str(ef), "hnsw.iterative_scan": "relaxed_order",
+                "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * candidates))}
+    return SearchResult(_fetch_with_local_settings(conn, sql, params, settings), plan.method)
+
+
+def _filters(model_id, embedding_type) -> tuple[list[str], dict]:
+    filters, params = [f"tenant_id = {CURRENT_TENANT}"], {}
     if model_id is not None:
         filters.append("model_id = %(model_id)s")
         params["model_id"] = as_uuid("model id", model_id)
     if embedding_type is not None:
         filters.append("embedding_type = %(embedding_type)s")
         params["embedding_type"] = embedding_type
-    distance = f"embedding::{kind}({width}) <=> %(query)s::{kind}({width})"
-    # relaxed_order may return candidates slightly out of order: the outer query sorts the k found. The
-    # `+ 0` keeps PostgreSQL 17+ from taking the inner ORDER BY as already sorted (pgvector's README).
-    sql = (f"with candidates as materialized ("
-           f"select embedding_id, model_id, embedding_type, embedding_index, token_text, {distance} as distance"
-           f" from embeddings where {' and '.join(filters)} order by distance limit %(k)s)"
-           f" select * from candidates order by distance + 0, embedding_id")
-    if exact:
-        # The exact answer: no approximate index. Scans and sorts are switched on too, since a caller that
-        # disabled them would otherwise leave the HNSW scan as the planner's only (disabled) choice.
-        settings = {"enable_indexscan": "off", "enable_seqscan": "on", "enable_sort": "on"}
-    else:
-        settings = {"hnsw.ef_search": str(max(ef_search, min(k, MAX_EF_SEARCH))),
-                    "hnsw.iterative_scan": "relaxed_order",
-                    "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * k))}
-    return _fetch_with_local_settings(conn, sql, params, settings)
+    return filters or ["true"], params
+
+
+def exact_sql(width: int, filters: list[str]) -> str:
+    """The exact search: ordered by `(distance) + 0`, which no index can produce rows in order of, so
+    the planner scans and sorts on every PostgreSQL version, whatever indexes exist."""
+    return (f"select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
+            f" where dimensions = {int(width)} and {' and '.join(filters)}"
+            f" order by (embedding <=> %(query)s::vector) + 0, embedding_id limit %(k)s")
+
+
+def _exact(conn, text: str, width: int, k: int, embedding_type, model_id) -> list[tuple]:
+    filters, params = _filters(model_id, embedding_type)
+    params.update(query=text, k=k)
+    # Turning the caller's forbidden scans and sorts back on keeps the scan-and-sort plan cheap to choose.
+    settings = {"enable_seqscan": "on", "enable_sort": "on"}
+    return _fetch_with_local_settings(conn, exact_sql(width, filters), params, settings)
 
 
 def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict, settings: dict[str, str]) -> list[tuple]:
     """Run one read with transaction-local settings, then roll back its savepoint (or its own transaction),
     which undoes the settings; the caller's transaction, if any, goes on unchanged."""
     with conn.transaction(force_rollback=True):
-        for name, value in settings.items():
-            conn.execute("select set_config(%s, %s, true)", (name, value))
+        conn.execute("select " + ", ".join(["set_config(%s, %s, true)"] * len(settings)),
+                     [item for pair in settings.items() for item in pair])
         return conn.execute(sql, params).fetchall()
 
 
 @public_call
-def nearest_to_token(conn: psycopg.Connection, model_id, token_index: int, k: int = 10, **options) -> list[tuple]:
+def nearest_to_token(conn: psycopg.Connection, model_id, token_index: int, k: int = 10, **options) -> SearchResult:
     model_id = as_uuid("model id", model_id)
     row = conn.execute("select embedding::real[] from embeddings where model_id = %s and embedding_type = 'token'"
                        f" and tenant_id = {CURRENT_TENANT}"

@@ -8,9 +8,8 @@ import threading
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
 
-from arc_halo import lifecycle
+from arc_halo import embeddings, lifecycle, search
 from catalog import index_scanned
 from rows import insert_everything, insert_model
 
@@ -153,31 +152,30 @@ def test_session_delete_and_metric_insert_race_like_a_foreign_key(test_server, b
                             (first, second)).fetchone()[0] == 0
 
 
-def test_nearest_embeddings_of_one_width_use_hnsw(db) -> None:
+def test_nearest_embeddings_of_each_width_use_their_partitions_index(db, monkeypatch) -> None:
     """Enough rows that the planner chooses the index on cost, with no planner settings forced."""
     rows_per_width = 2000
-    register_vector(db)
+    monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 1000)  # index partitions this small (the default: thousands)
+    db.autocommit = True
     rng = np.random.default_rng(7)
-    narrow = insert_model(db, "w384", hidden=384, heads=6)
-    wide = insert_model(db, "w768", hidden=768, heads=12)
-    with db.cursor().copy(
-        "copy embeddings (model_id, embedding_type, embedding_index, dimensions, embedding) from stdin"
-    ) as copy:
-        for model_id, width in ((narrow, 384), (wide, 768)):
-            for index in range(rows_per_width):
-                vector = "[" + ",".join(f"{x:.5f}" for x in rng.standard_normal(width)) + "]"
-                copy.write_row((model_id, "token", index, width, vector))
-    db.execute("analyze embeddings")
-    query = """
-        select embedding_id from embeddings
-        where dimensions = 384
-        order by embedding::vector(384) <=> %s::vector(384)
-        limit 10"""
-    probe = rng.standard_normal(384).astype(np.float32)
-    plan = "\n".join(row[0] for row in db.execute("explain " + query, (probe,)))
-    # Embeddings are partitioned by model: the scan uses the partition's share of the 384-wide HNSW index.
-    assert index_scanned(db, plan) == "embeddings_hnsw_cosine_384", plan
-    assert len(db.execute(query, (probe,)).fetchall()) == 10
+    models = {384: insert_model(db, "w384", hidden=384, heads=6), 768: insert_model(db, "w768", hidden=768, heads=12)}
+    for width, model_id in models.items():
+        embeddings.bulk_load(db, model_id, [("token", rng.standard_normal((rows_per_width, width)), None)])
+        assert embeddings.build_index(db, model_id).state == "ready"
+    for width, model_id in models.items():
+        status = embeddings.index_status(db, model_id)
+        definition = db.execute("select pg_get_indexdef(%s::regclass)", (status.index,)).fetchone()[0]
+        assert f"(embedding)::vector({width})" in definition and "vector_cosine_ops" in definition, definition
+        query = f"""
+            select embedding_id from embeddings
+            where model_id = %s and dimensions = {width}
+            order by embedding::vector({width}) <=> %s::vector({width})
+            limit 10"""
+        probe = rng.standard_normal(width).astype(np.float32)
+        plan = "\n".join(row[0] for row in db.execute("explain " + query, (model_id, probe)))
+        assert index_scanned(db, plan) == status.index, plan
+        found = search.nearest(db, probe, k=10, model_id=model_id)
+        assert len(found) == 10 and found.method == "hnsw"
 
 
 def test_lifecycle_through_dbt_run_operation_and_cli(test_server, built_copy) -> None:

@@ -44,13 +44,15 @@ def test_catalog_has_stable_constraint_and_index_names(db: psycopg.Connection) -
         assert name in constraints, name
     indexes = {row[0] for row in db.execute("select indexname from pg_indexes where schemaname = 'public'")}
     for name in (
-        "embeddings_hnsw_cosine_384", "activation_cache_expiry_idx", "kv_cache_expiry_idx", "kv_cache_entry_key",
+        "activation_cache_expiry_idx", "kv_cache_expiry_idx", "kv_cache_entry_key",
         "model_checkpoints_one_best_per_session", "training_metrics_session_metric_brin",
         "fusion_operations_contributing_model_ids_idx",
     ):
         assert name in indexes, name
-    hnsw = db.execute("select indexdef from pg_indexes where indexname = 'embeddings_hnsw_cosine_384'").fetchone()[0]
-    assert "hnsw" in hnsw and "m='16'" in hnsw and "ef_construction='64'" in hnsw and "WHERE (dimensions = 384)" in hnsw
+    # Approximate indexes belong to each model's partition (chosen from its width, built after its load):
+    # none on the partitioned table, whose one definition would have to fit every width.
+    assert db.execute("select count(*) from pg_indexes where tablename = 'embeddings' and indexdef like '%%hnsw%%'"
+                      ).fetchone()[0] == 0
 
 
 def test_defaults_and_storage(db: psycopg.Connection) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from arc_halo import search
+from arc_halo import embeddings, search
 from arc_halo.errors import InvalidInputError
 from catalog import index_scanned
 from rows import insert_model
@@ -20,31 +20,31 @@ def settings(conn: psycopg.Connection) -> dict[str, str]:
     return {name: conn.execute("select current_setting(%s)", (name,)).fetchone()[0] for name in SETTINGS}
 
 
-def test_nearest_returns_k_rows_through_the_index_with_a_filter(db) -> None:
+def test_nearest_returns_k_rows_through_the_index_with_a_filter(db, monkeypatch) -> None:
+    """A model's partition holds token and position rows; asking for tokens filters the index's candidates."""
+    monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)  # index partitions this small (the default: thousands)
+    db.autocommit = True
     rng = np.random.default_rng(11)
     models = [insert_model(db, f"near-{i}", hidden=384, heads=6) for i in range(2)]
-    with db.cursor().copy("copy embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
-                          " from stdin") as copy:
-        for model_id in models:
-            for index in range(ROWS_PER_MODEL):
-                copy.write_row((model_id, "token", index, 384,
-                                "[" + ",".join(f"{x:.4f}" for x in rng.standard_normal(384)) + "]"))
-    db.execute("analyze embeddings")
+    for model_id in models:
+        table = rng.standard_normal((ROWS_PER_MODEL, 384)).astype(np.float32)
+        embeddings.bulk_load(db, model_id, [("token", table, None), ("position", table[::-1] + 0.01, None)])
+        assert embeddings.build_index(db, model_id).state == "ready"
+    db.autocommit = False
     # The caller's own settings, which must survive: no scan-and-sort, so the HNSW index answers (as it
     # does on a large table), with the filter applied to its candidates.
     db.execute("set enable_seqscan = off")
     db.execute("set enable_sort = off")
-    before = settings(db)
     probe = rng.standard_normal(384).astype(np.float32)
     wanted = models[0]
 
-    # Without the iterative scan, ef_search candidates come from both models and the filter halves them.
+    # Without the iterative scan, ef_search candidates come from both kinds and the filter removes some.
     db.execute("set local hnsw.ef_search = 500")
     plain = ("select count(*) from (select 1 from embeddings where dimensions = 384 and model_id = %s"
-             " order by embedding::vector(384) <=> %s::vector(384) limit 500) found")
+             " and embedding_type = 'token' order by embedding::vector(384) <=> %s::vector(384) limit 500) found")
     text = "[" + ",".join(map(str, probe.tolist())) + "]"
     plan = "\n".join(row[0] for row in db.execute("explain " + plain, (wanted, text)))
-    assert index_scanned(db, plan) == "embeddings_hnsw_cosine_384", plan
+    assert index_scanned(db, plan) == embeddings.index_status(db, wanted).index, plan
     plain = db.execute(plain, (wanted, text)).fetchone()[0]
     db.execute("set local hnsw.ef_search = 40")
     assert plain < 500, "the filter must remove index candidates for this test to mean anything"
@@ -52,16 +52,18 @@ def test_nearest_returns_k_rows_through_the_index_with_a_filter(db) -> None:
 
     for k in (100, 500):
         filtered = search.nearest(db, probe, k=k, model_id=wanted, embedding_type="token")
+        assert filtered.method == "hnsw" and not filtered.exact
         assert len(filtered) == k and {row[1] for row in filtered} == {wanted}
         distances = [row[5] for row in filtered]
         assert distances == sorted(distances)
-        exact = search.nearest(db, probe, k=k, model_id=wanted, exact=True)
-        assert len(exact) == k
+        exact = search.nearest(db, probe, k=k, model_id=wanted, embedding_type="token", exact=True)
+        assert len(exact) == k and exact.exact
         recall = len({row[0] for row in filtered} & {row[0] for row in exact}) / k
         assert recall >= 0.9, recall
         assert len(search.nearest(db, probe, k=k)) == k
         assert settings(db) == before
-    assert len(search.nearest(db, probe, k=2 * ROWS_PER_MODEL + 50)) == 2 * ROWS_PER_MODEL  # all there are
+    everything = search.nearest(db, probe, k=4 * ROWS_PER_MODEL + 50)
+    assert len(everything) == 4 * ROWS_PER_MODEL and everything.method == "hnsw"  # all there are, each model's index
 
 
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "idle-transactional"])

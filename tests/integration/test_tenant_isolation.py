@@ -291,10 +291,13 @@ def test_shared_reference_data_is_read_only(attack) -> None:
             assert isinstance(error, psycopg.errors.InsufficientPrivilege), (statement, error)
 
 
-def test_filtered_vector_search_returns_k_of_the_callers_rows(attack) -> None:
-    """Many of B's vectors lie nearer the query than any of A's. Through the HNSW index with iterative
-    scans, A still gets its k nearest (and none of B's); without them, the filtered index scan comes
-    back short, which is why iterative scans are on."""
+def test_filtered_vector_search_returns_k_of_the_callers_rows(attack, monkeypatch) -> None:
+    """Many of B's vectors lie nearer the query than any of A's. Each model's vectors are a partition with
+    an HNSW index of its own, so B's never fill the candidates of A's index; through the indexes A gets
+    its k nearest and none of B's, with the plain query and with search.nearest."""
+    from arc_halo import embeddings, search
+
+    monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 10)  # index partitions this small (the default: thousands)
     owner_url, app_url, _ = attack
     width, k = 384, 10
     rng = np.random.default_rng(11)
@@ -303,34 +306,38 @@ def test_filtered_vector_search_returns_k_of_the_callers_rows(attack) -> None:
     far = rng.normal(size=(40, width)).astype(np.float32)
     as_text = lambda vector: "[" + ",".join(f"{x:.5f}" for x in vector) + "]"  # noqa: E731
     with psycopg.connect(owner_url) as owner:
+        models = {}
         for name, vectors in (("B", near), ("A", far)):
             owner.execute("select set_config('app.tenant_id', %s, true)", (name,))
-            model = owner.execute(
+            models[name] = owner.execute(
                 "insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,"
                 " intermediate_size, max_sequence_length) values ('wide', 'encoder_only', %s, %s, 1, 1, 8, 8)"
                 " returning model_id", (len(vectors), width)).fetchone()[0]
             with owner.cursor().copy("copy embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
                                      " from stdin") as copy:
                 for index, vector in enumerate(vectors):
-                    copy.write_row((model, "token", index, width, as_text(vector)))
+                    copy.write_row((models[name], "token", index, width, as_text(vector)))
             owner.commit()
+        owner.execute("select count(*) from split_embedding_partitions()")  # what the next build does
+        owner.commit()
+        for name in ("A", "B"):
+            assert embeddings.build_index(owner, models[name]).state == "ready"
         owner.execute("analyze embeddings")
+        owner.commit()
     distance = f"embedding::vector({width}) <=> %(query)s::vector({width})"
-    search = (f"select tenant_id from embeddings where dimensions = {width} order by {distance} limit {k}")
+    plain = (f"select tenant_id from embeddings where dimensions = {width} order by {distance} limit {k}")
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
         # The planner may rightly read a small tenant's rows exactly (tenant_id is in the keys); k either way.
-        assert conn.execute(search, {"query": as_text(query)}).fetchall() == [("A",)] * k
-        # Through the HNSW index, as on a table where the tenant's rows are many:
+        assert conn.execute(plain, {"query": as_text(query)}).fetchall() == [("A",)] * k
+        # Through the HNSW indexes, as on a table where the tenant's rows are many:
         conn.execute("set local enable_seqscan = off")
         conn.execute("set local enable_sort = off")
-        plan = "".join(row[0] for row in conn.execute("explain " + search, {"query": as_text(query)}))
-        assert index_scanned(conn, plan) == "embeddings_hnsw_cosine_384", plan
-        short = conn.execute(search, {"query": as_text(query)}).fetchall()
-        conn.execute("set local hnsw.iterative_scan = relaxed_order")
-        found = conn.execute(search, {"query": as_text(query)}).fetchall()
-    assert found == [("A",)] * k
-    assert len(short) < k
+        plan = "".join(row[0] for row in conn.execute("explain " + plain, {"query": as_text(query)}))
+        assert index_scanned(conn, plan) is not None, plan
+        assert conn.execute(plain, {"query": as_text(query)}).fetchall() == [("A",)] * k
+        found = search.nearest(conn, query, k=k)
+        assert found.method == "hnsw" and len(found) == k and {row[1] for row in found} == {models["A"]}
 
 
 # ---- issue 18 §2: no way around the policies through the library, the planner or the file system ----

@@ -1,0 +1,190 @@
+"""Issue 19 §2 and §4: a model's approximate index is its partition's own, chosen from the data and built
+after the import commits, concurrently; search says whether it was exact or approximate, uses the index
+only once it is valid, and ignores (then rebuilds) what an interrupted build left; the CLI shows and
+builds it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from arc_halo import embeddings, search
+from rows import insert_model
+
+ARC = str(Path(sys.executable).parent / "arc-halo")
+
+
+def progress_of(conn: psycopg.Connection, partition: str) -> str | None:
+    row = conn.execute("select phase from pg_stat_progress_create_index where relid = %s::regclass",
+                       (partition,)).fetchone()
+    return row[0] if row else None
+
+
+def test_index_is_built_after_the_load_and_used_only_once_valid(test_server, built_copy, caplog) -> None:
+    url = test_server.url(built_copy)
+    rng = np.random.default_rng(4)
+    table = rng.standard_normal((8_000, 384)).astype(np.float32)  # random vectors: a slow enough build to interrupt
+    with psycopg.connect(url, autocommit=True) as conn:
+        model_id = insert_model(conn, "late-index", hidden=384, heads=12)
+        embeddings.bulk_load(conn, model_id, [("token", table, None)])
+        # Visible and exactly searchable as soon as the load commits; no index yet, and the result says so.
+        status = embeddings.index_status(conn, model_id)
+        assert (status.state, status.rows, status.plan.kind) == ("missing", 8_000, "vector")
+        with caplog.at_level(logging.INFO, logger="arc_halo.search"):
+            found = search.nearest(conn, table[5], k=10, model_id=model_id)
+        assert found.exact and found.method == "exact" and found[0][3] == 5 and "not built" in found.reason
+        assert "exact search of model" in caplog.text
+
+        # A build, interrupted: while it runs, readers and writers go on; killed, it leaves an INVALID index.
+        errors = []
+        builder = threading.Thread(target=lambda: _build_catching(url, model_id, errors))
+        builder.start()
+        try:
+            deadline = time.monotonic() + 120
+            while progress_of(conn, status.partition) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert progress_of(conn, status.partition) is not None, "the build never started"
+            during = search.nearest(conn, table[9], k=3, model_id=model_id)
+            assert during.exact and during[0][3] == 9 and embeddings.index_status(conn, model_id).state == "building"
+            conn.execute("insert into embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
+                         " values (%s, 'position', 0, 384, %s::vector)", (model_id, str(table[0].tolist())))
+            assert progress_of(conn, status.partition) is not None, "the reader or the writer waited for the build"
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_progress_create_index where relid = %s::regclass",
+                         (status.partition,))
+        finally:
+            builder.join(timeout=300)
+        assert errors, "the build was meant to be interrupted"
+        broken = embeddings.index_status(conn, model_id)
+        assert broken.state == "invalid" and broken.index is not None and not broken.valid
+        found = search.nearest(conn, table[5], k=10, model_id=model_id)
+        assert found.exact and "interrupted" in found.reason and found[0][3] == 5
+
+        # The next build drops the INVALID index and builds it again; search then uses it.
+        ready = embeddings.build_index(conn, model_id)
+        assert ready.state == "ready" and ready.valid
+        assert conn.execute("select count(*) from pg_index where indrelid = %s::regclass and not indisvalid",
+                            (ready.partition,)).fetchone()[0] == 0
+        found = search.nearest(conn, table[5], k=10, model_id=model_id)
+        assert found.method == "hnsw" and not found.exact and found[0][3] == 5
+        # Beside the graph, a stored vector equal to the query is found by one index lookup.
+        assert ready.exact_match
+        plan = "\n".join(row[0] for row in conn.execute(
+            f"explain select 1 from embeddings where model_id = %s and {embeddings.SAME_VECTOR}"
+            " = hashtextextended(%s::vector::text, 0)", (model_id, str(table[5].tolist()))))
+        assert embeddings.SAME_SUFFIX in plan, plan
+        exact = search.nearest(conn, table[5], k=10, model_id=model_id, exact=True)
+        assert len({row[0] for row in found} & {row[0] for row in exact}) >= 9
+        oid = conn.execute("select %s::regclass::oid", (ready.index,)).fetchone()[0]
+        assert embeddings.build_index(conn, model_id).index == ready.index  # nothing to do
+        assert conn.execute("select %s::regclass::oid", (ready.index,)).fetchone()[0] == oid
+
+
+def _build_catching(url: str, model_id, errors: list) -> None:
+    try:
+        with psycopg.connect(url) as conn:
+            embeddings.build_index(conn, model_id)
+    except psycopg.OperationalError as error:
+        errors.append(error)
+
+
+@pytest.mark.parametrize(("width", "kind", "expression", "method"), [
+    (1536, "vector", "(embedding)::vector(1536)", "hnsw"),
+    (2560, "halfvec", "(embedding)::halfvec(2560)", "hnsw-halfvec+rerank"),
+    (4608, "bit", "(binary_quantize(embedding))::bit(4608)", "hnsw-bit+rerank"),
+])
+def test_each_width_gets_the_index_pgvector_can_build(db, monkeypatch, width, kind, expression, method) -> None:
+    monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)  # index partitions this small (the default: thousands)
+    db.autocommit = True
+    rng = np.random.default_rng(width)
+    table = rng.standard_normal((400, width)).astype(np.float32)
+    model_id = insert_model(db, f"wide-{width}", hidden=width, heads=8)
+    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    status = embeddings.build_index(db, model_id)
+    assert status.state == "ready" and status.plan.kind == kind
+    definition = db.execute("select pg_get_indexdef(%s::regclass)", (status.index,)).fetchone()[0]
+    assert expression in definition and "USING hnsw" in definition, definition
+    query = table[17] + 0.05 * rng.standard_normal(width).astype(np.float32)
+    found = search.nearest(db, query, k=10, model_id=model_id)
+    exact = search.nearest(db, query, k=10, model_id=model_id, exact=True)
+    assert found.method == method and exact.method == "exact"
+    assert found[0][3] == 17
+    # Candidates re-ranked on the full vectors: the distances are the exact ones, whatever the index's type.
+    assert [row[5] for row in found][:5] == pytest.approx([row[5] for row in exact][:5], abs=1e-6)
+
+
+def test_small_partitions_are_searched_exactly_and_say_why(db) -> None:
+    db.autocommit = True
+    model_id = insert_model(db, "small", hidden=64, heads=8)
+    table = np.random.default_rng(1).standard_normal((300, 64)).astype(np.float32)
+    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    status = embeddings.build_index(db, model_id)
+    assert status.state == "exact" and status.index is None
+    found = search.nearest(db, table[3], k=5, model_id=model_id)
+    assert found.exact and "below" in found.reason and found[0][3] == 3
+    # Rows written straight into embeddings wait in the default partition (until a build splits them out),
+    # and are found through their model all the same, within it and across models.
+    straight = insert_model(db, "straight", hidden=64, heads=8)
+    db.execute("insert into embeddings (model_id, embedding_type, embedding_index, dimensions, embedding)"
+               " values (%s, 'token', 0, 64, %s::vector)", (straight, str((table[3] * 2).tolist())))
+    assert embeddings.partition_of(db, straight) is None
+    found = search.nearest(db, table[3], k=1, model_id=straight)
+    assert found.exact and "no partition" in found.reason and found[0][1] == straight
+    across = search.nearest(db, table[3], k=2)
+    assert {row[1] for row in across} == {model_id, straight} and across.exact
+
+
+def test_cli_shows_and_builds_the_index(test_server, built_copy) -> None:
+    url = test_server.url(built_copy)
+    env = {**os.environ, "ARC_HALO_DATABASE_URL": url}
+    with psycopg.connect(url, autocommit=True) as conn:
+        model_id = insert_model(conn, "cli-index", hidden=64, heads=8)
+        rows = np.random.default_rng(2).standard_normal((embeddings.EXACT_BELOW_ROWS, 64)).astype(np.float32)
+        embeddings.bulk_load(conn, model_id, [("token", rows, None)])
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([ARC, *args], env=env, capture_output=True, text=True, timeout=600)
+
+    listed = cli("model", "list")
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if "cli-index" in line)
+    assert line.split("\t")[-1] == "missing", line
+    built = cli("model", "index", "cli-index")
+    assert built.returncode == 0, built.stderr
+    assert f"index of {model_id}: ready (hnsw, {embeddings.EXACT_BELOW_ROWS:,} vectors)" in built.stdout
+    line = next(line for line in cli("model", "list").stdout.splitlines() if "cli-index" in line)
+    assert line.split("\t")[-1] == "ready", line
+    with psycopg.connect(url, autocommit=True) as conn:  # an open transaction would hold the build up
+        before = conn.execute("select %s::regclass::oid", (embeddings.index_status(conn, model_id).index,)).fetchone()[0]
+        assert "ready" in cli("model", "index", "--rebuild", str(model_id)).stdout
+        after = conn.execute("select %s::regclass::oid", (embeddings.index_status(conn, model_id).index,)).fetchone()[0]
+    assert after != before
+    missing = cli("model", "index", "no-such-model")
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("arc-halo: error: no model 'no-such-model'")
+    assert "Traceback" not in missing.stderr
+
+
+def test_the_migration_drops_the_partitioned_per_width_indexes(test_server, built_copy) -> None:
+    """A database built before this change has partitioned HNSW indexes per configured width, which made
+    every load build its share before committing; migration 20261206170000 drops them and their shares."""
+    migration = (Path(__file__).resolve().parents[2] / "migrations"
+                 / "20261206170000_drop_partitioned_embedding_hnsw_indexes.sql").read_text()
+    hnsw_count = """select count(*) from pg_index join pg_class on pg_class.oid = indexrelid
+                    join pg_am on pg_am.oid = pg_class.relam
+                    where amname = 'hnsw' and indrelid in (select 'embeddings'::regclass union all
+                          select inhrelid from pg_inherits where inhparent = 'embeddings'::regclass)"""
+    with psycopg.connect(test_server.url(built_copy), autocommit=True) as conn:
+        conn.execute("create index embeddings_hnsw_cosine_384 on embeddings using hnsw"
+                     " ((embedding::vector(384)) vector_cosine_ops) where dimensions = 384")
+        assert conn.execute(hnsw_count).fetchone()[0] == 2  # the parent's and the default partition's share
+        conn.execute(migration)
+        assert conn.execute(hnsw_count).fetchone()[0] == 0
+        conn.execute(migration)  # nothing left to drop: a no-op

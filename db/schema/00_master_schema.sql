@@ -254,23 +254,18 @@ declare
     model_tenant text := (select tenant_id from models where model_id = model);
     row_count bigint;
     stray_rows bigint;
-    vector_bytes bigint;
     definition text;
     index_name text;
 begin
-    execute format('select count(*), count(*) filter (where model_id is distinct from %L or tenant_id is distinct from %L),'
-                   ' coalesce(sum(pg_column_size(embedding)), 0) from %I', model, model_tenant, partition_name)
-        into row_count, stray_rows, vector_bytes;
+    execute format('select count(*), count(*) filter (where model_id is distinct from %L or tenant_id is distinct from %L)'
+                   ' from %I', model, model_tenant, partition_name)
+        into row_count, stray_rows;
     if stray_rows > 0 then
         raise integrity_constraint_violation using
             message = format('embedding load of model %s holds %s rows of another model or tenant; nothing was attached',
                              model, stray_rows);
     end if;
-    -- An HNSW build is fast only while its graph fits in maintenance_work_mem: vectors plus neighbour lists.
-    perform set_config('maintenance_work_mem',
-                       greatest(64, least(4096, (vector_bytes * 2 + row_count * 512) / 1048576 + 64)) || 'MB', true);
-    perform set_config('max_parallel_maintenance_workers', '4', true);
-    -- Each index is named after its partitioned index: embeddings_p<hex>_hnsw_cosine_384.
+    -- Each index is named after its partitioned index: embeddings_p<hex>_model_id_embedding_type_token_text_idx.
     for definition, index_name in
         select pg_get_indexdef(index.indexrelid), class.relname
         from pg_index as index
@@ -323,6 +318,9 @@ begin
     end if;
     execute format('create table %I (like embeddings including defaults including constraints)', partition_name);
     execute format('alter table %I add constraint %I check (model_id = %L)', partition_name, partition_name || '_model_check', model);
+    -- Vectors up to ~2,000 dimensions stay in the row (pgvector's default storage moves any over ~2 KB
+    -- out of line): an exact scan and an index build then read no TOAST.
+    execute format('alter table %I alter column embedding set storage main', partition_name);
     return partition_name;
 end
 $$;
@@ -3802,7 +3800,7 @@ PARTITION BY LIST (model_id);
 -- Name: TABLE embeddings; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE public.embeddings IS 'Token, position and segment embeddings as pgvector vectors (seed component 2). Models of different widths share the table: each vector''s width must equal its model''s hidden size (embeddings_model_width_fkey), and each configured width has its own HNSW index. Partitioned by model (a partition''s key must be in its primary key): each model''s partition is loaded in bulk and indexed after its rows arrive. Operational table: applications write its rows. Built by the `operational_table` materialization,
+COMMENT ON TABLE public.embeddings IS 'Token, position and segment embeddings as pgvector vectors (seed component 2). Models of different widths share the table: each vector''s width must equal its model''s hidden size (embeddings_model_width_fkey). Partitioned by model (a partition''s key must be in its primary key): each model''s partition is loaded in bulk and visible when the load commits; its HNSW index, chosen from the partition''s width and size, is built afterwards, concurrently, and used by search once valid (arc_halo.embeddings.build_index, `arc-halo model index`). Operational table: applications write its rows. Built by the `operational_table` materialization,
 which never drops, truncates or rewrites it; contract changes are applied additively or refused.';
 
 --
@@ -5043,54 +5041,6 @@ CREATE INDEX activation_cache_inference_session_id_layer_id_pos_56fed3c4_idx ON 
 CREATE INDEX attention_patterns_inference_session_id_layer_id_head_index_idx ON public.attention_patterns USING btree (inference_session_id, layer_id, head_index);
 
 --
--- Name: embeddings_hnsw_cosine_384; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_hnsw_cosine_384 ON ONLY public.embeddings USING hnsw (((embedding)::public.vector(384)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 384);
-
---
--- Name: embeddings_default_embedding_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_default_embedding_idx ON public.embeddings_default USING hnsw (((embedding)::public.vector(384)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 384);
-
---
--- Name: embeddings_hnsw_cosine_768; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_hnsw_cosine_768 ON ONLY public.embeddings USING hnsw (((embedding)::public.vector(768)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 768);
-
---
--- Name: embeddings_default_embedding_idx1; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_default_embedding_idx1 ON public.embeddings_default USING hnsw (((embedding)::public.vector(768)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 768);
-
---
--- Name: embeddings_hnsw_cosine_1024; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_hnsw_cosine_1024 ON ONLY public.embeddings USING hnsw (((embedding)::public.vector(1024)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 1024);
-
---
--- Name: embeddings_default_embedding_idx2; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_default_embedding_idx2 ON public.embeddings_default USING hnsw (((embedding)::public.vector(1024)) public.vector_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 1024);
-
---
--- Name: embeddings_hnsw_cosine_3072; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_hnsw_cosine_3072 ON ONLY public.embeddings USING hnsw (((embedding)::public.halfvec(3072)) public.halfvec_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 3072);
-
---
--- Name: embeddings_default_embedding_idx3; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX embeddings_default_embedding_idx3 ON public.embeddings_default USING hnsw (((embedding)::public.halfvec(3072)) public.halfvec_cosine_ops) WITH (m='16', ef_construction='64') WHERE (dimensions = 3072);
-
---
 -- Name: embeddings_model_id_embedding_type_token_text_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -5209,30 +5159,6 @@ CREATE INDEX training_metrics_default_training_session_id_metric_name_idx ON pub
 --
 
 CREATE INDEX training_sessions_hyperparameters_idx ON public.training_sessions USING gin (hyperparameters jsonb_path_ops);
-
---
--- Name: embeddings_default_embedding_idx; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.embeddings_hnsw_cosine_384 ATTACH PARTITION public.embeddings_default_embedding_idx;
-
---
--- Name: embeddings_default_embedding_idx1; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.embeddings_hnsw_cosine_768 ATTACH PARTITION public.embeddings_default_embedding_idx1;
-
---
--- Name: embeddings_default_embedding_idx2; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.embeddings_hnsw_cosine_1024 ATTACH PARTITION public.embeddings_default_embedding_idx2;
-
---
--- Name: embeddings_default_embedding_idx3; Type: INDEX ATTACH; Schema: public; Owner: -
---
-
-ALTER INDEX public.embeddings_hnsw_cosine_3072 ATTACH PARTITION public.embeddings_default_embedding_idx3;
 
 --
 -- Name: embeddings_default_model_id_embedding_type_embedding_index__key; Type: INDEX ATTACH; Schema: public; Owner: -
@@ -5721,6 +5647,10 @@ INSERT INTO reference.tensor_dtype_catalog VALUES
 --
 -- PostgreSQL database dump complete
 --
+
+-- Migrations this schema already includes: arc-halo db migrate skips them
+INSERT INTO arc_halo_meta.schema_migrations (version, file_name, checksum, baseline) VALUES
+    (20261206170000, '20261206170000_drop_partitioned_embedding_hnsw_indexes.sql', '3807ac8af6d7e6e5fd254f63c01a17fd9f6d6f0b49d2f781fd34069b53fb06fc', true);
 
 -- Monthly partitions of training_metrics around the date the file is applied.
 SELECT public.create_training_metrics_partitions(1, 3);

@@ -59,6 +59,13 @@ MUTATIONS = (
         "        if True:  # every holder taken for gone\n",
         ("tests/integration/test_build_lock.py::test_builds_at_once_wait_stop_at_once_or_take_over_an_abandoned_lock",),
     ),
+    Mutation(
+        "exact-search-takes-the-index",
+        "src/arc_halo/search.py",
+        '            f" order by (embedding <=> %(query)s::vector) + 0, embedding_id limit %(k)s")\n',
+        '            f" order by embedding::vector({int(width)}) <=> %(query)s::vector({int(width)}) limit %(k)s")\n',
+        ("tests/integration/test_exact_search.py::test_exact_search_equals_numpy_with_the_index_present",),
+    ),
 )
 
 

@@ -1,7 +1,7 @@
 """Secrets out of messages: the one helper every error, log line and traceback that may quote a URL or a
 connection string goes through (ArcHaloError applies it to its own message; the CLI to whatever it prints).
 
-What it hides: the password of any URL (`scheme://user:secret@host` keeps the user), `password=` and
+What it hides: the password of any URL (`scheme://user:secret@host` keeps the user), `password=` and  # pragma: allowlist secret
 `sslpassword=` in libpq key=value strings and URL queries, signed-URL parameters (S3's X-Amz-*, Azure's
 sig=), and the value of every secret environment variable wherever it appears.
 """
@@ -19,7 +19,7 @@ SECRET_VARIABLES = ("PGPASSWORD", "NEON_PASSWORD", "NEON_API_KEY", "AWS_SECRET_A
 # Shorter values would mask ordinary words.
 _MIN_SECRET_LENGTH = 4
 
-# scheme://user:password@ : the password ends at the last '@' before the host part.
+# scheme://user:password@ : the password ends at the last '@' before the host part.  # pragma: allowlist secret
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:'\"]*:)[^\s/'\"]*@")
 # password=value in key=value strings (quoted or not) and URL queries (&password=, ?password=).
 _KEY_VALUE = re.compile(

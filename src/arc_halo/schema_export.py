@@ -101,10 +101,13 @@ def _ledger_rows(url: str) -> str:
         applied = migrations.recorded(conn)
     if not applied:
         return ""
-    values = ",\n".join(f"    ({version}, '{name}', '{checksum}', true)" for version, (name, checksum) in applied.items())
+    # A checksum is a file's SHA-256, which the lint gate's secret scan would take for a key: said on its line.
+    rows = [f"    ({version}, '{name}', '{checksum}', true)" for version, (name, checksum) in applied.items()]
+    values = "\n".join(f"{row}{',' if number < len(rows) else ';'}  -- pragma: allowlist secret"
+                       for number, row in enumerate(rows, start=1))
     return (f"\n-- Migrations this schema already includes: arc-halo db migrate skips them\n"
             f"INSERT INTO {migrations.LEDGER_SCHEMA}.{migrations.LEDGER_TABLE} (version, file_name, checksum, baseline) VALUES\n"
-            f"{values};\n")
+            f"{values}\n")
 
 
 def export(output: Path | None = None) -> Path:

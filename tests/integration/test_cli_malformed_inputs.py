@@ -4,10 +4,7 @@ no row changed. One database (with one imported model) serves every case."""
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +16,8 @@ from safetensors.numpy import save_file
 from arc_halo import hf
 from rows import row_counts
 from test_model_import import LLAMA_CONFIG, llama_tensors
+from cli_runner import arc_halo
 
-ARC = str(Path(sys.executable).parent / "arc-halo")
 
 
 def model_directory(root: Path, config: dict | bytes | None = None, arrays: dict | None = None) -> Path:
@@ -144,9 +141,7 @@ def test_malformed_input_is_one_line_exit_2_and_changes_nothing(seeded_url, tmp_
     args = build(tmp_path)
     with psycopg.connect(seeded_url) as conn:
         before = row_counts(conn)
-    env = {key: value for key, value in os.environ.items() if key != "ARC_HALO_DEBUG"}
-    result = subprocess.run([ARC, *args], env={**env, "ARC_HALO_DATABASE_URL": seeded_url},
-                            capture_output=True, text=True, timeout=120)
+    result = arc_halo(*args, url=seeded_url)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
@@ -157,16 +152,12 @@ def test_malformed_input_is_one_line_exit_2_and_changes_nothing(seeded_url, tmp_
 
 
 def test_content_registered_under_another_name_says_which(seeded_url, tmp_path) -> None:
-    result = subprocess.run([ARC, "model", "import", str(model_directory(tmp_path)), "--name", "other-name"],
-                            env={**os.environ, "ARC_HALO_DATABASE_URL": seeded_url}, capture_output=True, text=True,
-                            timeout=120)
+    result = arc_halo("model", "import", str(model_directory(tmp_path)), "--name", "other-name", url=seeded_url)
     # Asked to store it under another name: an error, not a success that quietly did something else.
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("arc-halo: error: this model is already registered as 'seeded'")
     assert "--name 'other-name' was not used" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    external = subprocess.run([ARC, "model", "import", str(model_directory(tmp_path)), "--external-dir",
-                               str(tmp_path / "objects")],
-                              env={**os.environ, "ARC_HALO_DATABASE_URL": seeded_url}, capture_output=True, text=True,
-                              timeout=120)
+    external = arc_halo("model", "import", str(model_directory(tmp_path)), "--external-dir", str(tmp_path / "objects"),
+                        url=seeded_url)
     assert external.returncode == 2 and "--external-dir was not applied" in external.stderr, external.stderr
     assert not any((tmp_path / "objects").glob("**/*.*"))

@@ -16,8 +16,9 @@ import pytest
 
 from arc_halo import config, embedded, targets
 from arc_halo.errors import ArcHaloError
+from cli_runner import ARC_HALO as ARC
+from cli_runner import arc_halo as arc
 
-ARC = str(Path(sys.executable).parent / "arc-halo")
 TARGET_VARIABLES = ("ARC_HALO_TARGET", "ARC_HALO_DATABASE_URL", "NEON_DATABASE_URL", "NEON_HOST", "NEON_USER",
                     "NEON_PASSWORD", "NEON_DATABASE", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
                     "PGSSLMODE")
@@ -27,10 +28,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in TARGET_VARIABLES}
     env.update(extra)
     return env
-
-
-def arc(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([ARC, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

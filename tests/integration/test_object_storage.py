@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
@@ -20,14 +19,9 @@ import psycopg
 import pytest
 
 from arc_halo import local_s3, objectstore, tensors
-from arc_halo.errors import ArcHaloError, NotFoundError
-from test_model_import import ARC_HALO, assert_same_tensors, llama_tensors, write_sharded
-
-
-def arc_halo(url: str, *args: str) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it: the database URL and the AWS variables from the environment."""
-    return subprocess.run([ARC_HALO, *args], env={**os.environ, "ARC_HALO_DATABASE_URL": url},
-                          capture_output=True, text=True, timeout=300)
+from arc_halo.errors import ArcHaloError
+from cli_runner import arc_halo
+from test_model_import import assert_same_tensors, llama_tensors, write_sharded
 
 
 def object_keys(prefix: str) -> dict[str, int]:
@@ -46,10 +40,10 @@ def test_s3_model_import_exports_bit_identical_with_no_tensor_bytes_in_database(
         test_server, built_copy, s3_prefix, tmp_path) -> None:
     url = test_server.url(built_copy)
     shards = write_sharded(tmp_path / "tiny-llama", llama_tensors())
-    result = arc_halo(url, "model", "import", str(tmp_path / "tiny-llama"), "--external", s3_prefix)
+    result = arc_halo("model", "import", str(tmp_path / "tiny-llama"), "--external", s3_prefix, url=url)
     assert result.returncode == 0, result.stderr
     exported = tmp_path / "out.safetensors"
-    result = arc_halo(url, "model", "export", "tiny-llama", str(exported))
+    result = arc_halo("model", "export", "tiny-llama", str(exported), url=url)
     assert result.returncode == 0, result.stderr
     assert_same_tensors(shards, exported)
 
@@ -118,21 +112,21 @@ def test_killed_upload_leaves_no_tensor_and_orphans_removes_the_object_only_when
     [orphan] = set(objects) - {kept.external_uri}
     assert objects[orphan] == 48_000_000
 
-    young = arc_halo(url, "storage", "orphans", s3_prefix)  # default age threshold: a fresh object is in flight
+    young = arc_halo("storage", "orphans", s3_prefix, url=url)  # default age threshold: a fresh object is in flight
     assert young.returncode == 0, young.stderr
     assert "0 orphaned object(s)" in young.stdout and orphan not in young.stdout
-    listed = arc_halo(url, "storage", "orphans", s3_prefix, "--older-than", "0s")
+    listed = arc_halo("storage", "orphans", s3_prefix, "--older-than", "0s", url=url)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[0].split("\t")[:2] == [orphan, "48000000"]
     assert "1 orphaned object(s), 48,000,000 bytes" in listed.stdout and "(dry run)" in listed.stdout
     assert set(object_keys(s3_prefix)) == {kept.external_uri, orphan}  # a dry run removes nothing
-    deleted = arc_halo(url, "storage", "orphans", s3_prefix, "--older-than", "0s", "--delete")
+    deleted = arc_halo("storage", "orphans", s3_prefix, "--older-than", "0s", "--delete", url=url)
     assert deleted.returncode == 0, deleted.stderr
     assert "deleted 1 orphaned object(s)" in deleted.stdout
     assert set(object_keys(s3_prefix)) == {kept.external_uri}
     with psycopg.connect(url) as conn:
         assert tensors.get(conn, kept.tensor_id).tolist() == list(np.arange(10.0))
-    missing = arc_halo(url, "storage", "orphans", "s3://no-such-bucket/models")
+    missing = arc_halo("storage", "orphans", "s3://no-such-bucket/models", url=url)
     assert missing.returncode == 2 and "no bucket 'no-such-bucket'" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
 
@@ -141,23 +135,23 @@ def test_external_dir_import_and_orphans_on_a_file_store(test_server, built_copy
     url = test_server.url(built_copy)
     shards = write_sharded(tmp_path / "tiny-llama", llama_tensors())
     blobs = tmp_path / "blobs"
-    result = arc_halo(url, "model", "import", str(tmp_path / "tiny-llama"), "--external-dir", str(blobs))
+    result = arc_halo("model", "import", str(tmp_path / "tiny-llama"), "--external-dir", str(blobs), url=url)
     assert result.returncode == 0, result.stderr
     stray = blobs / "ab" / ".partial-left-by-a-killed-writer"
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"partial")
-    listed = arc_halo(url, "storage", "orphans", blobs.as_uri(), "--older-than", "0s")
+    listed = arc_halo("storage", "orphans", blobs.as_uri(), "--older-than", "0s", url=url)
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()[:-1]] == [stray.as_uri()]
     with psycopg.connect(url) as conn:
         assert objectstore.find_orphans(conn, blobs.as_uri(), timedelta(hours=1)) == []  # too young to judge
         with pytest.raises(ArcHaloError, match="no directory .*nothing-here"):
             objectstore.find_orphans(conn, (tmp_path / "nothing-here").as_uri(), timedelta(0))
-    deleted = arc_halo(url, "storage", "orphans", blobs.as_uri(), "--older-than", "0s", "--delete")
+    deleted = arc_halo("storage", "orphans", blobs.as_uri(), "--older-than", "0s", "--delete", url=url)
     assert deleted.returncode == 0 and "deleted 1 orphaned object(s), 7 bytes" in deleted.stdout
     assert not stray.exists()
     exported = tmp_path / "out.safetensors"
-    assert arc_halo(url, "model", "export", "tiny-llama", str(exported)).returncode == 0
+    assert arc_halo("model", "export", "tiny-llama", str(exported), url=url).returncode == 0
     assert_same_tensors(shards, exported)  # every object a tensor points to is still there
 
 

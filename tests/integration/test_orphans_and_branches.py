@@ -12,13 +12,9 @@ against a loopback server answering as Neon's API does; no Neon database is reac
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -26,18 +22,14 @@ import pytest
 
 from arc_halo import objectstore, tensors
 from arc_halo.branches import LocalBranches
+from cli_runner import arc_halo
 
-ARC = str(Path(sys.executable).parent / "arc-halo")
+# Each command chooses its database itself: none from this process's environment.
+UNSET = ("ARC_HALO_DATABASE_URL", "NEON_DATABASE_URL", "NEON_API_KEY", "NEON_PROJECT_ID")
 
 
 def arc(*args: str, isolated: bool = False, **env: str) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("ARC_HALO_DEBUG", "ARC_HALO_DATABASE_URL", "NEON_DATABASE_URL", "NEON_API_KEY",
-                                  "NEON_PROJECT_ID")}
-    command = [ARC, *args]
-    if isolated and shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"]).returncode == 0:
-        command = ["unshare", "-n", *command]  # nothing may leave the machine
-    return subprocess.run(command, env={**environment, **env}, capture_output=True, text=True, timeout=300)
+    return arc_halo(*args, without=UNSET, isolated=isolated, timeout=300, **env)
 
 
 def put(url: str, store, name: str, value: float) -> tuple[str, str]:
@@ -90,7 +82,7 @@ def test_delete_refuses_where_the_databases_cannot_be_known(tmp_path) -> None:
     assert explicit.returncode == 2 and len(explicit.stderr.strip().splitlines()) == 1, explicit.stderr
     assert "--delete refused, nothing was deleted" in explicit.stderr and "explicit database URL" in explicit.stderr
     neon = arc("storage", "orphans", prefix, "--delete", isolated=True,
-               NEON_DATABASE_URL="postgresql://u:secret@ep-cool-1.example.com/db?sslmode=require")
+               NEON_DATABASE_URL="postgresql://u:secret@ep-cool-1.example.com/db?sslmode=require")  # pragma: allowlist secret
     assert neon.returncode == 2 and len(neon.stderr.strip().splitlines()) == 1, neon.stderr
     assert "--delete refused" in neon.stderr and "NEON_API_KEY" in neon.stderr and "secret" not in neon.stderr
 
@@ -144,7 +136,7 @@ def test_on_neon_a_branch_that_cannot_be_checked_stops_the_delete(tmp_path) -> N
     try:
         result = arc("storage", "orphans", (tmp_path / "blobs").as_uri(), "--delete",
                      NEON_DATABASE_URL="postgresql://u@ep-1.example.com/db?sslmode=require",
-                     NEON_API_KEY="test-key", NEON_PROJECT_ID="p-1", NEON_API_URL=f"http://127.0.0.1:{server.server_port}")
+                     NEON_API_KEY="test-key", NEON_PROJECT_ID="p-1", NEON_API_URL=f"http://127.0.0.1:{server.server_port}")  # pragma: allowlist secret
     finally:
         server.shutdown()
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr

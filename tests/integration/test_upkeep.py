@@ -5,10 +5,6 @@ exists and does nothing elsewhere."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,8 +12,8 @@ import pytest
 from arc_halo import lifecycle
 from arc_halo.errors import InvalidInputError
 from rows import insert_everything
+from cli_runner import arc_halo
 
-ARC_HALO = str(Path(sys.executable).parent / "arc-halo")
 
 
 def add_cache_rows(conn: psycopg.Connection, ids: dict, expired: int, live: int) -> None:
@@ -76,9 +72,7 @@ def test_a_failed_run_is_recorded_with_its_error_and_removes_nothing(test_server
             row = conn.execute("select status, error, kv_cache_rows_removed + activation_cache_rows_removed"
                                " from upkeep_runs where upkeep_run_id = %s", (run_id,)).fetchone()
             # The scheduled workflow's command reports it too, in one line, with a failing exit code.
-            cli = subprocess.run([ARC_HALO, "upkeep", "run", "--triggered-by", "workflow"],
-                                 env={**os.environ, "ARC_HALO_DATABASE_URL": url}, capture_output=True, text=True,
-                                 timeout=120)
+            cli = arc_halo("upkeep", "run", "--triggered-by", "workflow", url=url)
         finally:
             holder.rollback()
         assert row[0] == "failed" and "lock timeout" in row[1] and row[2] == 0
@@ -88,8 +82,7 @@ def test_a_failed_run_is_recorded_with_its_error_and_removes_nothing(test_server
         assert view["failed_runs_last_24h"] == 2
         assert cli.returncode == 1 and "failed (recorded in upkeep_runs)" in cli.stderr
         assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
-        cli = subprocess.run([ARC_HALO, "upkeep", "run"], env={**os.environ, "ARC_HALO_DATABASE_URL": url},
-                             capture_output=True, text=True, timeout=120)
+        cli = arc_halo("upkeep", "run", url=url)
         assert cli.returncode == 0 and "removed 3 kv_cache and 3 activation_cache rows" in cli.stdout, cli.stderr
 
 

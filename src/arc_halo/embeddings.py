@@ -21,7 +21,8 @@ from psycopg import sql
 
 from arc_halo import bulk
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
-from arc_halo.validation import as_uuid, numeric_array
+from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.validation import as_uuid, numeric_array, text, whole_number
 
 # Columns and binary wire types of a bulk load.
 COLUMNS = ("model_id", "embedding_type", "embedding_index", "token_text", "dimensions", "embedding")
@@ -109,6 +110,8 @@ def plan_index(rows: int, width: int) -> IndexPlan:
     denser graph is what lifts recall at a given ef_search (SmolLM2's 49k x 576 tokens, recall@10 at
     ef_search 100: 0.83 with m=16, ef_construction=128; 0.96 with m=48, ef_construction=200, which took
     ten minutes to build here), and the build it costs runs after the import, in the background."""
+    whole_number("rows", rows, 0, 2**63 - 1)
+    whole_number("width", width, 1, 16_000)
     if rows < EXACT_BELOW_ROWS:
         return IndexPlan(None)
     kind = "vector" if width <= VECTOR_MAX_WIDTH else "halfvec" if width <= HALFVEC_MAX_WIDTH else "bit"
@@ -158,12 +161,14 @@ _STATUS_SQL = """
                        join pg_am as am on am.oid = c.relam
                        where index.indrelid = part.oid and am.amname = 'hnsw' order by c.relname limit 1) as idx on true
     left join pg_class as ann on ann.oid = idx.indexrelid
-    where m.model_id = %(model)s
-"""
+    where m.model_id = %(model)s and m.tenant_id = {tenant}
+""".replace("{tenant}", CURRENT_TENANT)
 
 
+@public_call
 def partition_of(conn: psycopg.Connection, model_id) -> str | None:
     """The (schema-qualified where needed) name of the model's partition of `embeddings`, or None."""
+    model_id = as_uuid("model id", model_id)
     row = conn.execute(
         """select part.oid::regclass::text from pg_inherits as inh join pg_class as part on part.oid = inh.inhrelid
            where inh.inhparent = 'embeddings'::regclass
@@ -172,7 +177,9 @@ def partition_of(conn: psycopg.Connection, model_id) -> str | None:
     return row[0] if row else None
 
 
+@public_call
 def index_status(conn: psycopg.Connection, model_id) -> IndexStatus:
+    model_id = as_uuid("model id", model_id)
     row = conn.execute(_STATUS_SQL, {"model": model_id}).fetchone()
     if row is None:
         raise NotFoundError(f"no model {model_id}")
@@ -190,6 +197,7 @@ def _index_name(partition: str) -> str:
     return bare[:63 - len(INDEX_SUFFIX)] + INDEX_SUFFIX
 
 
+@public_call
 def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> IndexStatus:
     """Build the model's approximate index if it needs one and has none that is valid (or always, with
     `rebuild`), on its partition, concurrently: readers and writers go on. Runs on a connection of its own
@@ -203,6 +211,9 @@ def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> In
         raise InvalidInputError("build_index needs the connection outside a transaction (commit or roll back first):"
                                 " a concurrent index build waits for every open transaction")
     with psycopg.connect(conninfo_of(conn), autocommit=True) as builder:
+        tenant = getattr(conn, "tenant", None)  # a db.connect(tenant=...) connection's: the model is looked up as it
+        if tenant is not None:  # a private session: the setting lasts as long as it does
+            builder.execute("select set_config('app.tenant_id', %s, false)", (tenant,))
         status = index_status(builder, model_id)
         if status.partition is None:
             return status
@@ -257,10 +268,12 @@ def _qualified(conn: psycopg.Connection, partition: str, index: str) -> sql.Comp
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(index))
 
 
+@public_call
 def model_ids(conn: psycopg.Connection, model: str) -> list[uuid.UUID]:
-    """The models `model` names: an id, or a name (every version of it)."""
-    rows = conn.execute("select model_id from models where model_id::text = %s or model_name = %s"
-                        " order by version", (str(model), str(model))).fetchall()
+    """The models `model` names: an id, or a name (every version of it), of the transaction's tenant."""
+    model = str(model) if isinstance(model, uuid.UUID) else text("model", model)
+    rows = conn.execute(f"select model_id from models where (model_id::text = %s or model_name = %s)"
+                        f" and tenant_id = {CURRENT_TENANT} order by version", (model, model)).fetchall()
     if not rows:
         raise NotFoundError(f"no model {model!r}; `arc-halo model list` shows what is registered")
     return [row[0] for row in rows]

@@ -66,6 +66,8 @@ def default_ef_search(rows: int, k: int) -> int:
     """ef_search for a partition of `rows` vectors: real token embeddings need a wider beam than random
     vectors for recall@10 of 0.95 (SmolLM2's 49k tokens, m=32: 0.93 at 100, 0.95 at 200, 0.97 at 400;
     benchmarks/bench_similarity.py)."""
+    whole_number("rows", rows, 0, 2**63 - 1)
+    whole_number("k", k, 1, MAX_K)
     base = 100 if rows < 20_000 else 200
     return min(MAX_EF_SEARCH, max(base, 2 * k))
 
@@ -170,7 +172,7 @@ def _filters(model_id, embedding_type) -> tuple[list[str], dict]:
     return filters or ["true"], params
 
 
-def exact_sql(width: int, filters: list[str]) -> str:
+def _exact_sql(width: int, filters: list[str]) -> str:
     """The exact search: ordered by `(distance) + 0`, which no index can produce rows in order of, so
     the planner scans and sorts on every PostgreSQL version, whatever indexes exist."""
     return (f"select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
@@ -183,7 +185,7 @@ def _exact(conn, text: str, width: int, k: int, embedding_type, model_id) -> lis
     params.update(query=text, k=k)
     # Turning the caller's forbidden scans and sorts back on keeps the scan-and-sort plan cheap to choose.
     settings = {"enable_seqscan": "on", "enable_sort": "on"}
-    return _fetch_with_local_settings(conn, exact_sql(width, filters), params, settings)
+    return _fetch_with_local_settings(conn, _exact_sql(width, filters), params, settings)
 
 
 def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict, settings: dict[str, str]) -> list[tuple]:

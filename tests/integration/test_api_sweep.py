@@ -62,6 +62,7 @@ EXCLUDED = {
     "arc_halo.db.TenantConnection": "a psycopg Connection subclass: its constructor is psycopg's (db.connect is swept)",
     "arc_halo.replica.ReplicaConnection": "a psycopg Connection subclass: its constructor is psycopg's "
                                           "(replica.connect_replica is swept)",
+    "arc_halo.search.SearchResult": "a result record (the rows found, a list, with how they were found)",
     "arc_halo.replica.ReadOnlyCursor": "a psycopg Cursor subclass that connect_replica installs; psycopg constructs it",
     "arc_halo.sample.load": "loads the whole sample dataset (~2 s); its one parameter is the connection",
     "arc_halo.targets.target_environment": "for the local target it creates the named database on the embedded "

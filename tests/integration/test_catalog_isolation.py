@@ -44,6 +44,7 @@ FREE_FORM_JSONB = {
     ("model_checkpoints", "metrics"), ("optimizer_state", "hyperparameters"), ("gradient_checkpoints", "config"),
     ("inference_sessions", "generation_config"), ("cognitive_fusion_reactors", "config"),
     ("fusion_operations", "output_summary"), ("cognitive_state", "state"),
+    ("models", "safetensors_metadata"),  # the imported file's safetensors header and __metadata__
 }
 
 

@@ -83,7 +83,7 @@ def test_the_exact_plan_reads_no_index(db, indexed_model, caller_settings) -> No
     with db.transaction(force_rollback=True):
         db.execute("select set_config('enable_seqscan', 'on', true), set_config('enable_sort', 'on', true)")
         plan = "\n".join(row[0] for row in db.execute(
-            "explain " + search.exact_sql(384, ["model_id = %(model_id)s"]), params))
+            "explain " + search._exact_sql(384, ["model_id = %(model_id)s"]), params))
     assert "Seq Scan on" in plan and "Index Scan" not in plan and "Disabled" not in plan, plan
     # The approximate query of the same search does use the partition's index, so the index is there to avoid.
     index = embeddings.index_status(db, model_id).index

@@ -103,19 +103,19 @@ class IndexPlan:
         return {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops", "bit": "bit_hamming_ops"}[self.kind]
 
 
-def plan_index(rows: int, width: int) -> IndexPlan:
+def plan_index(row_count: int, width: int) -> IndexPlan:
     """The index for a partition, from its data: kind by width, graph size by row count. Token embeddings
     of real models are far harder for HNSW than random vectors (they lie in a narrow cone, and many a
     token's ten nearest are barely nearer than the rest of the vocabulary): a
     denser graph is what lifts recall at a given ef_search (SmolLM2's 49k x 576 tokens, recall@10 at
     ef_search 100: 0.83 with m=16, ef_construction=128; 0.96 with m=48, ef_construction=200, which took
     ten minutes to build here), and the build it costs runs after the import, in the background."""
-    whole_number("rows", rows, 0, 2**63 - 1)
+    whole_number("row_count", row_count, 0, 2**63 - 1)
     whole_number("width", width, 1, 16_000)
-    if rows < EXACT_BELOW_ROWS:
+    if row_count < EXACT_BELOW_ROWS:
         return IndexPlan(None)
     kind = "vector" if width <= VECTOR_MAX_WIDTH else "halfvec" if width <= HALFVEC_MAX_WIDTH else "bit"
-    if rows < 20_000:
+    if row_count < 20_000:
         return IndexPlan(kind, m=16, ef_construction=100)
     return IndexPlan(kind, m=32, ef_construction=128)
 

@@ -62,13 +62,13 @@ class SearchResult(list):
         return self.method == "exact"
 
 
-def default_ef_search(rows: int, k: int) -> int:
+def default_ef_search(row_count: int, k: int) -> int:
     """ef_search for a partition of `rows` vectors: real token embeddings need a wider beam than random
     vectors for recall@10 of 0.95 (SmolLM2's 49k tokens, m=32: 0.93 at 100, 0.95 at 200, 0.97 at 400;
     benchmarks/bench_similarity.py)."""
-    whole_number("rows", rows, 0, 2**63 - 1)
+    whole_number("row_count", row_count, 0, 2**63 - 1)
     whole_number("k", k, 1, MAX_K)
-    base = 100 if rows < 20_000 else 200
+    base = 100 if row_count < 20_000 else 200
     return min(MAX_EF_SEARCH, max(base, 2 * k))
 
 

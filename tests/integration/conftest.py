@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,18 +208,30 @@ def rls_copy(test_server: TestServer, rls_template_database: str) -> Iterator[st
     yield from private_copy(test_server, rls_template_database)
 
 
-@pytest.fixture(scope="session")
-def pgbouncer(test_server: TestServer, app_login: str):
-    """A PgBouncer in transaction mode in front of the test server, one server connection per database
-    and user (tests/integration/pgbouncer.py); skipped, saying how to install it, where it is missing."""
+@contextmanager
+def running_pgbouncer(test_server: TestServer, users: list[str], pool_size: int = 1) -> Iterator:
+    """A PgBouncer in transaction mode in front of the test server (tests/integration/pgbouncer.py), stopped
+    afterwards; the test is skipped, saying how to install it, where it is missing (a failure in CI)."""
     from pgbouncer import INSTALL_HINT, PgBouncer, executable
 
     if executable() is None:
         pytest.skip(INSTALL_HINT)
-    owner = conninfo_to_dict(test_server.admin_url).get("user") or "postgres"
-    bouncer = PgBouncer(test_server.admin_url, [app_login, owner])
-    yield bouncer
-    bouncer.stop()
+    bouncer = PgBouncer(test_server.admin_url, users, pool_size=pool_size)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+def owner_login(test_server: TestServer) -> str:
+    return conninfo_to_dict(test_server.admin_url).get("user") or "postgres"
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(test_server: TestServer, app_login: str):
+    """One server connection per database and user, so two clients always meet on the same one."""
+    with running_pgbouncer(test_server, [app_login, owner_login(test_server)]) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture(scope="session")
@@ -250,3 +262,35 @@ def hot_standby(test_server: TestServer):
     standby = HotStandby(embedded.ensure_running())
     yield standby
     standby.stop()
+
+
+def tenants_copy(test_server: TestServer, rls_tenants_template) -> Iterator[tuple[str, str, dict[str, dict[str, str]]]]:
+    """(owner url, application url, ids per tenant) of a private copy of rls_tenants_template, dropped
+    afterwards."""
+    template, ids = rls_tenants_template
+    for name in private_copy(test_server, template):
+        owner = test_server.url(name)
+        yield owner, make_conninfo(owner, user=APP_LOGIN), ids
+
+
+@pytest.fixture(scope="module")
+def rls_tenants(test_server, rls_tenants_template, app_login):
+    """A copy holding one of everything for tenants A and B, shared by a module's tests (which must leave
+    it as they found it): (owner url, application url, ids per tenant)."""
+    yield from tenants_copy(test_server, rls_tenants_template)
+
+
+@pytest.fixture
+def private_rls_tenants(test_server, rls_tenants_template, app_login):
+    """The same as rls_tenants, a copy of its own for a test that changes it."""
+    yield from tenants_copy(test_server, rls_tenants_template)
+
+
+def sample_copy_of(test_server: TestServer, template: str) -> Iterator[tuple[str, object]]:
+    """(database name, sample model id) of a private copy of `template` with the sample data loaded."""
+    from arc_halo import sample
+
+    for name in private_copy(test_server, template):
+        with psycopg.connect(test_server.url(name)) as conn:
+            model_id = sample.load(conn)
+        yield name, model_id

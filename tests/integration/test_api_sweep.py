@@ -106,6 +106,9 @@ def _model_directory(root: Path) -> Path:
 VALID: dict[str, Callable[[Stock], object]] = {
     "conn": lambda s: s.conn,
     "conns": lambda s: [s.conn],
+    "width": lambda s: 384,
+    "row_count": lambda s: 100,
+    "k": lambda s: 10,
     "model_id": lambda s: s.ids["model"],
     "model": lambda s: "seeded",
     "session_id": lambda s: s.ids["session"],

@@ -20,7 +20,8 @@ from psycopg.conninfo import make_conninfo
 from arc_halo import db, embedded, tensors
 from arc_halo.errors import NotFoundError
 from arc_halo.parallel_upload import ParallelUpload, find_abandoned, remove_abandoned
-from test_object_storage import arc_halo
+from cli_runner import arc_halo
+from conftest import running_pgbouncer
 
 
 def arrays(seed: int = 3) -> dict[str, np.ndarray]:
@@ -135,12 +136,12 @@ def test_cleanup_command_removes_dead_uploads_only_when_asked_and_never_live_one
         live = ParallelUpload(live_conn, workers=1).__enter__()  # in flight while the command runs
         live.put(np.ones(5000), "in flight")
         kill_after_upload(url)
-        listed = arc_halo(url, "storage", "uploads")
+        listed = arc_halo("storage", "uploads", url=url)
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.strip() == ("1 pending tensor(s) of 1 parallel upload(s) that ended without finishing;"
                                          " --delete removes them (dry run)")
         assert counts(url)[1] == 2
-        deleted = arc_halo(url, "storage", "uploads", "--delete")
+        deleted = arc_halo("storage", "uploads", "--delete", url=url)
         assert deleted.stdout.strip() == "deleted 1 pending tensor(s) of parallel uploads that ended without finishing"
         live.__exit__(None, None, None)
         live_conn.commit()
@@ -173,13 +174,8 @@ def test_as_the_app_with_rls_each_tenant_uploads_and_cleans_only_its_own(test_se
 @pytest.fixture(scope="module")
 def wide_pgbouncer(test_server, app_login):
     """Transaction-mode PgBouncer with room for an upload: the caller, its control connection and two workers."""
-    from pgbouncer import INSTALL_HINT, PgBouncer, executable
-
-    if executable() is None:
-        pytest.skip(INSTALL_HINT)
-    bouncer = PgBouncer(test_server.admin_url, [app_login], pool_size=4)
-    yield bouncer
-    bouncer.stop()
+    with running_pgbouncer(test_server, [app_login], pool_size=4) as bouncer:
+        yield bouncer
 
 
 def test_through_a_transaction_mode_pooler_as_the_app(wide_pgbouncer, rls_copy, app_login) -> None:

@@ -15,10 +15,10 @@ import logging
 import numpy as np
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from arc_halo import db, parallel_upload, tensors
 from arc_halo.errors import ConfigurationError, InvalidInputError
+from conftest import owner_login, running_pgbouncer
 from rows import insert_model
 from test_tenancy import visible
 
@@ -62,14 +62,9 @@ def upload(url: str, workers: int, wait: float) -> dict[str, str]:
 
 
 def test_a_parallel_upload_fits_a_small_pool_or_stops_at_once(test_server, built_copy, caplog) -> None:
-    from pgbouncer import INSTALL_HINT, PgBouncer, executable
-
-    if executable() is None:
-        pytest.skip(INSTALL_HINT)
-    owner = conninfo_to_dict(test_server.admin_url).get("user") or "postgres"
+    owner = owner_login(test_server)
     for pool_size, outcome in ((1, "stops"), (3, "one worker")):
-        bouncer = PgBouncer(test_server.admin_url, [owner], pool_size=pool_size)
-        try:
+        with running_pgbouncer(test_server, [owner], pool_size=pool_size) as bouncer:
             url = bouncer.url(built_copy, owner)
             if outcome == "stops":
                 with pytest.raises(ConfigurationError, match=r"lent this parallel upload 1 server connection\(s\) "
@@ -84,5 +79,3 @@ def test_a_parallel_upload_fits_a_small_pool_or_stops_at_once(test_server, built
             with db.connect(url, pooled=True) as conn:
                 for name, array in arrays(3).items():
                     assert np.array_equal(tensors.get(conn, ids[name]), array)
-        finally:
-            bouncer.stop()

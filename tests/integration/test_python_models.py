@@ -14,9 +14,9 @@ import yaml
 from dbt_common.exceptions import DbtRuntimeError
 from psycopg.conninfo import make_conninfo
 
-from arc_halo import config, db, inference, sample
+from arc_halo import config, db, inference
 from arc_halo.errors import InvalidInputError
-from conftest import build
+from conftest import build, sample_copy_of
 from dbt.adapters.arc_halo.model_output import output_columns
 from rows import insert_everything
 from dbt.adapters.arc_halo.python_model import rows_for
@@ -49,11 +49,8 @@ def attached_tests(nodes: dict, model: str) -> set[str]:
 @pytest.fixture
 def sample_copy(test_server, template_database):
     """A private built database with the sample data loaded (Python models not yet rebuilt)."""
-    name = test_server.create_database(template=template_database)
-    with psycopg.connect(test_server.url(name)) as conn:
-        sample.load(conn)
-    yield name
-    test_server.drop_database(name)
+    for name, _ in sample_copy_of(test_server, template_database):
+        yield name
 
 
 def test_plain_build_creates_the_declared_tables_with_grants_and_docs(built_database) -> None:

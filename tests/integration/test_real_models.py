@@ -28,7 +28,8 @@ from arc_halo.hf import writes
 from arc_halo.hf.agreement import check_against_weights
 from arc_halo.hf.naming import layer_index
 from arc_halo.hf.validation import constraint_fix, tensor_shapes
-from test_model_import import (LLAMA_CONFIG, arc_halo, assert_same_tensors, llama_tensors, minilm_directory,
+from cli_runner import arc_halo
+from test_model_import import (LLAMA_CONFIG, assert_same_tensors, llama_tensors, minilm_directory,
                                table_counts, write_sharded)
 
 SMOLLM2_PARAMETERS = 134_515_008  # 30 blocks of 9 tensors and the (tied) token table and final norm
@@ -165,7 +166,7 @@ def test_gemma3s_explicit_head_dim_is_checked_against_its_projections(db, tmp_pa
 def test_key_value_heads_that_do_not_divide_the_heads_are_a_fix_not_a_constraint_name(test_server, built_copy,
                                                                                         smollm2, tmp_path) -> None:
     url = test_server.url(built_copy)
-    result = arc_halo(url, "model", "import", str(with_config(smollm2, tmp_path / "kv5", num_key_value_heads=5)))
+    result = arc_halo("model", "import", str(with_config(smollm2, tmp_path / "kv5", num_key_value_heads=5)), url=url)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr

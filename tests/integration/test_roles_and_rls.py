@@ -15,25 +15,14 @@ from rows import TABLES
 TENANT_TABLES = ("models", "tensor_metadata", "training_sessions", "inference_sessions", "cognitive_fusion_reactors")
 
 
-@pytest.fixture(scope="module")
-def rls_database(test_server, rls_tenants_template):
-    """A copy of the database built with row_level_security on, holding one of everything for tenants A and B."""
-    template, ids = rls_tenants_template
-    name = test_server.create_database(template=template)
-    try:
-        yield test_server.url(name), ids
-    finally:
-        test_server.drop_database(name)
-
-
 def as_role(conn: psycopg.Connection, role: str, tenant: str | None) -> None:
     """Act as `role` for tenant `tenant` until the transaction ends (transaction-local, as issue 11 asks)."""
     conn.execute(f"set role {role}")
     conn.execute("select set_config('app.tenant_id', %s, true)", (tenant or "",))
 
 
-def test_app_sees_only_its_tenant_in_every_table(rls_database) -> None:
-    url, ids = rls_database
+def test_app_sees_only_its_tenant_in_every_table(rls_tenants) -> None:
+    url, _, ids = rls_tenants
     with psycopg.connect(url) as owner:
         totals = {table: owner.execute(f"select count(*) from {table}").fetchone()[0] for table in TABLES}
     with psycopg.connect(url) as conn:
@@ -48,8 +37,8 @@ def test_app_sees_only_its_tenant_in_every_table(rls_database) -> None:
         assert conn.execute("select count(*) from tensor_data where tensor_id = %s", (ids["B"]["tensor"],)).fetchone()[0] == 0
 
 
-def test_app_cannot_change_or_delete_another_tenants_rows(rls_database) -> None:
-    url, ids = rls_database
+def test_app_cannot_change_or_delete_another_tenants_rows(rls_tenants) -> None:
+    url, _, ids = rls_tenants
     with psycopg.connect(url) as conn:
         as_role(conn, "arc_halo_app", "A")
         b = ids["B"]
@@ -77,16 +66,16 @@ def test_app_cannot_change_or_delete_another_tenants_rows(rls_database) -> None:
     ],
     ids=["tenant-row", "child-of-other-tenant", "metric-of-other-tenant", "reactor-metric-of-other-tenant"],
 )
-def test_app_cannot_insert_for_another_tenant(rls_database, statement, params_key, error, message) -> None:
-    url, ids = rls_database
+def test_app_cannot_insert_for_another_tenant(rls_tenants, statement, params_key, error, message) -> None:
+    url, _, ids = rls_tenants
     with psycopg.connect(url) as conn:
         as_role(conn, "arc_halo_app", "A")
         with pytest.raises(error, match=message):
             conn.execute(statement, (ids["B"][params_key],) if params_key else ())
 
 
-def test_views_and_functions_respect_the_policies(rls_database) -> None:
-    url, ids = rls_database
+def test_views_and_functions_respect_the_policies(rls_tenants) -> None:
+    url, _, ids = rls_tenants
     with psycopg.connect(url) as conn:
         as_role(conn, "arc_halo_app", "A")
         assert conn.execute("select count(*) from v_model_architecture where model_name like '%%-B'").fetchone()[0] == 0
@@ -100,8 +89,8 @@ def test_views_and_functions_respect_the_policies(rls_database) -> None:
         assert conn.execute("select get_latest_checkpoint(%s)", (ids["A"]["model"],)).fetchone()[0] == ids["A"]["checkpoint"]
 
 
-def test_without_a_tenant_nothing_is_visible(rls_database) -> None:
-    url, _ = rls_database
+def test_without_a_tenant_nothing_is_visible(rls_tenants) -> None:
+    url, _, _ = rls_tenants
     with psycopg.connect(url) as conn:
         as_role(conn, "arc_halo_app", None)
         for table in TABLES:
@@ -109,8 +98,8 @@ def test_without_a_tenant_nothing_is_visible(rls_database) -> None:
                 assert conn.execute(f"select count(*) from {table}").fetchone()[0] == 0, table
 
 
-def test_analyst_reads_analytics_only_and_writes_nothing(rls_database) -> None:
-    url, ids = rls_database
+def test_analyst_reads_analytics_only_and_writes_nothing(rls_tenants) -> None:
+    url, _, ids = rls_tenants
     with psycopg.connect(url) as conn:
         as_role(conn, "arc_halo_analyst", None)
         assert conn.execute("select count(*) from analytics.model_layer_parameters").fetchone()[0] > 0

@@ -10,29 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from catalog import index_scanned
 from rows import TABLES
 
 TENANT_TABLES = tuple(table for table in TABLES if table != "tensor_dtypes")
-
-
-@pytest.fixture(scope="module")
-def attack(test_server, rls_tenants_template, app_login) -> Iterator[tuple[str, str, dict]]:
-    """(owner url, application url, ids per tenant) of a private copy of the RLS-on database."""
-    template, ids = rls_tenants_template
-    name = test_server.create_database(template=template)
-    try:
-        owner = test_server.url(name)
-        yield owner, make_conninfo(owner, user=app_login), ids
-    finally:
-        test_server.drop_database(name)
 
 
 def tenant(conn: psycopg.Connection, name: str | None) -> psycopg.Connection:
@@ -59,8 +45,8 @@ def failure(conn: psycopg.Connection, statement: str, params=()) -> psycopg.Erro
     raise AssertionError(f"expected an error from: {statement}")
 
 
-def test_every_tenant_table_shows_only_the_callers_rows(attack) -> None:
-    owner_url, app_url, _ = attack
+def test_every_tenant_table_shows_only_the_callers_rows(rls_tenants) -> None:
+    owner_url, app_url, _ = rls_tenants
     counts = tenant_counts(owner_url)
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
@@ -70,8 +56,8 @@ def test_every_tenant_table_shows_only_the_callers_rows(attack) -> None:
             assert seen == [("A", counts[(table, "A")])], table
 
 
-def test_views_and_functions_show_only_the_callers_rows(attack) -> None:
-    _, app_url, ids = attack
+def test_views_and_functions_show_only_the_callers_rows(rls_tenants) -> None:
+    _, app_url, ids = rls_tenants
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
         for view in ("v_model_architecture", "v_training_progress", "v_reactor_status"):
@@ -83,8 +69,8 @@ def test_views_and_functions_show_only_the_callers_rows(attack) -> None:
         assert conn.execute("select get_latest_checkpoint(%s)", (ids["A"]["model"],)).fetchone()[0] == ids["A"]["checkpoint"]
 
 
-def test_no_update_or_delete_reaches_another_tenant(attack) -> None:
-    owner_url, app_url, _ = attack
+def test_no_update_or_delete_reaches_another_tenant(rls_tenants) -> None:
+    owner_url, app_url, _ = rls_tenants
     before = tenant_counts(owner_url)
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
@@ -96,8 +82,8 @@ def test_no_update_or_delete_reaches_another_tenant(attack) -> None:
 
 
 @pytest.mark.parametrize("table", ["models", "transformer_layers", "reactor_models", "training_metrics_latest"])
-def test_a_row_cannot_be_moved_to_another_tenant(attack, table) -> None:
-    _, app_url, _ = attack
+def test_a_row_cannot_be_moved_to_another_tenant(rls_tenants, table) -> None:
+    _, app_url, _ = rls_tenants
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
         error = failure(conn, f"update {table} set tenant_id = 'B'")
@@ -138,10 +124,10 @@ LINKS = {
 
 
 @pytest.mark.parametrize("link", sorted(LINKS))
-def test_no_link_to_another_tenants_row_and_no_existence_oracle(attack, link) -> None:
+def test_no_link_to_another_tenants_row_and_no_existence_oracle(rls_tenants, link) -> None:
     """A row cannot point at B's parent, and the error for B's real id is the error for an id that
     exists nowhere: same class, constraint and text. Nothing is learnt about B."""
-    _, app_url, ids = attack
+    _, app_url, ids = rls_tenants
     fake = {key: str(uuid.uuid4()) for key in ids["B"]}
     own = {key: f"'{value}'" for key, value in ids["A"].items()}
     with psycopg.connect(app_url) as conn:
@@ -171,8 +157,8 @@ def test_no_link_to_another_tenants_row_and_no_existence_oracle(attack, link) ->
     ],
     ids=["model-name", "reactor-name"],
 )
-def test_another_tenants_names_are_free(attack, statement, params) -> None:
-    _, app_url, _ = attack
+def test_another_tenants_names_are_free(rls_tenants, statement, params) -> None:
+    _, app_url, _ = rls_tenants
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
         assert conn.execute(statement, params).rowcount == 1
@@ -191,17 +177,17 @@ def test_another_tenants_names_are_free(attack, statement, params) -> None:
     ],
     ids=["layer-index", "parameter-name", "session-name", "state-key", "reactor-model"],
 )
-def test_per_parent_names_of_another_tenant_are_not_revealed(attack, statement) -> None:
-    _, app_url, ids = attack
+def test_per_parent_names_of_another_tenant_are_not_revealed(rls_tenants, statement) -> None:
+    _, app_url, ids = rls_tenants
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
         error = failure(conn, statement, ids["B"])
         assert isinstance(error, psycopg.errors.ForeignKeyViolation), error  # not a UniqueViolation
 
 
-def test_another_tenant_can_still_delete_everything_it_owns(attack) -> None:
-    """After every attack above (and A's attempts to hold B's rows), B deletes all its rows, and A's stay."""
-    owner_url, app_url, ids = attack
+def test_another_tenant_can_still_delete_everything_it_owns(rls_tenants) -> None:
+    """After every rls_tenants above (and A's attempts to hold B's rows), B deletes all its rows, and A's stay."""
+    owner_url, app_url, ids = rls_tenants
     before = tenant_counts(owner_url)
     with psycopg.connect(app_url) as holder, psycopg.connect(app_url) as conn:
         # A holds an open transaction that touched every parent id of B it knows; it must not block B.
@@ -223,8 +209,8 @@ def test_another_tenant_can_still_delete_everything_it_owns(attack) -> None:
     assert {key: count for key, count in before.items() if key[1] == "A"} == after
 
 
-def test_deleting_sessions_removes_their_children_under_rls(attack) -> None:
-    owner_url, app_url, ids = attack
+def test_deleting_sessions_removes_their_children_under_rls(rls_tenants) -> None:
+    owner_url, app_url, ids = rls_tenants
     with psycopg.connect(app_url) as conn:
         tenant(conn, "A")
         conn.execute("delete from training_sessions where training_session_id = %s", (ids["A"]["session"],))
@@ -246,8 +232,8 @@ def test_deleting_sessions_removes_their_children_under_rls(attack) -> None:
                              (ids["A"]["checkpoint"],)).fetchone() == (None,)
 
 
-def test_the_metric_cascade_function_is_not_a_way_in(attack) -> None:
-    _, app_url, _ = attack
+def test_the_metric_cascade_function_is_not_a_way_in(rls_tenants) -> None:
+    _, app_url, _ = rls_tenants
     with psycopg.connect(app_url) as conn:
         definer, config, public_execute = conn.execute(
             "select prosecdef, proconfig, has_function_privilege('public', oid, 'execute') from pg_proc"
@@ -257,8 +243,8 @@ def test_the_metric_cascade_function_is_not_a_way_in(attack) -> None:
         assert isinstance(error, (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported)), error
 
 
-def test_without_a_tenant_nothing_is_visible_or_writable(attack) -> None:
-    _, app_url, ids = attack
+def test_without_a_tenant_nothing_is_visible_or_writable(rls_tenants) -> None:
+    _, app_url, ids = rls_tenants
     with psycopg.connect(app_url) as conn:
         for table in TENANT_TABLES:
             assert conn.execute(f"select count(*) from {table}").fetchone()[0] == 0, table
@@ -274,8 +260,8 @@ def test_without_a_tenant_nothing_is_visible_or_writable(attack) -> None:
         assert conn.execute("select count(*) from models").fetchone()[0] == 0
 
 
-def test_shared_reference_data_is_read_only(attack) -> None:
-    owner_url, app_url, _ = attack
+def test_shared_reference_data_is_read_only(rls_tenants) -> None:
+    owner_url, app_url, _ = rls_tenants
     with psycopg.connect(owner_url) as owner:
         seeds = [row[0] for row in owner.execute(
             "select format('%I.%I', schemaname, tablename) from pg_tables where tablename = 'tensor_dtype_catalog'")]
@@ -291,14 +277,14 @@ def test_shared_reference_data_is_read_only(attack) -> None:
             assert isinstance(error, psycopg.errors.InsufficientPrivilege), (statement, error)
 
 
-def test_filtered_vector_search_returns_k_of_the_callers_rows(attack, monkeypatch) -> None:
+def test_filtered_vector_search_returns_k_of_the_callers_rows(rls_tenants, monkeypatch) -> None:
     """Many of B's vectors lie nearer the query than any of A's. Each model's vectors are a partition with
     an HNSW index of its own, so B's never fill the candidates of A's index; through the indexes A gets
     its k nearest and none of B's, with the plain query and with search.nearest."""
     from arc_halo import embeddings, search
 
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 10)  # index partitions this small (the default: thousands)
-    owner_url, app_url, _ = attack
+    owner_url, app_url, _ = rls_tenants
     width, k = 384, 10
     rng = np.random.default_rng(11)
     query = rng.normal(size=width).astype(np.float32)
@@ -342,25 +328,13 @@ def test_filtered_vector_search_returns_k_of_the_callers_rows(attack, monkeypatc
 
 # ---- issue 18 §2: no way around the policies through the library, the planner or the file system ----
 
-@pytest.fixture
-def untouched(test_server, rls_tenants_template, app_login) -> Iterator[tuple[str, str, dict]]:
-    """(owner url, application url, ids per tenant) of a private copy no other test has attacked."""
-    template, ids = rls_tenants_template
-    name = test_server.create_database(template=template)
-    try:
-        owner = test_server.url(name)
-        yield owner, make_conninfo(owner, user=app_login), ids
-    finally:
-        test_server.drop_database(name)
-
-
-def test_library_lookups_by_name_or_id_keep_to_the_tenant_without_policies(untouched, tmp_path) -> None:
+def test_library_lookups_by_name_or_id_keep_to_the_tenant_without_policies(private_rls_tenants, tmp_path) -> None:
     """As the owner (no policies apply) acting for B, the library finds none of A's weights by model name,
     model id, tensor id or a checkpoint's weight_tensors."""
     from arc_halo import hf, tensors, training
     from arc_halo.errors import NotFoundError
 
-    owner_url, _, ids = untouched
+    owner_url, _, ids = private_rls_tenants
     with psycopg.connect(owner_url) as conn:
         assert not conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]
         tenant(conn, "A")
@@ -385,10 +359,10 @@ def test_library_lookups_by_name_or_id_keep_to_the_tenant_without_policies(untou
             training.load_checkpoint(conn, ids["B"]["checkpoint"])
 
 
-def test_a_content_lookup_plans_alike_whether_or_not_another_tenant_stores_the_content(untouched) -> None:
+def test_a_content_lookup_plans_alike_whether_or_not_another_tenant_stores_the_content(private_rls_tenants) -> None:
     """EXPLAIN ANALYZE of B's lookup by A's content_sha256 shows what it shows for content nobody stores:
     the index is keyed by tenant first, so no row of A's is even visited."""
-    owner_url, app_url, _ = untouched
+    owner_url, app_url, _ = private_rls_tenants
     only_a = "ab" * 32
     with psycopg.connect(owner_url) as owner:
         tenant(owner, "A")
@@ -414,7 +388,7 @@ def test_a_content_lookup_plans_alike_whether_or_not_another_tenant_stores_the_c
     assert real == invented
 
 
-def test_external_uris_outside_the_configured_stores_are_refused_alike(untouched, tmp_path) -> None:
+def test_external_uris_outside_the_configured_stores_are_refused_alike(private_rls_tenants, tmp_path) -> None:
     """A tenant cannot point a tensor at a file of the reading machine: refused on write (library and
     database) and, for a row that got there anyway, on read with one message whether or not the file exists."""
     import numpy as np
@@ -422,7 +396,7 @@ def test_external_uris_outside_the_configured_stores_are_refused_alike(untouched
     from arc_halo import tensors
     from arc_halo.errors import InvalidInputError
 
-    owner_url, app_url, _ = untouched
+    owner_url, app_url, _ = private_rls_tenants
     store_root = tmp_path / "store"
     with psycopg.connect(owner_url) as owner:
         tenant(owner, "A")

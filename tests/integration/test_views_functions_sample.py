@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from arc_halo import sample, targets, tensors
-from conftest import build
+from conftest import build, sample_copy_of
 from rows import insert_model, table_contents
 
 
@@ -22,13 +22,9 @@ from rows import insert_model, table_contents
 def sample_database(test_server, template_database):
     """A built copy with the sample data, then the Python models (and what is built on them) rebuilt
     over it by plain `dbt build`, as `make run` does."""
-    name = test_server.create_database(template=template_database)
-    url = test_server.url(name)
-    with psycopg.connect(url) as conn:
-        model_id = sample.load(conn)
-    build(test_server, name, "--select", "path:models/python+")
-    yield url, model_id
-    test_server.drop_database(name)
+    for name, model_id in sample_copy_of(test_server, template_database):
+        build(test_server, name, "--select", "path:models/python+")
+        yield test_server.url(name), model_id
 
 
 def hand_count(shape: sample.ModelShape) -> tuple[int, int]:

@@ -161,8 +161,8 @@ _STATUS_SQL = """
                        join pg_am as am on am.oid = c.relam
                        where index.indrelid = part.oid and am.amname = 'hnsw' order by c.relname limit 1) as idx on true
     left join pg_class as ann on ann.oid = idx.indexrelid
-    where m.model_id = %(model)s and m.tenant_id = {tenant}
-""".replace("{tenant}", CURRENT_TENANT)
+    where m.model_id = %(model)s
+"""
 
 
 @public_call
@@ -211,9 +211,6 @@ def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> In
         raise InvalidInputError("build_index needs the connection outside a transaction (commit or roll back first):"
                                 " a concurrent index build waits for every open transaction")
     with psycopg.connect(conninfo_of(conn), autocommit=True) as builder:
-        tenant = getattr(conn, "tenant", None)  # a db.connect(tenant=...) connection's: the model is looked up as it
-        if tenant is not None:  # a private session: the setting lasts as long as it does
-            builder.execute("select set_config('app.tenant_id', %s, false)", (tenant,))
         status = index_status(builder, model_id)
         if status.partition is None:
             return status

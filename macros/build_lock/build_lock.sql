@@ -17,13 +17,8 @@
 {% macro acquire_build_lock() -%}
     {%- set wait_seconds = env_var('ARC_HALO_BUILD_LOCK_WAIT_SECONDS', var('build_lock_wait_seconds')) | int -%}
     {%- if execute -%}
-        {%- set exists = run_query("select to_regclass('arc_halo_build.lease') is not null").rows[0][0] -%}
-        {%- set holder = run_query(build_lock_holder_query()) if exists else none -%}
-        {%- if holder and holder.rows | length > 0 and holder.rows[0][0] != invocation_id -%}
-            {{ log("build lock: another build (dbt invocation " ~ holder.rows[0][0] ~ ", user " ~ holder.rows[0][1]
-                   ~ ", since " ~ holder.rows[0][2] ~ ") is building this database; waiting up to " ~ wait_seconds
-                   ~ " s for it to finish (ARC_HALO_BUILD_LOCK_WAIT_SECONDS)", info=true) }}
-        {%- endif -%}
+        {#- Nothing is read here: a read on dbt's connection stays open in its transaction, and the lock
+            session's first-time DDL on the lease table would wait for it. The adapter says who it waits for. -#}
         {%- do adapter.acquire_build_lock(invocation_id, wait_seconds) -%}
     {%- endif -%}
 {%- endmacro %}
@@ -35,12 +30,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-
-{% macro build_lock_holder_query() -%}
-select holder_invocation, holder_user, acquired_at::text
-from arc_halo_build.lease
-where lock_name = 'build'
-{%- endmacro %}
 
 
 {#-

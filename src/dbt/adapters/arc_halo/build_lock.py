@@ -27,6 +27,12 @@ _CREATE_KEY = "hashtext('arc_halo.build_lock')"
 _HOLDER_KEY = "hashtextextended('arc_halo.build_lock:' || {}, 0)"
 POLL_SECONDS = 0.5
 
+# Only where the lease table or its newest columns are missing: the DDL takes an ACCESS EXCLUSIVE lock,
+# which would wait for any open transaction that has read the lease.
+LEASE_IS_CURRENT = """
+select exists (select from pg_attribute
+               where attrelid = to_regclass('arc_halo_build.lease') and attname = 'holder_backend_start')
+"""
 CREATE_LEASE = f"""
 select pg_advisory_xact_lock({_CREATE_KEY});
 create schema if not exists arc_halo_build;
@@ -95,10 +101,12 @@ def acquire(conninfo: str, invocation: str, wait_seconds: float, warn=print) -> 
 
 
 def _take(session: psycopg.Connection, invocation: str, wait_seconds: float, warn) -> None:
-    with session.transaction():
-        session.execute(CREATE_LEASE)
+    if not session.execute(LEASE_IS_CURRENT).fetchone()[0]:
+        with session.transaction():
+            session.execute(CREATE_LEASE)
     session.execute(f"select pg_advisory_lock({_HOLDER_KEY.format('%s')})", (invocation,))
     deadline = time.monotonic() + wait_seconds
+    told = False  # that this build waits, said once
     while True:
         if session.execute(TAKE, {"me": invocation}).rowcount:
             return
@@ -108,6 +116,10 @@ def _take(session: psycopg.Connection, invocation: str, wait_seconds: float, war
         name, user, since, pid, alive = holder
         if name == invocation:
             return
+        if alive and not told:
+            warn(f"build lock: another build (dbt invocation {name}, user {user}, since {since}) is building this "
+                 f"database; waiting up to {wait_seconds:g} s for it to finish (ARC_HALO_BUILD_LOCK_WAIT_SECONDS)")
+            told = True
         if not alive:
             warn(f"build lock: build {name} (since {since}) has no live lock session: taking over its lease")
             session.execute("delete from arc_halo_build.lease where lock_name = 'build' and holder_invocation = %s"

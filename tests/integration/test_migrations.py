@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from conftest import build
 from rows import insert_everything, row_counts
 from test_operational_tables import CORE_YAML, _edit
 
-from arc_halo import migrations, schema_export, targets
+from arc_halo import config, migrations, schema_export, targets
 from cli_runner import arc_halo as run_arc_halo
 
 ADVICE = re.compile(r"create (migrations/\d+_[a-z0-9_]+\.sql) containing `([^`]+)` then run `arc-halo db migrate`")
@@ -81,7 +82,8 @@ def test_worked_example_widen_and_rename(test_server, built_copy: str, project_c
         ).fetchone()[0] == "bigint"
         assert conn.execute("select count(*) from v_model_architecture").fetchone()[0] > 0
         ledger = conn.execute("select file_name, baseline from arc_halo_meta.schema_migrations order by version").fetchall()
-        assert ledger == [(widen, False), (rename, False)]
+        # the repository's own migrations were recorded without running when the database was built
+        assert ledger[-2:] == [(widen, False), (rename, False)] and all(baseline for _, baseline in ledger[:-2])
 
     # Applying twice is a no-op; an applied migration edited afterwards is refused by name.
     again = arc_halo(project_copy, url, "db", "migrate")
@@ -120,6 +122,7 @@ def test_psql_path_database_is_upgraded_by_migrations(test_server, fresh_databas
     url = test_server.url(fresh_database)
     created = psql_file(url)
     assert created.returncode == 0, created.stderr
+    with_repository_migrations(tmp_path)  # which the file records as included
     (tmp_path / "20261201000000_models_license.sql").write_text("alter table models add column license text;\n")
     with psycopg.connect(url) as conn:
         outcome = migrations.migrate(conn, tmp_path)
@@ -160,6 +163,17 @@ select "commit" from (select 1 as "commit") as quoted;
 """
 
 
+def with_repository_migrations(folder: Path) -> list[str]:
+    """The repository's migrations copied into `folder` (a database built from this checkout records them
+    as applied, and refuses a folder without them); their names."""
+    folder.mkdir(exist_ok=True)
+    names = []
+    for path in sorted(migrations.folder(config.project_dir()).glob("*.sql")):
+        shutil.copy(path, folder / path.name)
+        names.append(path.name)
+    return names
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / name
@@ -186,6 +200,9 @@ def test_transaction_control_in_a_transactional_migration_is_refused_before_anyt
     was applied" while the part before COMMIT stayed, unrecorded. Such files are refused before any
     pending file runs; the same words in bodies, strings, names and comments are not transaction control."""
     with psycopg.connect(test_server.url(built_copy)) as conn:
+        with_repository_migrations(tmp_path)
+        recorded = ledger(conn)
+        conn.commit()  # the runner sets autocommit: it needs the connection idle
         write(tmp_path, "20261201000000_first.sql", "create table truth_first (x int);\n")
         for statement, words in TRANSACTION_CONTROL:
             bad = write(tmp_path, "20261201000001_own_transaction.sql",
@@ -194,7 +211,7 @@ def test_transaction_control_in_a_transactional_migration_is_refused_before_anyt
             assert message.startswith(f"migrations/{bad.name}, line 3: {words} controls the transaction"), message
             assert "`-- arc-halo: no-transaction`" in message and "remove it" in message
         assert conn.execute("select to_regclass('truth_first'), to_regclass('truth_b')").fetchone() == (None, None)
-        assert ledger(conn) == []  # not even the good file before it ran
+        assert ledger(conn) == recorded  # not even the good file before it ran
 
         bad.write_text(NOT_TRANSACTION_CONTROL)
         outcome = migrations.migrate(conn, tmp_path)
@@ -217,6 +234,7 @@ def test_a_failed_migration_says_nothing_was_applied_only_when_so(test_server, b
                                       "create table truth_e (x int);\ncommit;\ninsert into truth_e values (1/0);\n")
     with psycopg.connect(url, autocommit=True) as conn:
         migrations.ensure_ledger(conn)
+        recorded = ledger(conn)
         with pytest.raises(migrations.MigrationError, match=r"division by zero \(nothing of it was applied\)"):
             migrations._apply_in_transaction(conn, failing, "public")
         assert conn.execute("select to_regclass('truth_d')").fetchone()[0] is None
@@ -225,12 +243,12 @@ def test_a_failed_migration_says_nothing_was_applied_only_when_so(test_server, b
         assert "nothing of it was applied" not in str(caught.value)
         assert "committed the statements before it, which stay applied, unrecorded" in str(caught.value)
         assert conn.execute("select to_regclass('truth_e') is not null").fetchone()[0]  # what the message says
-        assert ledger(conn) == []
+        assert ledger(conn) == recorded
         # A file that commits and then succeeds is not recorded as applied either.
         with pytest.raises(migrations.MigrationError, match="ended the transaction it was run in"):
             migrations._apply_in_transaction(conn, migrations.Migration(
                 20261201000002, "20261201000002_commits.sql", "create table truth_f (x int);\ncommit;\n"), "public")
-        assert ledger(conn) == []
+        assert ledger(conn) == recorded
 
 
 @pytest.mark.parametrize(("name", "message"), [

@@ -194,6 +194,12 @@ class RejectedValue:
 _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeError)
 
 
+def _refused_for_its_data(exc: BaseException) -> bool:
+    """The server's (or the encoder's) refusal of a batch's data, also when a public call has translated
+    it into an ArcHaloError (the original is its cause)."""
+    return isinstance(exc, _DATA_ERRORS) or isinstance(exc.__cause__, _DATA_ERRORS)
+
+
 @dataclass
 class MetricLogger:
     """Buffer metrics and write them with binary COPY: `log` checks the value and appends; `flush` is one
@@ -288,7 +294,9 @@ class MetricLogger:
             batch = self._unwritten[0]
             try:
                 written += self._write(batch)
-            except _DATA_ERRORS as exc:
+            except Exception as exc:
+                if not _refused_for_its_data(exc):
+                    raise
                 self._isolate(exc)
                 continue
             self._unwritten.pop(0)

@@ -30,9 +30,11 @@ def declared_types() -> dict[str, list[tuple[str, str]]]:
 
 
 def run_results() -> dict[str, dict]:
-    """The last dbt command's nodes (not its on-run-start/end hooks) by unique id."""
+    """The last dbt command's nodes by unique id: not its on-run-start/end hooks, nor the exposures downstream
+    of the selection, which dbt lists among the results but builds nothing for."""
     results = json.loads((config.project_dir() / "target" / "run_results.json").read_text())["results"]
-    return {result["unique_id"]: result for result in results if not result["unique_id"].startswith("operation.")}
+    return {result["unique_id"]: result for result in results
+            if not result["unique_id"].startswith(("operation.", "exposure."))}
 
 
 def manifest() -> dict:

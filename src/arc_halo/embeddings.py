@@ -204,13 +204,15 @@ def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> In
     in autocommit (CREATE INDEX CONCURRENTLY cannot run in a transaction), so `conn`'s transaction, if
     any, is not touched; the import's rows must be committed first. Needs the table's owner (as building
     the schema does). One build per model at a time: a second returns at once, its state 'building'."""
-    from arc_halo.db import conninfo_of
+    from arc_halo.db import check_transport, conninfo_of
 
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         # CREATE INDEX CONCURRENTLY waits for every transaction older than it, conn's too: it would never end.
         raise InvalidInputError("build_index needs the connection outside a transaction (commit or roll back first):"
                                 " a concurrent index build waits for every open transaction")
-    with psycopg.connect(conninfo_of(conn), autocommit=True) as builder:
+    conninfo = conninfo_of(conn)
+    check_transport(conninfo, source="embeddings.build_index")
+    with psycopg.connect(conninfo, autocommit=True) as builder:
         status = index_status(builder, model_id)
         if status.partition is None:
             return status

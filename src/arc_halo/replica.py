@@ -84,6 +84,7 @@ def connect_replica(url: str | None = None, *, tenant: str | None = None,
     if url is not None:
         targets.parsed_conninfo(url, "the replica URL")
     target = url or replica_url() or targets.database_url()
+    db.check_transport(target, source="the replica connection")
     try:
         conn = targets.with_connect_retries(
             lambda: ReplicaConnection.connect(target, tenant=tenant, cursor_factory=ReadOnlyCursor,

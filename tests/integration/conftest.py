@@ -123,6 +123,15 @@ def db(built_database: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
+def committing_db(test_server: TestServer, template_database: str) -> Iterator[psycopg.Connection]:
+    """A connection to a private built database, for a test that must commit (a concurrent index build
+    needs committed rows): `db` shares one database between tests and rolls back."""
+    for name in private_copy(test_server, template_database):
+        with psycopg.connect(test_server.url(name)) as conn:
+            yield conn
+
+
+@pytest.fixture
 def fresh_database(test_server: TestServer) -> Iterator[str]:
     """An empty database (vector extension only) for tests that build and rebuild themselves."""
     name = test_server.create_database()

@@ -152,8 +152,9 @@ def test_session_delete_and_metric_insert_race_like_a_foreign_key(test_server, b
                             (first, second)).fetchone()[0] == 0
 
 
-def test_nearest_embeddings_of_each_width_use_their_partitions_index(db, monkeypatch) -> None:
+def test_nearest_embeddings_of_each_width_use_their_partitions_index(committing_db, monkeypatch) -> None:
     """Enough rows that the planner chooses the index on cost, with no planner settings forced."""
+    db = committing_db  # commits: a private database, not the shared one
     rows_per_width = 2000
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 1000)  # index partitions this small (the default: thousands)
     db.autocommit = True

@@ -101,7 +101,8 @@ def _build_catching(url: str, model_id, errors: list) -> None:
     (2560, "halfvec", "(embedding)::halfvec(2560)", "hnsw-halfvec+rerank"),
     (4608, "bit", "(binary_quantize(embedding))::bit(4608)", "hnsw-bit+rerank"),
 ])
-def test_each_width_gets_the_index_pgvector_can_build(db, monkeypatch, width, kind, expression, method) -> None:
+def test_each_width_gets_the_index_pgvector_can_build(committing_db, monkeypatch, width, kind, expression, method) -> None:
+    db = committing_db  # commits: a private database, not the shared one
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)  # index partitions this small (the default: thousands)
     db.autocommit = True
     rng = np.random.default_rng(width)
@@ -121,7 +122,8 @@ def test_each_width_gets_the_index_pgvector_can_build(db, monkeypatch, width, ki
     assert [row[5] for row in found][:5] == pytest.approx([row[5] for row in exact][:5], abs=1e-6)
 
 
-def test_small_partitions_are_searched_exactly_and_say_why(db) -> None:
+def test_small_partitions_are_searched_exactly_and_say_why(committing_db) -> None:
+    db = committing_db  # commits: a private database, not the shared one
     db.autocommit = True
     model_id = insert_model(db, "small", hidden=64, heads=8)
     table = np.random.default_rng(1).standard_normal((300, 64)).astype(np.float32)

@@ -20,8 +20,9 @@ def settings(conn: psycopg.Connection) -> dict[str, str]:
     return {name: conn.execute("select current_setting(%s)", (name,)).fetchone()[0] for name in SETTINGS}
 
 
-def test_nearest_returns_k_rows_through_the_index_with_a_filter(db, monkeypatch) -> None:
+def test_nearest_returns_k_rows_through_the_index_with_a_filter(committing_db, monkeypatch) -> None:
     """A model's partition holds token and position rows; asking for tokens filters the index's candidates."""
+    db = committing_db  # commits: a private database, not the shared one
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)  # index partitions this small (the default: thousands)
     db.autocommit = True
     rng = np.random.default_rng(11)

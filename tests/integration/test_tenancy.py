@@ -45,10 +45,15 @@ def test_tenant_lasts_for_each_transaction_and_never_for_the_session(app_url) ->
         conn.rollback()
         with conn.transaction():  # an explicit transaction acts as the tenant too
             assert visible(conn, "models") == 1
-        conn.autocommit = True  # a statement outside any transaction block: the session holds no tenant
-        assert conn.execute("select current_setting('app.tenant_id', true)").fetchone()[0] in (None, "")
-        assert visible(conn, "models") == 0
-    with pytest.raises(ValueError, match="cannot be autocommit"):
+        # outside a transaction block no BEGIN would set the tenant: a tenant connection refuses autocommit
+        with pytest.raises(InvalidInputError, match="cannot be autocommit"):
+            conn.autocommit = True
+        assert conn.execute("select current_setting('app.tenant_id', true)").fetchone()[0] == "A"
+        conn.rollback()
+    with psycopg.connect(app_url, autocommit=True) as plain:  # the session itself never holds a tenant
+        assert plain.execute("select current_setting('app.tenant_id', true)").fetchone()[0] in (None, "")
+        assert visible(plain, "models") == 0
+    with pytest.raises(InvalidInputError, match="cannot be autocommit"):
         db.connect(app_url, autocommit=True, tenant="A")
 
 

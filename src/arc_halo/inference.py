@@ -13,8 +13,8 @@ from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError, NotFoundError, first_line, public_call
 from arc_halo.tensors import CURRENT_TENANT
-from arc_halo.validation import (as_uuid, json_object, numeric_array, optional_duration, optional_whole_number,
-                                 real_number, whole_number)
+from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_duration,
+                                 optional_whole_number, real_number, whole_number)
 
 
 @public_call
@@ -119,7 +119,7 @@ def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float]) 
     session = as_uuid("session id", session_id)
     if not isinstance(values, dict):
         raise InvalidInputError(f"values must be a dict of metric name to number, got {type(values).__name__}")
-    values = {name: real_number(f"metric {name!r}", value) for name, value in values.items()}
+    values = {metric_name(name): real_number(f"metric {name!r}", value) for name, value in values.items()}
     with bulk.copy_into(conn, "inference_metrics", ("inference_session_id", "metric_name", "value"),
                         ("uuid", "text", "float8")) as copy:
         for name, value in values.items():

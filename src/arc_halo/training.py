@@ -23,8 +23,8 @@ import psycopg
 from arc_halo import bulk, db, tensors
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line, public_call
 from arc_halo.tensors import CURRENT_TENANT
-from arc_halo.validation import (as_uuid, json_object, numeric_array, optional_uuid, optional_whole_number, real_number,
-                                 storable_text)
+from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_uuid, optional_whole_number,
+                                 real_number)
 
 METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value", "recorded_at")
 # The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
@@ -78,18 +78,10 @@ def finish_session(conn: psycopg.Connection, session_id: uuid.UUID | str, status
             (status, as_uuid("session id", session_id))), session_id)
 
 
-MAX_METRIC_NAME = 250  # training_metrics_metric_name_check
 MAX_STEP = 2**63 - 1  # bigint
 MAX_EPOCH = 2**31 - 1  # integer
 
 log = logging.getLogger(__name__)
-
-
-def _check_name(name: object) -> str:
-    if type(name) is not str or not 1 <= len(name) <= MAX_METRIC_NAME:
-        shown = f"{len(name)} characters" if isinstance(name, str) else repr(name)
-        raise InvalidInputError(f"metric name must be a string of 1 to {MAX_METRIC_NAME} characters, got {shown}")
-    return storable_text("metric name", name)
 
 
 def _check_step(step: object, epoch: object) -> None:
@@ -251,7 +243,7 @@ class MetricLogger:
 
     def _name(self, name: str) -> str:
         if type(name) is not str or name not in self._known_names:
-            self._known_names.add(_check_name(name))
+            self._known_names.add(metric_name(name))
         return name
 
     def log(self, name: str, value: float, step: int, epoch: int | None = None, at: datetime | None = None) -> None:

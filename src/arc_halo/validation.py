@@ -49,6 +49,17 @@ def storable_text(name: str, value: str) -> str:
     return value
 
 
+MAX_METRIC_NAME = 250  # training_metrics_metric_name_check, inference_metrics_metric_name_check
+
+
+def metric_name(name: object) -> str:
+    """A metric name both metric tables can store: text of 1 to 250 characters PostgreSQL can hold."""
+    if type(name) is not str or not 1 <= len(name) <= MAX_METRIC_NAME:
+        shown = f"{len(name)} characters" if isinstance(name, str) else repr(name)
+        raise InvalidInputError(f"metric name must be a string of 1 to {MAX_METRIC_NAME} characters, got {shown}")
+    return storable_text("metric name", name)
+
+
 def as_uuid(name: str, value: object) -> uuid.UUID:
     """An id given as a UUID or its text."""
     if isinstance(value, uuid.UUID):

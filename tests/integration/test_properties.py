@@ -3,6 +3,7 @@ for the inputs someone thought of:
 
 - MetricLogger: a value `log` accepts is stored exactly once, the float bit for bit (NaN payloads and
   -0.0 too); a value it refuses raises InvalidInputError at `log` and nothing of it is written;
+  `inference.log_metrics` holds the same rule for a whole dict of names and values;
 - tensors: an array `put` accepts (any dtype, shape, 0-d, empty, NaN payloads, non-contiguous, either
   byte order) reads back identical, byte for byte; one it refuses raises an ArcHaloError subclass;
 - model names: a name the model import accepts finds the model again; a refused one raises
@@ -32,7 +33,7 @@ from hypothesis.extra import numpy as hnp
 from psycopg.conninfo import make_conninfo
 from safetensors.numpy import save_file
 
-from arc_halo import db, hf, tensors, training
+from arc_halo import db, hf, inference, tensors, training
 from arc_halo.dtypes import NUMPY_DTYPES
 from arc_halo.errors import ArcHaloError, InvalidInputError
 from rows import insert_model
@@ -142,6 +143,25 @@ def test_log_many_takes_a_step_whole_or_refuses_it_whole(conn, values, step) -> 
         rows = cursor.execute("select metric_name, value from training_metrics where training_session_id = %s",
                               (session_id,)).fetchall()
     assert sorted((name, _bits(value)) for name, value in rows) == sorted(accepted)
+
+
+@PROPERTY_SETTINGS
+@given(values=st.dictionaries(METRIC_NAMES.filter(lambda name: isinstance(name, (str, int, bytes))), METRIC_VALUES,
+                              min_size=1, max_size=5))
+def test_inference_metrics_are_stored_whole_or_refused_whole(conn, values) -> None:
+    """inference.log_metrics holds the same names and values as MetricLogger: what it takes is stored bit for bit,
+    what it refuses raises InvalidInputError before a row is written."""
+    session_id = inference.start_session(conn, insert_model(conn, f"inference-{uuid.uuid4()}"))
+    try:
+        inference.log_metrics(conn, session_id, values)
+        accepted = {(name, _bits(float(value))) for name, value in values.items()}
+    except InvalidInputError:
+        accepted = set()
+    with conn.cursor(binary=True) as cursor:
+        rows = cursor.execute("select metric_name, value from inference_metrics where inference_session_id = %s",
+                              (session_id,)).fetchall()
+    assert sorted((name, _bits(value)) for name, value in rows) == sorted(accepted)
+    conn.rollback()
 
 
 # --- tensors ---------------------------------------------------------------------------------------

@@ -46,11 +46,11 @@ returns text
 language sql volatile
 as $fn$ select 'embeddings_p' || left(replace(gen_random_uuid()::text, '-', ''), 16) $fn$;
 
--- The tenant a row gets by default: the caller's (app.tenant_id), 'default' when none is set.
+-- The tenant a row gets by default: the caller's, 'default' when none is set.
 create or replace function {{ s }}.embedding_partition_tenant()
 returns text
 language sql stable
-as $fn$ select coalesce(nullif(current_setting('app.tenant_id', true), ''), 'default') $fn$;
+as $fn$ select {{ current_tenant_or_default() }} $fn$;
 
 -- Refuses a model the caller's tenant does not own, or none at all.
 create or replace function {{ s }}.embedding_partition_check_model(model uuid)

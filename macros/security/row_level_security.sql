@@ -1,7 +1,7 @@
 {#-
     Row-level security, off by default (the seed: "if needed"); on with --vars '{row_level_security: true}'.
     Every operational table but the shared reference data (tensor_dtypes) carries tenant_id, and each
-    sees only rows of the tenant in the transaction's setting app.tenant_id (none when it is unset).
+    sees only rows of the tenant in the transaction's setting (tenant_setting(), none when it is unset).
     Child rows carry their parent's tenant, enforced by composite foreign keys on (tenant_id, parent
     key), so the policy is one comparison on the row itself: no parent lookup per row, on reads or on
     bulk inserts. The owner (dbt's login) is not subject to the policies.
@@ -12,7 +12,7 @@
     {%- if 'tenant_id' not in model.columns -%}
         select 1
     {%- elif var('row_level_security') -%}
-        {%- set rule = "tenant_id = current_setting('app.tenant_id', true)" -%}
+        {%- set rule = "tenant_id = " ~ current_tenant() -%}
 alter table {{ this }} enable row level security;
 drop policy if exists tenant_isolation on {{ this }};
 create policy tenant_isolation on {{ this }} using ({{ rule }}) with check ({{ rule }})

@@ -13,7 +13,7 @@ from typing import NoReturn
 import psycopg
 
 from arc_halo import dbt, embedded, targets
-from arc_halo.errors import ArcHaloError, InvalidInputError, first_line, from_database
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, first_line, from_database
 from arc_halo.redaction import redact
 
 EXAMPLE_QUERIES = (
@@ -25,7 +25,7 @@ EXAMPLE_QUERIES = (
 
 def _local_server(database: str) -> embedded.ServerInfo:
     if targets.current_target() != "local":
-        raise ArcHaloError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{targets.current_target()}'")
+        raise ConfigurationError(f"`db` commands manage the embedded server; ARC_HALO_TARGET is '{targets.current_target()}'")
     server = embedded.ensure_running()
     embedded.ensure_database(server, database)
     return server
@@ -174,7 +174,7 @@ def cmd_upkeep_status(args: argparse.Namespace) -> None:
 def cmd_plot_training(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from arc_halo import db, plots
+    from arc_halo import plots
 
     with _reader(args) as conn:
         print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
@@ -250,7 +250,7 @@ def cmd_model_index(args: argparse.Namespace) -> None:
 
 
 def cmd_model_export(args: argparse.Namespace) -> None:
-    from arc_halo import db, hf
+    from arc_halo import hf
 
     with _reader(args) as conn:
         print(f"wrote {hf.export_model(conn, args.model, args.output, progress=True)}")
@@ -324,10 +324,10 @@ def cmd_model_list(args: argparse.Namespace) -> None:
 
 def _print_examples() -> None:
     """Run the specification's example statements and print their results (first columns, few rows)."""
-    from arc_halo import db, sample, tensors
+    from arc_halo import db, sample, tenancy
 
     with db.connect() as conn:
-        row = conn.execute(f"select model_id from models where model_name = %s and tenant_id = {tensors.CURRENT_TENANT}",
+        row = conn.execute(f"select model_id from models where model_name = %s and tenant_id = {tenancy.CURRENT_TENANT}",
                            (sample.SAMPLE_MODEL,)).fetchone()
         model_id = str(row[0]) if row else "00000000-0000-0000-0000-000000000000"
         statements = [*EXAMPLE_QUERIES, f"SELECT * FROM calculate_model_parameters('{model_id}');",

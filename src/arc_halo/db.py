@@ -7,8 +7,7 @@ ParallelUpload's workers and MetricLogger's reconnects all open `TenantConnectio
 retried with backoff (`targets.with_connect_retries`), because a Neon compute that scaled to zero takes
 a few seconds to wake.
 
-Acting as a tenant: the tenant is set for each transaction only (`set_config('app.tenant_id', ..., true)`),
-never for the session, so it cannot outlive a transaction or reach the next borrower of a pooled or
+Acting as a tenant (`arc_halo.tenancy`): the tenant is set for each transaction only, never for the session, so it cannot outlive a transaction or reach the next borrower of a pooled or
 PgBouncer server connection. `connect(tenant=...)` and `pool(tenant=...)` give connections whose every
 transaction acts as that tenant; `with tenant(conn, "acme"):` runs one transaction as a tenant on any
 connection (e.g. a pool serving many tenants). Pools reset every connection they take back.
@@ -30,14 +29,12 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from arc_halo import targets, validation
+from arc_halo import targets, tenancy, validation
 from arc_halo.conninfo import check_libpq_transport, is_pooled
 from arc_halo.errors import InvalidInputError, describe_connection_failure, from_database, public_call
 
 CONNECT_ATTEMPTS = 4
 MAX_POOL_SIZE = 10_000
-# The one statement that makes a transaction act as a tenant (the policies read app.tenant_id).
-SET_TENANT = "select set_config('app.tenant_id', {}, true)"
 
 
 def _check_tenant(tenant: str | None) -> None:
@@ -55,7 +52,7 @@ class TenantConnection(psycopg.Connection):
     """
 
     _tenant: str | None = None
-    _pinned: str | None = None  # what each transaction sets app.tenant_id to; None: nothing
+    _pinned: str | None = None  # the tenant each transaction sets (tenancy.SETTING); None: nothing
 
     _resetting = False  # reset_connection's DISCARD ALL needs autocommit for a moment
 
@@ -85,8 +82,24 @@ class TenantConnection(psycopg.Connection):
     def _exec_command(self, command, *args, **kwargs):
         result = yield from super()._exec_command(command, *args, **kwargs)
         if self._pinned is not None and command == self._get_tx_start_command():
-            yield from super()._exec_command(sql.SQL(SET_TENANT).format(sql.Literal(self._pinned)))
+            yield from super()._exec_command(_set_tenant(self._pinned))
         return result
+
+
+def _set_tenant(name: str) -> sql.Composed:
+    return sql.SQL(tenancy.SET_TENANT).format(sql.Literal(name))
+
+
+@public_call
+def tenant_of(conn: psycopg.Connection) -> str | None:
+    """The tenant `conn` acts as: the one a `connect(tenant=...)` connection sets in every transaction;
+    else, inside an open transaction, the one set there (`with tenant(conn, ...)`); else None. The one
+    way the library asks a connection for its tenant."""
+    if isinstance(conn, TenantConnection) and conn.tenant is not None:
+        return conn.tenant
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+        return None
+    return conn.execute(f"select nullif(current_setting('{tenancy.SETTING}', true), '')").fetchone()[0]
 
 
 def _refuse_autocommit(tenant: str | None, pooled: bool) -> None:
@@ -175,7 +188,7 @@ def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise InvalidInputError("db.tenant() starts its own transaction: commit or roll back the open one first")
     with conn.transaction():
-        conn.execute(sql.SQL(SET_TENANT).format(sql.Literal(name)))
+        conn.execute(_set_tenant(name))
         yield conn
 
 
@@ -190,7 +203,7 @@ def conninfo_of(conn: psycopg.Connection) -> str:
 @public_call
 def reset_connection(conn: psycopg.Connection) -> None:
     """What a pool does to every connection it takes back: DISCARD ALL forgets session settings (a
-    session-level `SET app.tenant_id`, `SET ROLE`), temporary tables, advisory locks and prepared
+    session-level tenant setting, `SET ROLE`), temporary tables, advisory locks and prepared
     statements, so nothing of one borrower reaches the next."""
     autocommit = conn.autocommit
     conn._resetting = True  # type: ignore[attr-defined]

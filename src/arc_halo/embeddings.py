@@ -21,7 +21,7 @@ from psycopg import sql
 
 from arc_halo import bulk
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import as_uuid, numeric_array, text, whole_number
 
 # Columns and binary wire types of a bulk load.

@@ -26,6 +26,7 @@ from typing import ParamSpec, TypeVar
 
 import psycopg
 
+from arc_halo import tenancy
 from arc_halo.redaction import redact
 
 
@@ -65,6 +66,34 @@ class IntegrityError(ArcHaloError):
     chunks), or a write broke a constraint; the message names the constraint or the damaged object."""
 
 
+class TensorIntegrityError(IntegrityError):
+    """Stored bytes do not match their checksum, dtype or shape, or chunks are missing or surplus."""
+
+
+class ModelImportError(InvalidInputError):
+    """A directory or file is not an importable model (arc_halo.hf); the message says what to fix."""
+
+
+class BuildFailedError(ArcHaloError):
+    """A dbt command the CLI ran failed; dbt's own output above says why."""
+
+
+class BuildLockBusy(ArcHaloError):
+    """Another build holds the build lease and stayed alive for the whole wait."""
+
+
+class MigrationError(ArcHaloError):
+    """A migration file cannot be applied (misnamed, a repeated version, its SQL failed); the message names it."""
+
+
+class AppliedMigrationChanged(MigrationError, IntegrityError):
+    """A migration recorded as applied is no longer the file in migrations/ (edited or deleted)."""
+
+
+class OnlineDDLError(ArcHaloError):
+    """An online schema change step could not be applied; the message names the step and what to do."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), for one-line errors."""
     text = str(exc).strip()
@@ -102,12 +131,6 @@ def describe_connection_failure(exc: psycopg.OperationalError | None, target: st
     return DatabaseUnavailableError(message)
 
 
-def first_line(exc: BaseException) -> str:
-    """What an exception says, as one line (its first), or its type's name when it says nothing."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # libpq's own detail of a foreign key violation, and the project's triggers that raise one alike.
 _MISSING_KEY = re.compile(r'Key \((?P<columns>.+)\)=\((?P<values>.*)\) is not present in table "(?P<table>[^"]+)"')
 # The objects only a build creates: a relation, function, type (vector), schema or column of the schema.
@@ -129,8 +152,7 @@ def from_database(exc: psycopg.Error, login: str | None = None) -> ArcHaloError 
     if isinstance(exc, psycopg.errors.InsufficientPrivilege) and "row-level security" in primary:
         return ConfigurationError(
             f"row-level security refused a write by {who} ({primary}): the transaction acts as no tenant, or as "
-            "another one; act as the tenant: db.connect(tenant=...) or db.tenant(conn, ...) in Python, "
-            "PGOPTIONS='-c app.tenant_id=<tenant>' for arc-halo")
+            f"another one; act as the tenant: {tenancy.HOW_TO_ACT_AS_A_TENANT}")
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return ConfigurationError(
             f"{who} lacks a privilege: {primary}; grant it the role arc_halo_app (`grant arc_halo_app to "

@@ -7,7 +7,7 @@ import uuid
 import psycopg
 
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import as_uuid, json_object, real_number, uuids
 
 

@@ -12,7 +12,7 @@ import psycopg
 from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError, NotFoundError, first_line, public_call
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_duration,
                                  optional_whole_number, real_number, whole_number)
 

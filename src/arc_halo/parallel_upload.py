@@ -7,7 +7,7 @@
     # (at the end of the block when no transaction was open; inside one, when that one commits)
 
 Each tensor's metadata row is committed first with a `pending_upload_id` (readers see only rows where
-it is null: `tensors.VISIBLE`), so that worker connections can write its chunks beside it, each in one
+it is null: `lookups.VISIBLE`), so that worker connections can write its chunks beside it, each in one
 transaction. Leaving the block waits for the workers, checks every tensor's chunk count and clears
 `pending_upload_id` in the caller's transaction. An upload that dies leaves pending rows and chunks that
 nobody reads; `remove_abandoned` (run by every upload, and by `arc-halo storage uploads --delete`) deletes them.
@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import psycopg
 
-from arc_halo import db, tensors
+from arc_halo import db, tenancy, tensors
 from arc_halo.errors import ConfigurationError, InvalidInputError, public_call
 from arc_halo.validation import whole_number
 
@@ -128,7 +128,7 @@ class ParallelUpload:
             if self.conn.execute("select current_setting('transaction_isolation')").fetchone()[0] != "read committed":
                 raise InvalidInputError("a parallel upload needs a read committed transaction: it must see the "
                                         "chunks its workers commit")
-            self.tenant = self.conn.execute("select nullif(current_setting('app.tenant_id', true), '')").fetchone()[0]
+            self.tenant = db.tenant_of(self.conn)
             self.conn.execute(f"select pg_advisory_xact_lock({_LOCK_KEY.format('%s')})", (self.upload_id,))
             if self._pooled:
                 self._fit_to_pool()
@@ -187,7 +187,7 @@ class ParallelUpload:
         incomplete = self.conn.execute(
             f"""select tensor_name, chunk_count,
                       (select count(*) from tensor_data d where d.tenant_id = m.tenant_id and d.tensor_id = m.tensor_id)
-               from tensor_metadata m where pending_upload_id = %s and tenant_id = {tensors.CURRENT_TENANT}
+               from tensor_metadata m where pending_upload_id = %s and tenant_id = {tenancy.CURRENT_TENANT}
                  and chunk_count <> (select count(*) from tensor_data d
                                      where d.tenant_id = m.tenant_id and d.tensor_id = m.tensor_id)
                limit 1""", (self.upload_id,)).fetchone()
@@ -195,7 +195,7 @@ class ParallelUpload:
             raise tensors.TensorIntegrityError(f"parallel upload {self.upload_id}: tensor {incomplete[0]} has "
                                                f"{incomplete[2]} of {incomplete[1]} chunks; nothing was made visible")
         self.conn.execute("update tensor_metadata set pending_upload_id = null, updated_at = now()"
-                          f" where pending_upload_id = %s and tenant_id = {tensors.CURRENT_TENANT}", (self.upload_id,))
+                          f" where pending_upload_id = %s and tenant_id = {tenancy.CURRENT_TENANT}", (self.upload_id,))
 
     def _abort(self, exc: BaseException) -> None:
         """Stop the workers (their transactions roll back), end the caller's block with `exc`, and delete

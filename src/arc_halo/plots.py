@@ -9,7 +9,7 @@ import psycopg
 
 from arc_halo import validation
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 
 
 @public_call

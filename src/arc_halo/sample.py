@@ -23,7 +23,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from arc_halo import bulk, embeddings, fusion, inference, tensors, training
+from arc_halo import bulk, embeddings, fusion, inference, tenancy, tensors, training
 from arc_halo.errors import public_call
 from arc_halo.hf import writes as hf_writes
 
@@ -248,7 +248,7 @@ def load(conn: psycopg.Connection) -> uuid.UUID | None:
     register_vector(conn)  # embeddings are copied as binary vectors
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('arc_halo.sample'))")  # two loaders never both insert
-        if conn.execute(f"select 1 from models where model_name = %s and tenant_id = {tensors.CURRENT_TENANT}",
+        if conn.execute(f"select 1 from models where model_name = %s and tenant_id = {tenancy.CURRENT_TENANT}",
                         (SAMPLE_MODEL,)).fetchone():
             return None
         rng = np.random.default_rng(SEED)

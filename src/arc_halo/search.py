@@ -29,7 +29,7 @@ import psycopg
 
 from arc_halo import embeddings
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import as_uuid, whole_number
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import psycopg
 
 from arc_halo import bulk, db, tensors
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line, public_call
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_uuid, optional_whole_number,
                                  real_number)
 
@@ -152,7 +152,7 @@ def _reopener(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
     conninfo, autocommit, kind = db.conninfo_of(conn), conn.autocommit, type(conn)
     options = {}
     if isinstance(conn, db.TenantConnection):
-        options = {"tenant": conn.tenant, "pooled": conn.prepare_threshold is None}
+        options = {"tenant": db.tenant_of(conn), "pooled": conn.prepare_threshold is None}
 
     def reopen() -> psycopg.Connection:
         db.check_transport(conninfo, source="MetricLogger reconnect")  # whatever class `conn` was

@@ -17,9 +17,10 @@ import numpy as np
 import psycopg
 from safetensors.numpy import save_file
 
-from arc_halo import tensors, validation
+from arc_halo import tenancy, tensors, validation
 from arc_halo.dtypes import dtype_name
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.lookups import MODEL_BY_ID_OR_NAME
 from arc_halo.hf.progress import progress_bar
 from arc_halo.hf.source import HEADER_LENGTH
 
@@ -54,14 +55,14 @@ def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | P
     rows = conn.execute(
         f"""select model_weights.parameter_name, model_weights.tensor_id, tensor_metadata.byte_size
            from model_weights join tensor_metadata using (tensor_id)
-           where model_weights.model_id = {tensors.MODEL_BY_ID_OR_NAME}
-             and model_weights.tenant_id = {tensors.CURRENT_TENANT}
+           where model_weights.model_id = {MODEL_BY_ID_OR_NAME}
+             and model_weights.tenant_id = {tenancy.CURRENT_TENANT}
            order by model_weights.parameter_name""",
         (str(model), str(model)),
     ).fetchall()
     if not rows:
         raise NotFoundError(f"no stored weights for model {model}; `arc-halo model list` shows what is registered")
-    kept = conn.execute(f"select safetensors_metadata from models where model_id = {tensors.MODEL_BY_ID_OR_NAME}",
+    kept = conn.execute(f"select safetensors_metadata from models where model_id = {MODEL_BY_ID_OR_NAME}",
                         (str(model), str(model))).fetchone()[0]
     arrays = {}
     with progress_bar(progress, f"exporting {model}", sum(row[2] for row in rows)) as advance:

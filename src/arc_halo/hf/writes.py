@@ -12,7 +12,7 @@ import psycopg
 from arc_halo import bulk, embeddings
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.source import ModelSource
-from arc_halo.tensors import CURRENT_TENANT
+from arc_halo.tenancy import CURRENT_TENANT
 
 # Columns and binary wire types of the bulk-copied tables (the sample load writes them the same way).
 HEAD_COLUMNS = ("layer_id", "head_index", "head_dim", "attention_type", "kv_head_index")

@@ -74,6 +74,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_embedded_server_and_cli.py \
 		--ignore tests/integration/test_errors_and_cli.py \
 		--ignore tests/integration/test_first_hour.py \
+		--ignore tests/integration/test_house_shape.py \
 		--ignore tests/integration/test_import_visibility.py \
 		--ignore tests/integration/test_lifecycle_and_search.py \
 		--ignore tests/integration/test_metric_logger.py \

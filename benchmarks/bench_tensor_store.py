@@ -35,7 +35,7 @@ import numpy as np
 import psycopg
 from safetensors.numpy import load_file, save_file
 
-from arc_halo import db, local_s3, objectstore, tensors
+from arc_halo import db, local_s3, objectstore, tensor_codec, tensors
 from arc_halo.parallel_upload import ParallelUpload
 from common import app_url, report, save_durably, scratch_database, timings_ms
 
@@ -78,7 +78,7 @@ def copy_prepared(url: str, arrays: dict[str, np.ndarray], chunk_bytes: int) -> 
         tensor_id = uuid.uuid4()
         metadata.append((tensor_id, name, array))
         pieces.append((tensor_id, tensor.raw, chunk_bytes, range(tensor.chunk_count(chunk_bytes))))
-    blocks = list(tensors._chunk_blocks(pieces))
+    blocks = list(tensor_codec.chunk_blocks(pieces))
     with psycopg.connect(url) as conn:
         for tensor_id, name, array in metadata:
             conn.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ConfigurationError
 
 LOCAL_DATABASE = "arc_halo"
 DEFAULT_POSTGRES_VERSION = 18
@@ -27,7 +27,7 @@ def project_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "dbt_project.yml").is_file():
         return checkout
-    raise ArcHaloError("cannot find the Arc-Halo project: run from the repository or set ARC_HALO_PROJECT_DIR")
+    raise ConfigurationError("cannot find the Arc-Halo project: run from the repository or set ARC_HALO_PROJECT_DIR")
 
 
 def state_dir() -> Path:
@@ -38,5 +38,5 @@ def state_dir() -> Path:
 def postgres_version() -> int:
     raw = os.environ.get("ARC_HALO_PG_VERSION", str(DEFAULT_POSTGRES_VERSION))
     if raw not in ("16", "18"):
-        raise ArcHaloError(f"ARC_HALO_PG_VERSION={raw} is not available embedded: use 16 or 18")
+        raise ConfigurationError(f"ARC_HALO_PG_VERSION={raw} is not available embedded: use 16 or 18")
     return int(raw)

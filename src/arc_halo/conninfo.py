@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from arc_halo.errors import ConfigurationError
+from arc_halo.errors import ConfigurationError, first_line
 
 SAFE_SSLMODES = ("require", "verify-ca", "verify-full")
 POOLED_VARIABLE = "ARC_HALO_POOLED"
@@ -47,7 +47,7 @@ def check_libpq_transport(conninfo: str | Mapping[str, object], source: str) -> 
         explicit = conninfo_to_dict(conninfo) if isinstance(conninfo, str) else {
             key: str(value) for key, value in conninfo.items() if value is not None and value != ""}
     except psycopg.ProgrammingError as exc:
-        raise ConfigurationError(f"{source} is not a libpq connection string: {_first_line(exc)}") from None
+        raise ConfigurationError(f"{source} is not a libpq connection string: {first_line(exc)}") from None
     service = _service_parameters(explicit["service"]) if "service" in explicit else {}
     defaults = {option.keyword.decode(): option.val.decode()
                 for option in psycopg.pq.Conninfo.get_defaults() if option.val is not None}
@@ -78,10 +78,6 @@ def _service_parameters(name: str) -> dict[str, str]:
         if parser.read(candidate) and parser.has_section(name):
             return dict(parser.items(name))
     return {}
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @dataclass(frozen=True)

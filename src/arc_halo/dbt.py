@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from arc_halo import config, migrations, targets
 from arc_halo.conninfo import check_libpq_transport
-from arc_halo.errors import ArcHaloError, describe_connection_failure
+from arc_halo.errors import BuildFailedError, describe_connection_failure
 
 
 def ensure_profile() -> Path:
@@ -66,7 +66,7 @@ def run_dbt(
     if capture:
         return result
     if check and result.returncode != 0:
-        raise ArcHaloError(f"dbt {' '.join(args)} failed (exit {result.returncode}); see the output above")
+        raise BuildFailedError(f"dbt {' '.join(args)} failed (exit {result.returncode}); see the output above")
     return result.returncode
 
 

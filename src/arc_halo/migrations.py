@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from arc_halo.errors import ArcHaloError, IntegrityError, first_line
+from arc_halo.errors import AppliedMigrationChanged, MigrationError, first_line
 
 FOLDER = "migrations"
 LEDGER_SCHEMA = "arc_halo_meta"
@@ -44,14 +44,6 @@ LOCK_TIMEOUT = "1s"
 LOCK_ATTEMPTS = 30
 # Only migrations may hold this lock: two builds never apply the same file twice.
 ADVISORY_LOCK_KEY = 0x4152_4348_4D49_4752  # "ARCHMIGR"
-
-
-class MigrationError(ArcHaloError):
-    """A migration file cannot be applied (misnamed, a repeated version, its SQL failed); the message names it."""
-
-
-class AppliedMigrationChanged(MigrationError, IntegrityError):
-    """A migration recorded as applied is no longer the file in migrations/ (edited or deleted)."""
 
 
 @dataclass(frozen=True)

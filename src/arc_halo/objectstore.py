@@ -1,6 +1,6 @@
 """External tensor bytes on object storage (s3://, gs://, az://) and in local files (file://), via obstore.
 
-    store = open_store("s3://models/minilm")      # a tensors.BlobStore: put(..., store=store)
+    store = open_store("s3://models/minilm")      # a blobstores.BlobStore: tensors.put(..., store=store)
     tensors.get(conn, tensor_id)                  # reads s3:// URIs without any registration
 
 Credentials and endpoints come from the standard environment variables, read by obstore itself:
@@ -30,8 +30,9 @@ import obstore
 import psycopg
 from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 
-from arc_halo import tensors, validation
-from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError, public_call
+from arc_halo import validation
+from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError, first_line
+from arc_halo.filestore import FileStore
 
 SCHEMES = ("s3", "gs", "az")
 PART_BYTES = 8 * 1024 * 1024   # multipart part size (S3's minimum is 5 MiB)
@@ -90,7 +91,7 @@ def _bucket_store(scheme: str, bucket: str, environment: frozenset):
     try:
         return kind.from_url(f"{scheme}://{bucket}", client_options=_client_options(scheme) or None)
     except obstore.exceptions.BaseError as exc:
-        raise ConfigurationError(f"cannot configure {scheme}://{bucket}: {_first_line(exc)}; set "
+        raise ConfigurationError(f"cannot configure {scheme}://{bucket}: {first_line(exc)}; set "
                                  f"{_ENVIRONMENT_HINTS[scheme]}") from None
 
 
@@ -100,22 +101,18 @@ def _store_for(scheme: str, bucket: str):
     return _bucket_store(scheme, bucket, relevant)
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def _object_error(exc: obstore.exceptions.BaseError, uri: str, action: str) -> ArcHaloError:
     scheme = urlparse(uri).scheme
     if "NoSuchBucket" in str(exc) or "ContainerNotFound" in str(exc):
         return NotFoundError(f"{action} {uri} failed: no bucket {urlparse(uri).netloc!r} on this {scheme} endpoint")
     hint = f"; check {_ENVIRONMENT_HINTS[scheme]}" if scheme in _ENVIRONMENT_HINTS else ""
     if isinstance(exc, (obstore.exceptions.PermissionDeniedError, obstore.exceptions.UnauthenticatedError)):
-        return ConfigurationError(f"{action} {uri} was refused ({_first_line(exc)}){hint}")
-    return ConfigurationError(f"{action} {uri} failed: {_first_line(exc)}{hint}")
+        return ConfigurationError(f"{action} {uri} was refused ({first_line(exc)}){hint}")
+    return ConfigurationError(f"{action} {uri} failed: {first_line(exc)}{hint}")
 
 
 class ObjectStore:
-    """A tensors.BlobStore writing objects `<prefix>/<2 hex>/<uuid>.tensor` under an object-store URI."""
+    """A blobstores.BlobStore writing objects `<prefix>/<2 hex>/<uuid>.tensor` under an object-store URI."""
 
     def __init__(self, base_uri: str):
         self.base = Location.parse(base_uri)
@@ -172,19 +169,19 @@ class _SchemeReader:
         return read_into(uri, target)
 
 
-def register_readers() -> None:
-    """Make s3://, gs:// and az:// tensors readable by tensors.get (the tensor store calls this itself)."""
-    for scheme in SCHEMES:
-        tensors.register_store(scheme, _SchemeReader())
+def readers() -> dict[str, _SchemeReader]:
+    """A reader for each of s3://, gs:// and az://, which the blob-store registry (arc_halo.blobstores)
+    takes on the first read of such a URI: this module imports nothing of the tensor store's."""
+    return {scheme: _SchemeReader() for scheme in SCHEMES}
 
 
-def open_store(uri: str) -> tensors.BlobStore:
+def open_store(uri: str) -> ObjectStore | FileStore:
     """The BlobStore for an --external destination: s3://, gs://, az:// or file:///directory (a bare
     path means a local directory)."""
     parsed = urlparse(_uri_text(uri))
     if parsed.scheme in SCHEMES:
         return ObjectStore(uri)
-    return tensors.FileStore(_local_root(uri))
+    return FileStore(_local_root(uri))
 
 
 def _uri_text(uri: object) -> str:

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 
-from arc_halo.errors import ArcHaloError
+from arc_halo.errors import OnlineDDLError, first_line
 
 LOCK_TIMEOUT = "100ms"
 # How long a step keeps retrying for its lock before the build gives up, changing nothing more.
@@ -25,17 +25,8 @@ LOCK_WAIT_SECONDS = 600.0
 LOCK_NOT_AVAILABLE = "55P03"
 
 
-class OnlineDDLError(ArcHaloError):
-    """A step could not be applied; the message names the step and what to do."""
-
-
 def _sqlstate(exc: Exception) -> str | None:
     return getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _execute(conn, statement: str) -> None:
@@ -98,7 +89,7 @@ def apply(conn, steps: Sequence[Mapping[str, str]]) -> int:
                     if step.get("undo"):
                         _with_lock_retries(conn, step["undo"], what, deadline)
                     raise OnlineDDLError(
-                        f"arc-halo: cannot {what}: {_first_line(exc)}. Existing rows violate it; it was not added. "
+                        f"arc-halo: cannot {what}: {first_line(exc)}. Existing rows violate it; it was not added. "
                         "Write a migration in migrations/ that fixes those rows (arc-halo db migrate), then build again."
                     ) from None
             elif kind == "concurrently":
@@ -111,7 +102,7 @@ def apply(conn, steps: Sequence[Mapping[str, str]]) -> int:
                 except Exception as exc:
                     if step.get("index"):
                         _drop_invalid_index(conn, step["index"])
-                    raise OnlineDDLError(f"arc-halo: cannot {what}: {_first_line(exc)}") from None
+                    raise OnlineDDLError(f"arc-halo: cannot {what}: {first_line(exc)}") from None
             else:
                 raise ValueError(f"unknown online DDL step kind {kind!r}")
         return len(steps)

@@ -28,7 +28,8 @@ from pgvector.psycopg import register_vector
 
 from arc_halo import db, targets
 from arc_halo.conninfo import parse_database_url
-from arc_halo.errors import InvalidInputError, ReadOnlyConnectionError, describe_connection_failure, public_call
+from arc_halo.errors import (InvalidInputError, ReadOnlyConnectionError, describe_connection_failure, first_line,
+                             public_call)
 
 REPLICA_URL_VARIABLE = "ARC_HALO_REPLICA_URL"
 
@@ -40,7 +41,7 @@ def replica_url() -> str | None:
 
 
 def _read_only_error(exc: psycopg.errors.ReadOnlySqlTransaction) -> ReadOnlyConnectionError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "read-only transaction"
+    reason = first_line(exc)
     return ReadOnlyConnectionError(
         f"this connection is read-only (a read replica, or {REPLICA_URL_VARIABLE} unset and the primary read "
         f"only): {reason}; nothing was written. Write through arc_halo.db.connect() (the primary)")

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo import config, embedded, validation
 from arc_halo.conninfo import LIBPQ_VARIABLES, RemoteDatabase, check_libpq_transport, parse_database_url
-from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, describe_connection_failure, first_line
+from arc_halo.errors import ConfigurationError, InvalidInputError, describe_connection_failure, first_line
 
 TARGETS = ("local", "neon", "ci")
 NEON_VARIABLES = ("NEON_HOST", "NEON_USER", "NEON_PASSWORD", "NEON_DATABASE")
@@ -55,7 +55,7 @@ def require_variables(names: tuple[str, ...], target: str) -> None:
         raise InvalidInputError(f"names must be a tuple of variable names, got {names!r}")
     missing = [name for name in names if not os.environ.get(name)]
     if missing:
-        raise ArcHaloError(f"target '{target}' needs {', '.join(missing)} set in the environment (see README, Targets)")
+        raise ConfigurationError(f"target '{target}' needs {', '.join(missing)} set in the environment (see README, Targets)")
 
 
 def validate_branch_name(name: str) -> str:

@@ -280,7 +280,7 @@ def test_unregistered_uri_scheme_names_the_seam(db) -> None:
                                         storage_kind, external_uri)
            values ('remote', '{2}', 'float32', 2, 8, repeat('0', 64), 'external', 'hdfs://bucket/key') returning tensor_id"""
     ).fetchone()[0]
-    with pytest.raises(ValueError, match=r"no blob store for hdfs:// URIs; register one with arc_halo.tensors.register_store\('hdfs'"):
+    with pytest.raises(ValueError, match=r"no blob store for hdfs:// URIs; register one with arc_halo.blobstores.register_store\('hdfs'"):
         tensors.get(db, tensor_id)
 
 

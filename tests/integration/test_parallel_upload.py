@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from arc_halo import db, embedded, tensors
+from arc_halo import db, embedded, lookups, tensors
 from arc_halo.errors import NotFoundError
 from arc_halo.parallel_upload import ParallelUpload, find_abandoned, remove_abandoned
 from cli_runner import arc_halo
@@ -56,7 +56,7 @@ def test_round_trip_and_nothing_visible_before_the_block_ends(test_server, built
         with conn.transaction():  # the caller's: the tensors are visible when it commits
             with ParallelUpload(conn, workers=2, chunk_bytes=4096) as up:
                 ids = {name: up.put(items["big"] if array is None else array, name) for name, array in items.items()}
-                seen_in_block = conn.execute(f"select count(*) from tensor_metadata where {tensors.VISIBLE}").fetchone()[0]
+                seen_in_block = conn.execute(f"select count(*) from tensor_metadata where {lookups.VISIBLE}").fetchone()[0]
             assert seen_in_block == 0
             # The block is done (chunks written and checked), the transaction not: other sessions see no tensor.
             for tensor_id in ids.values():

@@ -16,7 +16,7 @@ Modules: `source` (the directory), `config` (its shape), `agreement` (config aga
 """
 
 from arc_halo.hf.config import ModelShape
-from arc_halo.hf.errors import ModelImportError
+from arc_halo.errors import ModelImportError
 from arc_halo.hf.export import export_model
 from arc_halo.hf.importing import import_model
 from arc_halo.hf.source import ModelSource

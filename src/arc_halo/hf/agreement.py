@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 
 from arc_halo.hf.config import ModelShape
-from arc_halo.hf.errors import ModelImportError
+from arc_halo.errors import ModelImportError
 from arc_halo.hf.naming import EMBEDDING_TABLES
 
 # Separate self-attention projections, [out_features, in_features] (nn.Linear): Llama/Qwen/Gemma/Mistral,

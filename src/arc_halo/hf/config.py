@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from arc_halo.hf.errors import ModelImportError
+from arc_halo.errors import ModelImportError
 from arc_halo.hf.validation import check_size
 
 # Config keys differ by family (BERT, GPT-2, T5, Llama ...): the first one present wins.

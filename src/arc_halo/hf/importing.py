@@ -10,12 +10,11 @@ import numpy as np
 import psycopg
 
 from arc_halo import tensors
-from arc_halo.errors import public_call
+from arc_halo.errors import ModelImportError, public_call
 from arc_halo.parallel_upload import DEFAULT_WORKERS, MAX_WORKERS, ParallelUpload
 from arc_halo.hf import writes
 from arc_halo.hf.agreement import check_against_weights
 from arc_halo.hf.config import ModelShape
-from arc_halo.hf.errors import ModelImportError
 from arc_halo.hf.hashing import content_hash
 from arc_halo.hf.naming import embedding_type, layer_index, parameter_kind
 from arc_halo.hf.progress import progress_bar

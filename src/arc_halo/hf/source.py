@@ -12,7 +12,7 @@ import numpy as np
 from safetensors import safe_open
 
 from arc_halo import validation
-from arc_halo.hf.errors import ModelImportError
+from arc_halo.errors import ModelImportError
 from arc_halo.hf.validation import read_json_object, safetensors_names
 
 SINGLE_FILE = "model.safetensors"

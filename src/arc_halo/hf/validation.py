@@ -11,8 +11,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from arc_halo.errors import InvalidInputError
-from arc_halo.hf.errors import ModelImportError
+from arc_halo.errors import InvalidInputError, ModelImportError, first_line
 from arc_halo.validation import storable_text
 
 MAX_NAME_LENGTH = 200  # models_model_name_check
@@ -41,8 +40,7 @@ def safetensors_names(path: Path) -> list[str]:
         with safe_open(path, framework="np") as handle:
             return list(handle.keys())
     except Exception as exc:  # safetensors raises SafetensorError (an Exception subclass) or OSError
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelImportError(f"{path} is not a readable safetensors file ({reason}); re-download it") from None
+        raise ModelImportError(f"{path} is not a readable safetensors file ({first_line(exc)}); re-download it") from None
 
 
 def tensor_shapes(paths: dict[str, Path]) -> dict[str, list[int]]:

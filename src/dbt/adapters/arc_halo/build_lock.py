@@ -20,6 +20,7 @@ import time
 import psycopg
 
 from arc_halo.conninfo import check_libpq_transport
+from arc_halo.errors import BuildLockBusy
 
 # Serialises the lease table's creation between two first builds (a transaction-level lock).
 _CREATE_KEY = "hashtext('arc_halo.build_lock')"
@@ -53,7 +54,7 @@ comment on column arc_halo_build.lease.holder_backend_start is
     'When that backend started: with the pid, names one session that no later connection can imitate.';
 """
 
-TAKE = f"""
+TAKE = """
 insert into arc_halo_build.lease (lock_name, holder_invocation, holder_application, holder_pid, holder_backend_start)
 select 'build', %(me)s, current_setting('application_name'), pid, backend_start
 from pg_stat_activity where pid = pg_backend_pid()
@@ -74,10 +75,6 @@ select l.holder_invocation, l.holder_user, l.acquired_at::text, l.holder_pid,
        ) as alive
 from arc_halo_build.lease l where l.lock_name = 'build'
 """
-
-
-class BuildLockBusy(Exception):
-    """Another build holds the lease and stayed alive for the whole wait."""
 
 
 _sessions: dict[str, psycopg.Connection] = {}

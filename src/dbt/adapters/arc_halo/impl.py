@@ -58,7 +58,7 @@ class ArcHaloAdapter(PostgresAdapter):
         conninfo = schema_changes.credentials_conninfo(self.config.credentials, "dbt arc-halo build lock")
         try:
             build_lock.acquire(conninfo, invocation_id, wait_seconds, warn=logger.warning)
-        except (build_lock.BuildLockBusy, ArcHaloError, psycopg.Error) as exc:
+        except (ArcHaloError, psycopg.Error) as exc:  # BuildLockBusy among them
             raise DbtRuntimeError(redact(str(exc))) from None
         return ""
 

@@ -1,0 +1,144 @@
+"""Issue 21: the shape of the house, read from the source with `ast` so a new module is held to it too.
+
+- no import circle in src/: every import counts, also one inside a function (a lazy import still ties
+  the two modules together);
+- the tenant setting is spelled once in Python (arc_halo.tenancy) and once for dbt (the project variable
+  tenant_setting), and the two agree;
+- every exception class of the library lives in errors.py (private control-flow exceptions, named with
+  a leading underscore, excepted), nothing raises the bare root ArcHaloError, and one helper
+  (errors.first_line) gives an exception's message as one line.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from arc_halo import tenancy
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ROOT / "src"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCES).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in SOURCES.rglob("*.py") if "egg-info" not in str(path)}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The project's modules `name` imports, anywhere in the file (`from a import b` counts a.b when b is
+    a module, else a)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph`, as the modules around it, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_circle_in_src() -> None:
+    modules = _modules()
+    known = set(modules)
+    graph = {name: _imports(name, path, known) for name, path in modules.items()}
+    assert "arc_halo.tenancy" in graph["arc_halo.db"]  # the walk sees imports at all
+    # a package's __init__ that re-exports its modules is not a circle with them
+    for package in [name for name, path in modules.items() if path.name == "__init__.py"]:
+        graph[package] = {target for target in graph[package] if not target.startswith(package + ".")}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_tenant_setting_is_named_once_in_python_and_once_for_dbt() -> None:
+    project = yaml.safe_load((ROOT / "dbt_project.yml").read_text())
+    assert project["vars"]["tenant_setting"] == tenancy.SETTING
+    spelled = [str(path.relative_to(ROOT)) for path in SOURCES.rglob("*.py") if tenancy.SETTING in path.read_text()]
+    assert spelled == ["src/arc_halo/tenancy.py"]
+    for folder in ("macros", "models", "src/dbt/include"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".sql", ".yml", ".py"):
+                assert tenancy.SETTING not in path.read_text(), f"{path.relative_to(ROOT)} spells the setting itself"
+
+
+def _class_bases(node: ast.ClassDef) -> set[str]:
+    return {base.id if isinstance(base, ast.Name) else base.attr for base in node.bases
+            if isinstance(base, (ast.Name, ast.Attribute))}
+
+
+def test_every_public_exception_class_lives_in_errors_py() -> None:
+    errors = ast.parse((SOURCES / "arc_halo" / "errors.py").read_text())
+    tree = {node.name for node in errors.body if isinstance(node, ast.ClassDef)}
+    outside = []
+    for name, path in _modules().items():
+        if path.name == "errors.py" and name == "arc_halo.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and (
+                    _class_bases(node) & (tree | {"Exception", "BaseException", "RuntimeError", "ValueError"})):
+                outside.append(f"{name}.{node.name}")
+    assert outside == []
+
+
+def test_nothing_raises_the_bare_root_error() -> None:
+    bare = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name) \
+                    and node.exc.func.id == "ArcHaloError":
+                bare.append(f"{name}:{node.lineno}")
+    assert bare == []
+
+
+def test_one_helper_gives_an_errors_first_line() -> None:
+    """errors.first_line is the one helper for a one-line message; no module writes its own."""
+    own = [f"{name}:{node.lineno}" for name, path in _modules().items() if name != "arc_halo.errors"
+           for node in ast.walk(ast.parse(path.read_text()))
+           if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "first_line"]
+    assert own == []

@@ -50,6 +50,17 @@ def test_operational_tables_are_contracted_with_a_tested_key(manifest) -> None:
         assert tests_by_model.get(unique_id, set()) & {"unique", "unique_combination"}, f"{node['name']} key untested"
 
 
+def test_the_public_analyst_models_are_contracted(manifest) -> None:
+    """Every model analysts may build on (access public) has an enforced contract with a type for every
+    column, so a renamed or retyped column fails the build instead of the analysts' queries."""
+    public = [node for node in manifest["nodes"].values()
+              if node["resource_type"] == "model" and node["config"].get("access", node.get("access")) == "public"]
+    assert {"checkpoint_history", "training_health_overview", "replication_lag"} <= {node["name"] for node in public}
+    for node in public:
+        assert node["config"]["contract"]["enforced"], node["name"]
+        assert node["columns"] and all(column["data_type"] for column in node["columns"].values()), node["name"]
+
+
 def test_the_operational_table_materialization_ships_with_the_adapter(manifest) -> None:
     """dbt-duckdb's layout: the materialization in the adapter's include, declared for `arc_halo` (it calls
     adapter.apply_online_ddl, which only this adapter has), and none in the project's macros/."""

@@ -64,11 +64,12 @@ class SearchResult(list):
 
 def default_ef_search(row_count: int, k: int) -> int:
     """ef_search for a partition of `rows` vectors: real token embeddings need a wider beam than random
-    vectors for recall@10 of 0.95 (SmolLM2's 49k tokens, m=32: 0.93 at 100, 0.95 at 200, 0.97 at 400;
-    benchmarks/bench_similarity.py)."""
+    vectors for recall@10 of 0.95, the more so the larger the vocabulary (benchmarks/bench_similarity.py,
+    m=32: MiniLM's 30k tokens 0.999 at 200; SmolLM2's 49k 0.93 at 100, 0.95 at 200, 0.97 at 400; Gemma 3's
+    262k 0.92 at 100, 0.94-0.96 at 200 from build to build, 0.967 at 300, 0.975 at 400)."""
     whole_number("row_count", row_count, 0, 2**63 - 1)
     whole_number("k", k, 1, MAX_K)
-    base = 100 if row_count < 20_000 else 200
+    base = 100 if row_count < 20_000 else 200 if row_count < 40_000 else 300
     return min(MAX_EF_SEARCH, max(base, 2 * k))
 
 

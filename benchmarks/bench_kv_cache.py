@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report, scratch_database, summary, timings_ms  # noqa: E402
+from common import bench_model, report, scratch_database, summary, timings_ms  # noqa: E402
 
 from arc_halo import inference  # noqa: E402
 
@@ -29,12 +29,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=500)
     args = parser.parse_args()
     with scratch_database() as url, psycopg.connect(url) as conn:
-        model_id = conn.execute(
-            """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
-                                   intermediate_size, max_sequence_length)
-               values ('kv', 'decoder_only', 32000, 768, 20, 12, 3072, 2048) returning model_id""").fetchone()[0]
-        layers = [conn.execute("insert into transformer_layers (model_id, layer_index, hidden_size) values (%s, %s, 768)"
-                               " returning layer_id", (model_id, i)).fetchone()[0] for i in range(20)]
+        model_id, layers = bench_model(conn, "kv", hidden_size=768, num_layers=20, heads=12, layers=True)
         conn.commit()
         rng = np.random.default_rng(0)
         keys = rng.standard_normal((12, 128, 64)).astype(np.float16)  # 12 heads x 128 positions x 64 dims: 196 KB

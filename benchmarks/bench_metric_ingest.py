@@ -19,17 +19,12 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import app_url, report, scratch_database  # noqa: E402
+from common import app_url, bench_model, report, scratch_database  # noqa: E402
 
 from arc_halo import db, training  # noqa: E402
 
 METRICS = ("loss", "learning_rate", "grad_norm", "accuracy", "tokens_per_second", "eval_loss", "perplexity",
            "weight_norm", "loss_scale", "throughput")
-
-
-MODEL = """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
-                               intermediate_size, max_sequence_length)
-           values ('bench', 'decoder_only', 32000, 512, 8, 8, 2048, 2048) returning model_id"""
 
 
 def logger_rate(conn: psycopg.Connection, model_id, steps: int, label: str) -> float:
@@ -53,9 +48,9 @@ def main() -> None:
     # the table, as with RLS off); the application's login is not (staging table + INSERT ... SELECT).
     with scratch_database(row_level_security=True) as url, db.connect(url) as conn, \
             db.connect(app_url(url), tenant="bench") as app:
-        model_id = conn.execute(MODEL).fetchone()[0]
+        model_id = bench_model(conn)[0]
         conn.commit()
-        app_model_id = app.execute(MODEL).fetchone()[0]
+        app_model_id = bench_model(app)[0]
         app.commit()
         looped = training.start_session(conn, model_id, "insert-loop")
         rates, app_rates = [], []

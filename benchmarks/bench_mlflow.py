@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report, scratch_database  # noqa: E402
+from common import bench_model, report, scratch_database  # noqa: E402
 
 from arc_halo import embedded, training  # noqa: E402
 
@@ -57,10 +57,7 @@ def mlflow_rate(steps: int) -> float:
 
 def metric_logger_rate(steps: int) -> float:
     with scratch_database() as url, psycopg.connect(url) as conn:
-        model_id = conn.execute(
-            """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
-                                   intermediate_size, max_sequence_length)
-               values ('bench', 'decoder_only', 32000, 512, 8, 8, 2048, 2048) returning model_id""").fetchone()[0]
+        model_id = bench_model(conn)[0]
         conn.commit()
         session = training.start_session(conn, model_id, "logger")
         values = dict.fromkeys(METRICS, 0.5)

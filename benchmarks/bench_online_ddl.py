@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report  # noqa: E402
+from common import bench_model, report  # noqa: E402
 
 from arc_halo import config, dbt, embedded, inference, targets, training  # noqa: E402
 
@@ -99,12 +99,7 @@ def edited_project(directory: Path) -> Path:
 def fill(url: str, rows: int) -> dict:
     """A model, its layers, sessions, `rows` KV-cache entries and `rows` metric values."""
     with psycopg.connect(url) as conn:
-        model_id = conn.execute(
-            """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
-                                   intermediate_size, max_sequence_length)
-               values ('online-ddl', 'decoder_only', 32000, 256, 4, 4, 1024, 2048) returning model_id""").fetchone()[0]
-        layers = [conn.execute("insert into transformer_layers (model_id, layer_index, hidden_size) values (%s, %s, 256)"
-                               " returning layer_id", (model_id, i)).fetchone()[0] for i in range(4)]
+        model_id, layers = bench_model(conn, "online-ddl", hidden_size=256, num_layers=4, heads=4, layers=True)
         conn.commit()
         history = training.start_session(conn, model_id, "history")
         with training.MetricLogger(conn, history) as logger:

@@ -25,7 +25,7 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report, scratch_database  # noqa: E402
+from common import bench_model, report, scratch_database  # noqa: E402
 
 from arc_halo import embeddings, search  # noqa: E402
 
@@ -96,10 +96,7 @@ def main() -> None:
             if table is None:
                 continue
             count, width = table.shape
-            model_id = conn.execute(
-                """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
-                                       intermediate_size, max_sequence_length)
-                   values (%s, 'decoder_only', %s, %s, 1, 1, 8, 8) returning model_id""", (name, count, width)).fetchone()[0]
+            model_id = bench_model(conn, name, vocab_size=count, hidden_size=width, num_layers=1, heads=1)[0]
             started = time.perf_counter()
             embeddings.bulk_load(conn, model_id, [("token", table, None)])
             visible_s = time.perf_counter() - started
@@ -122,10 +119,12 @@ def main() -> None:
                 other = measure(conn, model_id, table, rows, truth, k, ef_search=ef)
                 print(f"  ef_search={ef}: recall@10 {other['recall']:.3f}, self {other['self']}/{len(rows)},"
                       f" p50 {other['p50']:.1f} ms, p90 {other['p90']:.1f} ms")
-            met = default["recall"] >= 0.95 and default["self"] == len(rows) and (count < 250_000 or default["p50"] < 10)
+            large = count >= 250_000  # the latency target is set for 250k vectors
+            met = default["recall"] >= 0.95 and default["self"] == len(rows) and (not large or default["p50"] < 10)
             report(f"nearest-10 of {name} token embeddings ({count:,} x {width}), default settings ({default['methods']}):"
                    f" recall@10 {default['recall']:.3f}, self {default['self']}/{len(rows)}", default["p50"], "ms",
-                   "exact search p50", exact["p50"], target="recall@10 >= 0.95, finds itself, p50 < 10 ms at 250k",
+                   "exact search p50", exact["p50"],
+                   target="recall@10 >= 0.95, finds itself" + (", p50 < 10 ms (250k vectors)" if large else ""),
                    met=bool(met), higher_is_better=False)
             conn.execute("delete from models where model_id = %s", (model_id,))
 

@@ -19,7 +19,9 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report, scratch_database, summary, timings_ms  # noqa: E402
+from common import bench_model, report, scratch_database, summary, timings_ms  # noqa: E402
+
+from arc_halo import training  # noqa: E402
 
 SESSIONS = 1000
 RUNNING = 100
@@ -48,16 +50,13 @@ where s.status = 'running'
 def load(conn: psycopg.Connection, rows: int) -> float:
     steps = max(rows // (SESSIONS * len(METRICS)), 1)
     started = time.perf_counter()
-    model_id = conn.execute(
-        """insert into models (model_name, architecture, vocab_size, hidden_size, num_layers, num_attention_heads,
-                               intermediate_size, max_sequence_length)
-           values ('bench', 'decoder_only', 32000, 512, 8, 8, 2048, 2048) returning model_id""").fetchone()[0]
-    conn.execute(
-        """insert into training_sessions (model_id, session_name, status, total_steps, current_step, started_at,
-                                          progress_updated_at)
-           select %s, 'run-' || i, case when i <= %s then 'running' else 'completed' end, %s, %s,
-                  now() - interval '2 days', now() - interval '1 minute'
-           from generate_series(1, %s) as i""", (model_id, RUNNING, steps * 2, steps, SESSIONS))
+    model_id = bench_model(conn)[0]
+    two_days_ago = conn.execute("select now() - interval '2 days'").fetchone()[0]
+    for index in range(1, SESSIONS + 1):
+        session_id = training.start_session(conn, model_id, f"run-{index}", total_steps=steps * 2, at=two_days_ago)
+        training.update_progress(conn, session_id, steps)
+        if index > RUNNING:
+            training.finish_session(conn, session_id)
     conn.commit()
     session_ids = [row[0] for row in conn.execute("select training_session_id from training_sessions order by 1")]
     batch = 50  # sessions per statement: the latest-value trigger sees one transition table per batch

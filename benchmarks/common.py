@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from arc_halo import dbt, embedded, targets
+from arc_halo import dbt, embedded, registry, targets
 
 
 @contextmanager
@@ -86,3 +86,14 @@ def save_durably(arrays: dict, path: str) -> None:
     save_file(arrays, path)
     with open(path, "rb") as written:
         os.fsync(written.fileno())
+
+
+def bench_model(conn: psycopg.Connection, name: str = "bench", *, vocab_size: int = 32000, hidden_size: int = 512,
+                num_layers: int = 8, heads: int = 8, layers: bool = False) -> tuple:
+    """A model registered as applications do (arc_halo.registry): its id, and with `layers` its layer ids."""
+    model_id = registry.register_model(
+        conn, name, architecture="decoder_only", vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
+        num_attention_heads=heads, intermediate_size=4 * hidden_size, max_sequence_length=2048)
+    layer_ids = [registry.add_layer(conn, model_id, index, hidden_size=hidden_size) for index in range(num_layers)] if layers else []
+    return model_id, layer_ids
+

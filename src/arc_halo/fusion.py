@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import psycopg
 
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 from arc_halo.tenancy import CURRENT_TENANT
-from arc_halo.validation import as_uuid, json_object, real_number, uuids
+from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_time, real_number,
+                                 storable_text, text, uuids)
 
 
 @public_call
@@ -49,18 +51,51 @@ def attach_model(conn: psycopg.Connection, reactor_id, model_id, weight: float, 
 @public_call
 def record_operation(conn: psycopg.Connection, reactor_id, contributing_model_ids: list, status: str = "completed",
                      latency_ms: float | None = None, input_reference: str | None = None,
-                     output_summary: dict | None = None) -> uuid.UUID:
+                     output_summary: dict | None = None, at: datetime | None = None) -> uuid.UUID:
+    """One fusion operation. Without `at` it is recorded as it ends (started and, when completed or failed,
+    completed now); with `at` it started then and completed `latency_ms` later."""
     reactor_id, contributing_model_ids = as_uuid("reactor id", reactor_id), uuids("contributing_model_ids",
                                                                                      contributing_model_ids)
     output_summary = json_object("output_summary", output_summary)
+    latency = None if latency_ms is None else real_number("latency_ms", latency_ms)
+    at = optional_time("at", at)
     with conn.transaction():
         return conn.execute(
             """insert into fusion_operations (reactor_id, input_reference, status, latency_ms, contributing_model_ids,
-                                              output_summary, completed_at)
-               values (%s, %s, %s, %s, %s, %s, case when %s in ('completed', 'failed') then now() end)
+                                              output_summary, started_at, completed_at)
+               values (%(reactor)s, %(reference)s, %(status)s::text, %(latency)s::float8, %(models)s, %(summary)s,
+                       coalesce(%(at)s::timestamptz, now()),
+                       case when %(status)s::text in ('completed', 'failed')
+                            then case when %(at)s::timestamptz is null then now()
+                                      else %(at)s::timestamptz
+                                           + coalesce(%(latency)s::float8, 0) * interval '1 millisecond' end end)
                returning fusion_operation_id""",
-            (reactor_id, input_reference, status, latency_ms, contributing_model_ids, output_summary,
-             status)).fetchone()[0]
+            {"reactor": reactor_id, "reference": input_reference, "status": status, "latency": latency,
+             "models": contributing_model_ids, "summary": output_summary, "at": at}).fetchone()[0]
+
+
+@public_call
+def record_metric(conn: psycopg.Connection, reactor_id, name: str, value: float, at: datetime | None = None) -> None:
+    """A reactor metric (throughput_ops, fusion_latency_ms, ...) measured `at` (default now)."""
+    reactor_id, value, at = as_uuid("reactor id", reactor_id), real_number("value", value), optional_time("at", at)
+    with conn.transaction():
+        conn.execute("insert into reactor_metrics (reactor_id, metric_name, value, recorded_at)"
+                     " values (%s, %s, %s, coalesce(%s, now()))", (reactor_id, metric_name(name), value, at))
+
+
+@public_call
+def set_state(conn: psycopg.Connection, reactor_id, key: str, state: dict, state_vector=None,
+              confidence: float | None = None) -> uuid.UUID:
+    """A piece of the reactor's cognitive state under `key`, with an optional embedding of it."""
+    reactor_id, state_json = as_uuid("reactor id", reactor_id), json_object("state", state)
+    vector = None if state_vector is None else "[" + ",".join(
+        repr(real_number("state_vector value", x)) for x in numeric_array("state_vector", state_vector).ravel()) + "]"
+    confidence = None if confidence is None else real_number("confidence", confidence)
+    with conn.transaction():
+        return conn.execute(
+            "insert into cognitive_state (reactor_id, state_key, state, state_vector, confidence)"
+            " values (%s, %s, %s, %s, %s) returning cognitive_state_id",
+            (reactor_id, storable_text("key", text("key", key)), state_json, vector, confidence)).fetchone()[0]
 
 
 @public_call

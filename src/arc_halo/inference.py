@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import psycopg
@@ -13,28 +13,34 @@ from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError, NotFoundError, first_line, public_call
 from arc_halo.tenancy import CURRENT_TENANT
-from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_duration,
+from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_duration, optional_time,
                                  optional_whole_number, real_number, whole_number)
 
 
 @public_call
 def start_session(conn: psycopg.Connection, model_id, generation_config: dict | None = None,
-                  prompt_tokens: int = 0) -> uuid.UUID:
+                  prompt_tokens: int = 0, at: datetime | None = None) -> uuid.UUID:
+    """A running inference session of the model; `at` backdates its start (default: now)."""
     model_id, generation_config = as_uuid("model id", model_id), json_object("generation_config", generation_config)
+    prompt_tokens = whole_number("prompt_tokens", prompt_tokens, 0, MAX_POSITION)
+    at = optional_time("at", at)
     with conn.transaction():
         return conn.execute(
-            """insert into inference_sessions (model_id, status, generation_config, prompt_tokens)
-               values (%s, 'running', %s, %s) returning inference_session_id""",
-            (model_id, generation_config, prompt_tokens)).fetchone()[0]
+            """insert into inference_sessions (model_id, status, generation_config, prompt_tokens, started_at)
+               values (%s, 'running', %s, %s, coalesce(%s, now())) returning inference_session_id""",
+            (model_id, generation_config, prompt_tokens, at)).fetchone()[0]
 
 
 @public_call
-def finish_session(conn: psycopg.Connection, session_id, generated_tokens: int, status: str = "completed") -> None:
+def finish_session(conn: psycopg.Connection, session_id, generated_tokens: int, status: str = "completed",
+                   at: datetime | None = None) -> None:
+    """End the session (`at`: when it ended, default now)."""
     session_id = as_uuid("session id", session_id)
+    at = optional_time("at", at)
     with conn.transaction():
-        if conn.execute("update inference_sessions set status = %s, generated_tokens = %s, ended_at = now()"
+        if conn.execute("update inference_sessions set status = %s, generated_tokens = %s, ended_at = coalesce(%s, now())"
                         f" where inference_session_id = %s and tenant_id = {CURRENT_TENANT}",
-                        (status, generated_tokens, session_id)).rowcount == 0:
+                        (status, generated_tokens, at, session_id)).rowcount == 0:
             raise NotFoundError(f"no inference session {session_id}: see `select inference_session_id, model_id "
                                 f"from inference_sessions`")
 
@@ -55,8 +61,10 @@ def _ttl(ttl: timedelta | None) -> timedelta | None:
 
 @public_call
 def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, values: np.ndarray,
-           position_start: int, head_index: int | None = None, ttl: timedelta | None = timedelta(hours=1)) -> None:
-    """Store (or replace) the keys and values of one layer (and head, or all heads) over a position range."""
+           position_start: int, head_index: int | None = None, ttl: timedelta | None = timedelta(hours=1),
+           at: datetime | None = None) -> None:
+    """Store (or replace) the keys and values of one layer (and head, or all heads) over a position range.
+    The entry expires `ttl` after it is written (`at`, default now)."""
     session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
     keys, values = numeric_array("keys", keys), numeric_array("values", values)
     whole_number("position_start", position_start, 0, MAX_POSITION)
@@ -65,17 +73,19 @@ def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, val
         raise InvalidInputError(f"keys {keys.shape} {keys.dtype} and values {values.shape} {values.dtype} must match")
     position_end = position_start + (keys.shape[-2] if keys.ndim >= 2 else 1)
     keys, values = np.ascontiguousarray(keys), np.ascontiguousarray(values)
+    at = optional_time("at", at)
     with conn.transaction():
         conn.execute(
             """insert into kv_cache (inference_session_id, layer_id, head_index, position_start, position_end, dtype,
-                                     shape, key_data, value_data, size_bytes, expires_at)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s)
+                                     shape, key_data, value_data, size_bytes, expires_at, created_at, last_accessed_at)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()) + %s, coalesce(%s, now()),
+                       coalesce(%s, now()))
                on conflict (inference_session_id, layer_id, coalesce(head_index, -1), position_start, tenant_id) do update set
                    position_end = excluded.position_end, dtype = excluded.dtype, shape = excluded.shape,
                    key_data = excluded.key_data, value_data = excluded.value_data, size_bytes = excluded.size_bytes,
                    expires_at = excluded.expires_at, last_accessed_at = now()""",
             (session_id, layer_id, head_index, position_start, position_end, dtype_name(keys.dtype), list(keys.shape),
-             keys.tobytes(), values.tobytes(), keys.nbytes + values.nbytes, _ttl(ttl)))
+             keys.tobytes(), values.tobytes(), keys.nbytes + values.nbytes, at, _ttl(ttl), at, at))
 
 
 @public_call
@@ -101,29 +111,36 @@ def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | Non
 
 @public_call
 def put_activation(conn: psycopg.Connection, session_id, layer_id, name: str, activation: np.ndarray,
-                   position_start: int, ttl: timedelta | None = timedelta(hours=1)) -> None:
+                   position_start: int, ttl: timedelta | None = timedelta(hours=1), at: datetime | None = None) -> None:
+    """Cache one layer's activation over a position range; it expires `ttl` after it is written (`at`,
+    default now)."""
     session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
     whole_number("position_start", position_start, 0, MAX_POSITION)
     data = np.ascontiguousarray(numeric_array("activation", activation))
+    at = optional_time("at", at)
     with conn.transaction():
         conn.execute(
             """insert into activation_cache (inference_session_id, layer_id, activation_name, position_start, position_end,
-                                             dtype, shape, activation_data, size_bytes, expires_at)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, now() + %s)""",
+                                             dtype, shape, activation_data, size_bytes, expires_at, created_at)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()) + %s, coalesce(%s, now()))""",
             (session_id, layer_id, name, position_start, position_start + (data.shape[0] if data.ndim else 1),
-             dtype_name(data.dtype), list(data.shape), data.tobytes(), data.nbytes, _ttl(ttl)))
+             dtype_name(data.dtype), list(data.shape), data.tobytes(), data.nbytes, at, _ttl(ttl), at))
 
 
 @public_call
-def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float]) -> None:
+def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float], at: datetime | None = None) -> None:
+    """Metric values of the session (`at`: when measured, default now)."""
     session = as_uuid("session id", session_id)
+    at = optional_time("at", at)
     if not isinstance(values, dict):
         raise InvalidInputError(f"values must be a dict of metric name to number, got {type(values).__name__}")
     values = {metric_name(name): real_number(f"metric {name!r}", value) for name, value in values.items()}
-    with bulk.copy_into(conn, "inference_metrics", ("inference_session_id", "metric_name", "value"),
-                        ("uuid", "text", "float8")) as copy:
+    columns, types = ("inference_session_id", "metric_name", "value"), ("uuid", "text", "float8")
+    if at is not None:  # else recorded_at's default, the transaction's time
+        columns, types = (*columns, "recorded_at"), (*types, "timestamptz")
+    with bulk.copy_into(conn, "inference_metrics", columns, types) as copy:
         for name, value in values.items():
-            copy.write_row((session, name, value))
+            copy.write_row((session, name, value) if at is None else (session, name, value, at))
 
 
 # Every stored attention pattern is a distribution over its keys in each query row, to these bounds, here

@@ -23,8 +23,8 @@ import psycopg
 from arc_halo import bulk, db, tensors
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line, public_call
 from arc_halo.tenancy import CURRENT_TENANT
-from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_uuid, optional_whole_number,
-                                 real_number)
+from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_time, optional_uuid,
+                                 optional_whole_number, real_number)
 
 METRIC_COLUMNS = ("training_session_id", "metric_name", "step", "epoch", "value", "recorded_at")
 # The session id is sent as its 16 raw bytes with psycopg's C bytea dumper: binary COPY carries no types,
@@ -37,14 +37,18 @@ METRIC_TYPES = ["bytea", "text", "int8", "int4", "float8", "timestamptz"]
 def start_session(
     conn: psycopg.Connection, model_id: uuid.UUID | str, name: str, total_steps: int | None = None,
     total_epochs: int | None = None, hyperparameters: dict | None = None, dataset_name: str | None = None,
+    at: datetime | None = None,
 ) -> uuid.UUID:
+    """A running training session of the model; `at` backdates its start (default: now)."""
     model_id, hyperparameters = as_uuid("model id", model_id), json_object("hyperparameters", hyperparameters)
+    at = optional_time("at", at)
     with conn.transaction():
         return conn.execute(
             """insert into training_sessions (model_id, session_name, status, total_steps, total_epochs,
                                               hyperparameters, dataset_name, started_at, progress_updated_at)
-               values (%s, %s, 'running', %s, %s, %s, %s, now(), now()) returning training_session_id""",
-            (model_id, name, total_steps, total_epochs, hyperparameters, dataset_name),
+               values (%s, %s, 'running', %s, %s, %s, %s, coalesce(%s, now()), coalesce(%s, now()))
+               returning training_session_id""",
+            (model_id, name, total_steps, total_epochs, hyperparameters, dataset_name, at, at),
         ).fetchone()[0]
 
 
@@ -127,12 +131,6 @@ def _shown(value: object, limit: int = 60) -> str:
     except Exception:  # noqa: BLE001 - a broken __repr__ of the caller's
         text = f"a {type(value).__name__}"
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _check_time(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.utcoffset() is None:
-        raise InvalidInputError(f"`at` must be a datetime with a time zone, got {at!r}")
-    return at
 
 
 @public_call
@@ -249,7 +247,7 @@ class MetricLogger:
     def log(self, name: str, value: float, step: int, epoch: int | None = None, at: datetime | None = None) -> None:
         _check_step(step, epoch)
         row = (self._session_bytes, self._name(name), step, epoch, _check_value(name, value),
-               datetime.now(timezone.utc) if at is None else _check_time(at))
+               optional_time("at", at) or datetime.now(timezone.utc))
         self._rows.append(row)
         self._flush_if_due()
 
@@ -369,10 +367,11 @@ def save_checkpoint(
     conn: psycopg.Connection, model_id: uuid.UUID | str, session_id: uuid.UUID | str | None, step: int,
     weights: dict[str, np.ndarray], optimizer_state: dict[str, dict[str, np.ndarray]] | None = None,
     optimizer_type: str | None = None, optimizer_hyperparameters: dict | None = None, epoch: int = 0,
-    metrics: dict | None = None, is_best: bool = False,
+    metrics: dict | None = None, is_best: bool = False, at: datetime | None = None,
 ) -> uuid.UUID:
     """Weights and optimizer state (e.g. Adam's exp_avg / exp_avg_sq per parameter, SGD's
-    momentum_buffer) in one transaction: a checkpoint is there whole or not at all."""
+    momentum_buffer) in one transaction: a checkpoint is there whole or not at all. Weights already
+    stored (the same bytes) are referenced, not written again; `at` backdates the checkpoint."""
     if optimizer_state and not optimizer_type:
         raise InvalidInputError("optimizer_state needs optimizer_type (adam, adamw, sgd, ...)")
     model_id, session_id = as_uuid("model id", model_id), optional_uuid("session id", session_id)
@@ -389,6 +388,7 @@ def save_checkpoint(
                                                                                      optimizer_hyperparameters)
     if not isinstance(is_best, bool):
         raise InvalidInputError(f"is_best must be True or False, got {is_best!r}")
+    at = optional_time("at", at)
     with conn.transaction():
         weight_ids = {name: str(tensors.put(conn, array, name)) for name, array in weights.items()}
         if is_best and session_id is not None:
@@ -398,9 +398,9 @@ def save_checkpoint(
         size = sum(array.nbytes for array in weights.values())
         checkpoint_id = conn.execute(
             """insert into model_checkpoints (model_id, training_session_id, step, epoch, metrics, weight_tensors,
-                                              size_bytes, is_best)
-               values (%s, %s, %s, %s, %s, %s, %s, %s) returning checkpoint_id""",
-            (model_id, session_id, step, epoch, metrics_json, json.dumps(weight_ids), size, is_best),
+                                              size_bytes, is_best, created_at)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) returning checkpoint_id""",
+            (model_id, session_id, step, epoch, metrics_json, json.dumps(weight_ids), size, is_best, at),
         ).fetchone()[0]
         for parameter, states in (optimizer_state or {}).items():
             for state_name, array in states.items():

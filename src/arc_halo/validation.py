@@ -6,7 +6,7 @@ import json
 import numbers
 import os
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,14 @@ def metric_name(name: object) -> str:
         shown = f"{len(name)} characters" if isinstance(name, str) else repr(name)
         raise InvalidInputError(f"metric name must be a string of 1 to {MAX_METRIC_NAME} characters, got {shown}")
     return storable_text("metric name", name)
+
+
+def optional_time(name: str, value: object) -> datetime | None:
+    """When a row happened, for a call that may backdate it (`at=`): a datetime with a time zone, or None
+    for the server's now()."""
+    if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
+        raise InvalidInputError(f"`{name}` must be a datetime with a time zone (or None for now), got {value!r}")
+    return value
 
 
 def as_uuid(name: str, value: object) -> uuid.UUID:

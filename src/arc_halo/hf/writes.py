@@ -1,23 +1,18 @@
-"""The import's rows: models, transformer_layers, attention_heads, model_weights and embeddings."""
+"""The import's rows: models, transformer_layers, attention_heads, model_weights (through arc_halo.registry,
+the public write API) and embeddings."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 
-from arc_halo import bulk, embeddings
+from arc_halo import embeddings, registry
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.source import ModelSource
 from arc_halo.tenancy import CURRENT_TENANT
-
-# Columns and binary wire types of the bulk-copied tables (the sample load writes them the same way).
-HEAD_COLUMNS = ("layer_id", "head_index", "head_dim", "attention_type", "kv_head_index")
-HEAD_TYPES = ("uuid", "int4", "int4", "text", "int4")
-
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -51,42 +46,26 @@ def registered_version(conn: psycopg.Connection, name: str) -> str | None:
 
 
 def insert_model(conn, source: ModelSource, shape: ModelShape, name: str, version: str, digest: str) -> uuid.UUID:
-    return conn.execute(
-        """insert into models (model_name, version, architecture, model_type, vocab_size, hidden_size, num_layers,
-                               num_attention_heads, num_key_value_heads, intermediate_size, max_sequence_length,
-                               config, status, content_sha256, description, safetensors_metadata)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'ready', %s, %s, %s) returning model_id""",
-        (name, version, shape.architecture, shape.model_type, shape.vocab_size, shape.hidden_size, shape.num_layers,
-         shape.heads, shape.kv_heads, shape.intermediate_size, shape.max_sequence_length, json.dumps(source.config),
-         digest, f"Imported from {source.directory.resolve()}", json.dumps(source.safetensors_metadata())),
-    ).fetchone()[0]
+    return registry.register_model(
+        conn, name, version=version, architecture=shape.architecture, model_type=shape.model_type,
+        vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, num_layers=shape.num_layers,
+        num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads, intermediate_size=shape.intermediate_size,
+        max_sequence_length=shape.max_sequence_length, config=source.config, status="ready", content_sha256=digest,
+        description=f"Imported from {source.directory.resolve()}", safetensors_metadata=source.safetensors_metadata())
 
 
 def insert_layers(conn, model_id: uuid.UUID, shape: ModelShape) -> dict[int, uuid.UUID]:
-    layer_ids = {}
     group = shape.heads // shape.kv_heads if shape.kv_heads else None
-    for index in range(shape.num_layers):
-        layer_ids[index] = conn.execute(
-            """insert into transformer_layers (model_id, layer_index, layer_type, hidden_size, intermediate_size,
-                                               num_attention_heads, activation, normalization, dropout, config)
-               values (%s, %s, 'transformer_block', %s, %s, %s, %s, %s, %s, %s) returning layer_id""",
-            (model_id, index, shape.hidden_size, shape.intermediate_size, shape.heads, shape.activation,
-             shape.normalization, shape.dropout, json.dumps({"stack": shape.stack(index)})),
-        ).fetchone()[0]
-        with bulk.copy_into(conn, "attention_heads", HEAD_COLUMNS, HEAD_TYPES) as copy:
-            for head in range(shape.heads):
-                copy.write_row((layer_ids[index], head, shape.head_dim, shape.attention_type(index),
-                                head // group if group else None))
-    return layer_ids
+    return {index: registry.add_layer(
+        conn, model_id, index, hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
+        num_attention_heads=shape.heads, head_dim=shape.head_dim, attention_type=shape.attention_type(index),
+        kv_group_size=group, activation=shape.activation, normalization=shape.normalization, dropout=shape.dropout,
+        config={"stack": shape.stack(index)}) for index in range(shape.num_layers)}
 
 
 def insert_weight(conn, model_id: uuid.UUID, layer_id: uuid.UUID | None, parameter: str, kind: str,
                   tensor_id: uuid.UUID) -> None:
-    conn.execute(
-        """insert into model_weights (model_id, layer_id, parameter_name, parameter_kind, tensor_id, requires_grad)
-           values (%s, %s, %s, %s, %s, %s)""",
-        (model_id, layer_id, parameter, kind, tensor_id, kind != "buffer"),
-    )
+    registry.add_weight(conn, model_id, parameter, kind, tensor_id, layer_id=layer_id, requires_grad=kind != "buffer")
 
 
 def insert_embeddings(conn, model_id: uuid.UUID, tables: dict[str, np.ndarray], vocabulary: list[str | None]) -> None:

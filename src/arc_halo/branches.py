@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 import urllib.error
 import urllib.request
@@ -20,10 +19,10 @@ from urllib.parse import urlparse
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
-from arc_halo import config, embedded, targets
-from arc_halo.conninfo import check_libpq_transport, is_local_host
+from arc_halo import config, embedded, retries, targets
+from arc_halo.conninfo import check_libpq_transport, connection_string, is_local_host
 from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError
 from arc_halo.targets import branch_database, validate_branch_name
 
@@ -169,7 +168,7 @@ class LocalBranches:
             conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(target)))
 
     def url(self, name: str | None) -> str:
-        return make_conninfo(self.admin_url, dbname=self._database(name))
+        return connection_string(self.admin_url, dbname=self._database(name))
 
 
 class _BranchLocked(Exception):
@@ -196,13 +195,12 @@ class NeonBranches:
         return cls(os.environ["NEON_API_KEY"], os.environ["NEON_PROJECT_ID"])
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        for _ in range(NEON_LOCKED_RETRIES):
-            try:
-                return self._call_once(method, path, body)
-            except _BranchLocked:
-                time.sleep(self.locked_retry_seconds)
+        wait = self.locked_retry_seconds
         try:
-            return self._call_once(method, path, body)
+            for attempt in retries.attempts(_BranchLocked, tries=NEON_LOCKED_RETRIES + 1, first_delay=wait,
+                                            max_delay=wait, growth=1):
+                with attempt:
+                    return self._call_once(method, path, body)
         except _BranchLocked as locked:
             raise ConfigurationError(f"Neon API {method} {path} failed with HTTP 423 after "
                                      f"{NEON_LOCKED_RETRIES + 1} attempts (an operation on the branch is still "
@@ -313,7 +311,7 @@ def referencing_databases(url: str | None = None) -> list[str]:
 def _embedded_family(url: str) -> list[str]:
     check_libpq_transport(url, "database URL")
     database = conninfo_to_dict(url).get("dbname") or config.LOCAL_DATABASE
-    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+    with psycopg.connect(connection_string(url, dbname="postgres"), autocommit=True) as conn:
         parents = {name: LocalBranches._parent_database(comment) for name, comment in conn.execute(
             "select datname, shobj_description(oid, 'pg_database') from pg_database where datallowconn")}
 
@@ -325,7 +323,7 @@ def _embedded_family(url: str) -> list[str]:
         return name
 
     family_root = root(database)
-    return [make_conninfo(url, dbname=name) for name in sorted(parents) if root(name) == family_root]
+    return [connection_string(url, dbname=name) for name in sorted(parents) if root(name) == family_root]
 
 
 def _neon_family(url: str) -> list[str]:
@@ -339,5 +337,5 @@ def _neon_family(url: str) -> list[str]:
         if not host:
             raise ConfigurationError(f"Neon branch {name!r} has no read-write compute endpoint, so its references "
                                      "cannot be checked: add one (or delete the branch) first")
-        urls.append(make_conninfo(url, host=host))
+        urls.append(connection_string(url, host=host))
     return urls

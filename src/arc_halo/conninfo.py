@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from arc_halo.errors import ConfigurationError, first_line
 
@@ -78,6 +78,13 @@ def _service_parameters(name: str) -> dict[str, str]:
         if parser.read(candidate) and parser.has_section(name):
             return dict(parser.items(name))
     return {}
+
+
+def connection_string(base: str = "", **fields: object) -> str:
+    """The one way the library makes a libpq connection string: `base` (a URL or key=value string, or
+    nothing) with `fields` over it, through psycopg's make_conninfo. Fields that are None or empty are left
+    out, so libpq's defaults and environment apply to them."""
+    return make_conninfo(base, **{key: str(value) for key, value in fields.items() if value not in (None, "")})
 
 
 @dataclass(frozen=True)

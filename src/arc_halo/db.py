@@ -27,10 +27,10 @@ from collections.abc import Iterator
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from arc_halo import targets, tenancy, validation
-from arc_halo.conninfo import check_libpq_transport, is_pooled
+from arc_halo.conninfo import check_libpq_transport, connection_string, is_pooled
 from arc_halo.errors import InvalidInputError, describe_connection_failure, from_database, public_call
 
 CONNECT_ATTEMPTS = 4
@@ -197,7 +197,7 @@ def conninfo_of(conn: psycopg.Connection) -> str:
     """`conn`'s connection string with its password (psycopg's `info.dsn` leaves it out), to open another
     connection like it."""
     password = conn.info.password
-    return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
+    return connection_string(conn.info.dsn, password=password)
 
 
 @public_call

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from arc_halo import config, migrations, targets
-from arc_halo.conninfo import check_libpq_transport
+from arc_halo.conninfo import check_libpq_transport, connection_string
 from arc_halo.errors import BuildFailedError, describe_connection_failure
 
 
@@ -72,7 +71,7 @@ def run_dbt(
 
 def apply_migrations(env: dict[str, str], project: Path | None = None):
     """Apply the pending migrations/ of `project` to the database of a target environment."""
-    conninfo = make_conninfo(**targets.connection_kwargs(env))
+    conninfo = connection_string(**targets.connection_kwargs(env))
     check_libpq_transport(conninfo, "migrations")
     try:
         conn = psycopg.connect(conninfo, connect_timeout=targets.NEON_CONNECT_TIMEOUT_SECONDS)

@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from arc_halo import retries
 from arc_halo.errors import AppliedMigrationChanged, MigrationError, first_line
 
 FOLDER = "migrations"
@@ -303,25 +304,23 @@ def _run_in_open_transaction(conn: psycopg.Connection, migration: Migration) -> 
 
 
 def _apply_in_transaction(conn: psycopg.Connection, migration: Migration, schema: str) -> None:
-    for attempt in range(LOCK_ATTEMPTS):
-        try:
-            with conn.transaction():
+    try:
+        for attempt in retries.attempts(psycopg.errors.LockNotAvailable, tries=LOCK_ATTEMPTS, first_delay=0.2,
+                                        max_delay=5.0):
+            with attempt, conn.transaction():
                 conn.execute("select set_config('search_path', %s, true), set_config('lock_timeout', %s, true)",
                              (schema, LOCK_TIMEOUT))
                 _run_in_open_transaction(conn, migration)
                 _record(conn, migration)
-            return
-        except _EndedItsTransaction as exc:
-            raise _failure(migration, exc, "its own transaction control committed the statements before it, which "
-                                           "stay applied, unrecorded: undo them by hand, or make the file safe to "
-                                           "re-run and mark it `-- arc-halo: no-transaction`") from None
-        except psycopg.errors.LockNotAvailable as exc:
-            if attempt == LOCK_ATTEMPTS - 1:
-                raise _failure(migration, exc, f"its locks stayed taken for {LOCK_ATTEMPTS} attempts; nothing of "
-                                               "it was applied, migrate again when the long queries are done") from None
-            time.sleep(min(0.2 * 2**attempt, 5.0))
-        except psycopg.Error as exc:
-            raise _failure(migration, exc, "nothing of it was applied") from None
+    except _EndedItsTransaction as exc:
+        raise _failure(migration, exc, "its own transaction control committed the statements before it, which "
+                                       "stay applied, unrecorded: undo them by hand, or make the file safe to "
+                                       "re-run and mark it `-- arc-halo: no-transaction`") from None
+    except psycopg.errors.LockNotAvailable as exc:
+        raise _failure(migration, exc, f"its locks stayed taken for {LOCK_ATTEMPTS} attempts; nothing of "
+                                       "it was applied, migrate again when the long queries are done") from None
+    except psycopg.Error as exc:
+        raise _failure(migration, exc, "nothing of it was applied") from None
 
 
 def _apply_statement_by_statement(conn: psycopg.Connection, migration: Migration, schema: str) -> None:

@@ -13,10 +13,10 @@ The connection is any DB-API connection of psycopg 2 or 3 (dbt's own, or the lib
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Mapping, Sequence
 
+from arc_halo import retries
 from arc_halo.errors import OnlineDDLError, first_line
 
 LOCK_TIMEOUT = "100ms"
@@ -38,23 +38,21 @@ def _execute(conn, statement: str) -> None:
 
 
 def _with_lock_retries(conn, statement: str, what: str, deadline: float) -> None:
-    attempt = 0
-    while True:
-        _execute(conn, f"set lock_timeout = '{LOCK_TIMEOUT}'")
-        try:
-            _execute(conn, statement)
-            return
-        except Exception as exc:
-            if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
-                raise
-            if time.monotonic() >= deadline:
-                raise OnlineDDLError(
-                    f"{what}: the table stayed locked by other sessions for {LOCK_WAIT_SECONDS:.0f} s (a long query?); "
-                    "this step was not applied, the ones before it were: build again when it is done"
-                ) from None
-        attempt += 1
-        # Out of the queue while waiting: the writers behind us go on. Jitter keeps parallel builds apart.
-        time.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))
+    # Out of the queue while waiting: the writers behind us go on. Jitter keeps parallel builds apart.
+    try:
+        for attempt in retries.attempts(lambda exc: _sqlstate(exc) == LOCK_NOT_AVAILABLE, tries=None,
+                                        first_delay=0.1, max_delay=2.0, jitter=0.1,
+                                        within_seconds=max(0.0, deadline - time.monotonic())):
+            with attempt:
+                _execute(conn, f"set lock_timeout = '{LOCK_TIMEOUT}'")
+                _execute(conn, statement)
+    except Exception as exc:
+        if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
+            raise
+        raise OnlineDDLError(
+            f"{what}: the table stayed locked by other sessions for {LOCK_WAIT_SECONDS:.0f} s (a long query?); "
+            "this step was not applied, the ones before it were: build again when it is done"
+        ) from None
 
 
 def _drop_invalid_index(conn, name: str) -> None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
-from arc_halo import config, embedded, validation
-from arc_halo.conninfo import LIBPQ_VARIABLES, RemoteDatabase, check_libpq_transport, parse_database_url
+from arc_halo import config, embedded, retries, validation
+from arc_halo.conninfo import (LIBPQ_VARIABLES, RemoteDatabase, check_libpq_transport, connection_string,
+                               parse_database_url)
 from arc_halo.errors import ConfigurationError, InvalidInputError, describe_connection_failure, first_line
 
 TARGETS = ("local", "neon", "ci")
@@ -192,14 +192,13 @@ def with_connect_retries(connect: Callable[[], T], attempts: int, first_delay: f
     for name, delay in (("first_delay", first_delay), ("max_delay", max_delay)):
         if not 0 <= validation.real_number(name, delay) <= MAX_RETRY_DELAY_SECONDS:
             raise InvalidInputError(f"{name} must be between 0 and {MAX_RETRY_DELAY_SECONDS} seconds, got {delay}")
-    for attempt in range(attempts):
-        try:
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.OperationalError) and not any(text in str(exc) for text in permanent)
+
+    for attempt in retries.attempts(transient, tries=attempts, first_delay=first_delay, max_delay=max_delay):
+        with attempt:
             return connect()
-        except psycopg.OperationalError as exc:
-            if attempt == attempts - 1 or any(text in str(exc) for text in permanent):
-                raise
-            time.sleep(min(first_delay * 2**attempt, max_delay))
-    raise ValueError(f"attempts must be at least 1, got {attempts}")
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def probe(
@@ -212,10 +211,10 @@ def probe(
         raise InvalidInputError(f"conninfo must be a dict of libpq keywords, got {type(conninfo).__name__}")
     validation.whole_number("timeout", timeout, 1, MAX_RETRY_DELAY_SECONDS)
     validation.whole_number("attempts", attempts, 1, MAX_CONNECT_ATTEMPTS)
-    parsed_conninfo(make_conninfo(**{key: str(value) for key, value in conninfo.items()}), label)
+    parsed_conninfo(connection_string(**conninfo), label)
     check_libpq_transport(conninfo, label)
     try:
         with_connect_retries(lambda: psycopg.connect(connect_timeout=timeout, **conninfo).close(), attempts, 1, 5)
     except psycopg.OperationalError as exc:
-        raise describe_connection_failure(exc, make_conninfo(**conninfo), label,
+        raise describe_connection_failure(exc, connection_string(**conninfo), label,
                                           f"after {attempts} attempts of {timeout}s") from None

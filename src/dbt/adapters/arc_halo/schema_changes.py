@@ -8,17 +8,15 @@ from pathlib import Path
 from dbt_common.exceptions import DbtRuntimeError
 
 from arc_halo import migrations, online_ddl
+from arc_halo.conninfo import connection_string
 from arc_halo.errors import ArcHaloError
 
 
 def credentials_conninfo(credentials, application_name: str = "dbt arc-halo migrations") -> str:
     """A libpq connection string for the profile target's database (psycopg 3, beside dbt's psycopg2)."""
-    from psycopg.conninfo import make_conninfo
-
-    fields = {"host": credentials.host, "port": credentials.port, "user": credentials.user,
-              "password": credentials.password, "dbname": credentials.database, "sslmode": credentials.sslmode,
-              "connect_timeout": credentials.connect_timeout, "application_name": application_name}
-    return make_conninfo(**{key: value for key, value in fields.items() if value not in (None, "")})
+    return connection_string(host=credentials.host, port=credentials.port, user=credentials.user, password=credentials.password,
+                 dbname=credentials.database, sslmode=credentials.sslmode, connect_timeout=credentials.connect_timeout,
+                 application_name=application_name)
 
 
 def apply_migrations(adapter) -> str:

@@ -181,12 +181,26 @@ VALID: dict[str, Callable[[Stock], object]] = {
     "key": lambda s: "hidden_size",
     "layer_index": lambda s: 0,
     "function": lambda s: (lambda: None),
+    # arc_halo.registry, fusion.set_state
+    "architecture": lambda s: "decoder_only",
+    "vocab_size": lambda s: 8,
+    "hidden_size": lambda s: 8,
+    "num_layers": lambda s: 1,
+    "num_attention_heads": lambda s: 2,
+    "intermediate_size": lambda s: 16,
+    "max_sequence_length": lambda s: 8,
+    "status": lambda s: "ready",
+    "kind": lambda s: "weight",
+    "segment_count": lambda s: 1,
+    "state": lambda s: {"focus": 1},
+    "on": lambda s: OSError,
+    "tries": lambda s: 1,
 }
 
 # How to make an instance of a public class whose methods are swept.
 INSTANCES: dict[str, Callable[[Stock], object]] = {
     "arc_halo.training.MetricLogger": lambda s: training.MetricLogger(s.conn, s.ids["session"], flush_seconds=3600),
-    "arc_halo.tensors.FileStore": lambda s: tensors.FileStore(s.directory),
+    "arc_halo.filestore.FileStore": lambda s: tensors.FileStore(s.directory),
 }
 
 

@@ -4,6 +4,8 @@
   the two modules together);
 - the tenant setting is spelled once in Python (arc_halo.tenancy) and once for dbt (the project variable
   tenant_setting), and the two agree;
+- nothing outside the library (sample data, CLI, scripts, benchmarks) INSERTs into an operational table,
+  bar the benchmark baselines and server-side bulk setup listed with their reasons;
 - every exception class of the library lives in errors.py (private control-flow exceptions, named with
   a leading underscore, excepted), nothing raises the bare root ArcHaloError, and one helper
   (errors.first_line) gives an exception's message as one line.
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import yaml
@@ -142,3 +145,49 @@ def test_one_helper_gives_an_errors_first_line() -> None:
            for node in ast.walk(ast.parse(path.read_text()))
            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "first_line"]
     assert own == []
+
+
+# Raw INSERTs outside the library that are the point of their benchmark, with why. Nothing else outside
+# the library writes an operational table: the sample data and the benchmarks go through the public API.
+RAW_INSERTS_ALLOWED = {
+    ("benchmarks/bench_metric_ingest.py", "training_metrics"): "the baseline: one INSERT per row, hand-written",
+    ("benchmarks/bench_tensor_store.py", "tensor_metadata"): "the baseline: the server alone, no library",
+    ("benchmarks/bench_training_progress.py", "training_metrics"):
+        "10,000,000 metric rows generated inside the server: setup at a scale no client writes",
+    ("benchmarks/bench_online_ddl.py", "kv_cache"): "1,000,000 cache rows generated inside the server: setup",
+}
+
+
+def _operational_tables() -> set[str]:
+    return {path.stem for path in (ROOT / "models" / "raw").rglob("*.sql")}
+
+
+def test_nothing_outside_the_library_inserts_into_an_operational_table() -> None:
+    """The sample data, the CLI, the scripts and every benchmark write through the library's public write
+    API (arc_halo.registry, tensors, training, inference, fusion), so `make run` and the benchmarks exercise
+    the paths applications take; a new raw INSERT fails here."""
+    tables = _operational_tables()
+    assert {"models", "transformer_layers", "model_weights", "kv_cache"} <= tables
+    outside = [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py"),
+               SOURCES / "arc_halo" / "sample.py", SOURCES / "arc_halo" / "cli.py"]
+    found = set()
+    for path in outside:
+        for match in re.finditer(r"\binsert\s+into\s+(?:\w+\.)?(\w+)", path.read_text(), re.IGNORECASE):
+            if match.group(1) in tables:
+                found.add((str(path.relative_to(ROOT)), match.group(1)))
+    assert found - set(RAW_INSERTS_ALLOWED) == set()
+    assert set(RAW_INSERTS_ALLOWED) <= found, "an allowed raw INSERT is gone: drop it from the list"
+
+
+def test_one_connection_string_builder_and_one_retry_policy() -> None:
+    """Connection strings are made by conninfo.connection_string only, and retries go through arc_halo.retries (stamina),
+    not hand-written sleep loops."""
+    builders, sleepers = [], []
+    for name, path in _modules().items():
+        source = path.read_text()
+        if name != "arc_halo.conninfo" and "make_conninfo(" in source:
+            builders.append(name)
+        if name not in ("arc_halo.retries",) and re.search(r"\bfor \w+ in range\(\w*ATTEMPTS\w*\)|2\s*\*\*\s*attempt", source):
+            sleepers.append(name)
+    assert builders == []
+    assert sleepers == []

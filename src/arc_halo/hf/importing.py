@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 
 from arc_halo import tensors
-from arc_halo.errors import ModelImportError, public_call
+from arc_halo.errors import IntegrityError, ModelImportError, public_call
 from arc_halo.parallel_upload import DEFAULT_WORKERS, MAX_WORKERS, ParallelUpload
 from arc_halo.hf import writes
 from arc_halo.hf.agreement import check_against_weights
@@ -88,7 +88,7 @@ def import_model(
         try:
             model_id = writes.insert_model(conn, source, shape, name, version, digests.model_sha256)
             layer_ids = writes.insert_layers(conn, model_id, shape)
-        except psycopg.errors.IntegrityError as exc:
+        except (psycopg.errors.IntegrityError, IntegrityError) as exc:  # the registry's translation, or the raw one
             fix = constraint_fix(exc, shape)
             if fix is None:
                 raise

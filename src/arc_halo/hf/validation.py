@@ -116,8 +116,9 @@ _CONSTRAINT_FIXES = {
 
 
 def constraint_fix(exc: Exception, shape) -> str | None:
-    """'config.json: ...' saying what to fix, for a constraint violation on a row the import writes."""
-    diag = getattr(exc, "diag", None)
+    """'config.json: ...' saying what to fix, for a constraint violation on a row the import writes (the
+    psycopg error, or the ArcHaloError the registry raised for it)."""
+    diag = getattr(exc, "diag", None) or getattr(exc.__cause__, "diag", None)
     fix = _CONSTRAINT_FIXES.get(getattr(diag, "constraint_name", None) or "")
     if fix is None:
         return None

@@ -77,3 +77,11 @@ def run_upkeep(conn: psycopg.Connection, triggered_by: str = "manual", batch_siz
                                      expired_rows_remaining, partitions_created, error
                               from upkeep_runs where upkeep_run_id = %s""", (run_id,)).fetchone()
     return UpkeepRun(*row[:5], list(row[5]), row[6])
+
+
+@public_call
+def upkeep_status(conn: psycopg.Connection) -> dict[str, object]:
+    """analytics.upkeep_status as column -> value: the last run, the last success, recent failures."""
+    cursor = conn.execute("select * from analytics.upkeep_status")
+    row = cursor.fetchone()
+    return dict(zip([column.name for column in cursor.description], row or [None] * len(cursor.description), strict=True))

@@ -11,6 +11,7 @@ one `with conn.transaction():` appear together or not at all.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -142,3 +143,24 @@ def plan_gradient_checkpointing(conn: psycopg.Connection, model_id: uuid.UUID | 
         (as_uuid("model id", model_id), _text("strategy", strategy), whole_number("segment_count", segment_count, 1, MAX_INT),
          expected_memory_saving_ratio),
     ).fetchone()[0]
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model_id: uuid.UUID
+    model_name: str
+    version: str
+    architecture: str
+    num_layers: int
+    num_attention_heads: int
+    status: str
+
+
+@public_call
+def list_models(conn: psycopg.Connection) -> list[ModelSummary]:
+    """Every model the connection may see, by name and version: all of them for the schema owner (the
+    operator's `arc-halo model list`), its tenant's with row-level security on."""
+    rows = conn.execute("""select model_id, model_name, version, architecture, num_layers, num_attention_heads, status
+                           from models order by model_name, version""").fetchall()
+    return [ModelSummary(*row) for row in rows]
+

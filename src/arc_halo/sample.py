@@ -27,6 +27,12 @@ from arc_halo.errors import public_call
 
 SAMPLE_MODEL = "gpt-fusion-1"
 SEED = 2026
+# The specification's example queries, verbatim; example_results adds its two function calls.
+EXAMPLE_QUERIES = (
+    "SELECT * FROM v_model_architecture WHERE model_name = 'gpt-fusion-1';",
+    "SELECT * FROM v_training_progress WHERE status = 'running';",
+    "SELECT * FROM v_reactor_status WHERE status = 'active';",
+)
 
 
 @dataclass(frozen=True)
@@ -202,3 +208,19 @@ def load(conn: psycopg.Connection) -> uuid.UUID | None:
         _inference(conn, primary, FUSION_1, rng, now)
         _reactor(conn, primary, expert, rng, now)
         return primary["model_id"]
+
+
+@public_call
+def example_results(conn: psycopg.Connection) -> list[tuple[str, list[str], list[tuple]]]:
+    """The specification's example statements, run over the sample data: (statement, column names, rows)
+    each. The two function calls name gpt-fusion-1's id (a nil id when the sample is not loaded)."""
+    row = conn.execute(f"select model_id from models where model_name = %s and tenant_id = {tenancy.CURRENT_TENANT}",
+                       (SAMPLE_MODEL,)).fetchone()
+    model_id = str(row[0]) if row else "00000000-0000-0000-0000-000000000000"
+    results = []
+    for statement in (*EXAMPLE_QUERIES, f"SELECT * FROM calculate_model_parameters('{model_id}');",
+                      f"SELECT get_latest_checkpoint('{model_id}');"):
+        cursor = conn.execute(statement)
+        results.append((statement, [column.name for column in cursor.description], cursor.fetchall()))
+    return results
+

@@ -16,14 +16,15 @@ def test_db_psql_runs_the_command_after_a_double_dash() -> None:
 def test_the_example_queries_say_when_columns_are_left_out(test_server, built_copy, monkeypatch, capsys) -> None:
     import psycopg
 
-    from arc_halo import cli, sample
+    from arc_halo import sample
+    from arc_halo.cli import build_commands
 
     url = test_server.url(built_copy)
     with psycopg.connect(url) as conn:
         sample.load(conn)
         conn.commit()
     monkeypatch.setenv("ARC_HALO_DATABASE_URL", url)
-    cli._print_examples()
+    build_commands.print_examples()
     printed = capsys.readouterr().out
     architecture = printed.split("SELECT * FROM v_model_architecture")[1].split("\nSELECT")[0]
     with psycopg.connect(url) as conn:

@@ -169,7 +169,7 @@ def test_nothing_outside_the_library_inserts_into_an_operational_table() -> None
     tables = _operational_tables()
     assert {"models", "transformer_layers", "model_weights", "kv_cache"} <= tables
     outside = [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py"),
-               SOURCES / "arc_halo" / "sample.py", SOURCES / "arc_halo" / "cli.py"]
+               SOURCES / "arc_halo" / "sample.py", *(SOURCES / "arc_halo" / "cli").glob("*.py")]
     found = set()
     for path in outside:
         for match in re.finditer(r"\binsert\s+into\s+(?:\w+\.)?(\w+)", path.read_text(), re.IGNORECASE):
@@ -191,3 +191,19 @@ def test_one_connection_string_builder_and_one_retry_policy() -> None:
             sleepers.append(name)
     assert builders == []
     assert sleepers == []
+
+
+def test_the_cli_is_a_thin_layer() -> None:
+    """One module per command group, each registering its own commands, and no SQL in any of them: every
+    handler is a call into the library."""
+    package = SOURCES / "arc_halo" / "cli"
+    groups = sorted(path.stem for path in package.glob("*_commands.py"))
+    assert {"db_commands", "model_commands", "storage_commands", "branch_commands", "upkeep_commands"} <= set(groups)
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        calls = {node.func.attr for node in ast.walk(tree)
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+        assert not calls & {"execute", "executemany", "copy", "cursor"}, f"{path.name} runs SQL itself"
+        if path.name.endswith("_commands.py"):
+            assert any(isinstance(node, ast.FunctionDef) and node.name == "register" for node in tree.body), path.name
+

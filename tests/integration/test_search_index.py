@@ -81,8 +81,12 @@ def test_index_is_built_after_the_load_and_used_only_once_valid(test_server, bui
             f"explain select 1 from embeddings where model_id = %s and {embeddings.SAME_VECTOR}"
             " = hashtextextended(%s::vector::text, 0)", (model_id, str(table[5].tolist()))))
         assert embeddings.SAME_SUFFIX in plan, plan
-        exact = search.nearest(conn, table[5], k=10, model_id=model_id, exact=True)
-        assert len({row[0] for row in found} & {row[0] for row in exact}) >= 9
+        # The graph's answers agree with exact search: recall@10 over 20 queries (one query alone is noise; a
+        # parallel HNSW build differs from run to run).
+        overlaps = [len({row[0] for row in search.nearest(conn, table[row], k=10, model_id=model_id)}
+                        & {row[0] for row in search.nearest(conn, table[row], k=10, model_id=model_id, exact=True)})
+                    for row in range(20)]
+        assert sum(overlaps) / (10 * len(overlaps)) >= 0.9, overlaps
         oid = conn.execute("select %s::regclass::oid", (ready.index,)).fetchone()[0]
         assert embeddings.build_index(conn, model_id).index == ready.index  # nothing to do
         assert conn.execute("select %s::regclass::oid", (ready.index,)).fetchone()[0] == oid

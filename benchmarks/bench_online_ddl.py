@@ -27,7 +27,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_model, report  # noqa: E402
 
-from arc_halo import config, dbt, embedded, inference, targets, training  # noqa: E402
+from arc_halo import config, dbt, embedded, environments, inference, training  # noqa: E402
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml.example", "models", "macros", "seeds", "tests", "analyses", "functions",
                  "migrations")
@@ -220,7 +220,7 @@ def main() -> None:
     online_db, plain_db = (f"arc_halo_bench_{uuid.uuid4().hex[:8]}" for _ in range(2))
     embedded.ensure_database(server, online_db)
     try:
-        env = targets.local_environment(server, online_db)
+        env = environments.local_environment(server, online_db)
         dbt.build(["--exclude", "resource_type:test", "--quiet"], env=env)
         ids = fill(server.url(online_db), args.rows)
         with psycopg.connect(server.url("postgres"), autocommit=True) as admin:

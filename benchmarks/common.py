@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from arc_halo import dbt, embedded, registry, targets
+from arc_halo import dbt, embedded, environments, registry
 
 
 @contextmanager
@@ -28,7 +28,7 @@ def scratch_database(row_level_security: bool = False) -> Iterator[str]:
     embedded.ensure_database(server, name)
     variables = ["--vars", "{row_level_security: true}"] if row_level_security else []
     try:
-        dbt.build(["--exclude", "resource_type:test", "--quiet", *variables], env=targets.local_environment(server, name))
+        dbt.build(["--exclude", "resource_type:test", "--quiet", *variables], env=environments.local_environment(server, name))
         yield server.url(name)
     finally:
         embedded.drop_database(server, name)

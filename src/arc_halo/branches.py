@@ -24,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 from arc_halo import config, embedded, retries, targets
 from arc_halo.conninfo import check_libpq_transport, connection_string, is_local_host
 from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError
-from arc_halo.targets import branch_database, validate_branch_name
+from arc_halo.branch_names import branch_database, validate_branch_name
 
 NEON_API = "https://console.neon.tech/api/v2"
 # HTTP 423: another operation on the branch is still running (e.g. a reset right after a create);

@@ -13,7 +13,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from arc_halo.errors import ConfigurationError, first_line
+from arc_halo import validation
+from arc_halo.errors import ConfigurationError, InvalidInputError, first_line
 
 SAFE_SSLMODES = ("require", "verify-ca", "verify-full")
 POOLED_VARIABLE = "ARC_HALO_POOLED"
@@ -78,6 +79,14 @@ def _service_parameters(name: str) -> dict[str, str]:
         if parser.read(candidate) and parser.has_section(name):
             return dict(parser.items(name))
     return {}
+
+
+def parsed_conninfo(conninfo: object, source: str) -> dict:
+    """The keywords of a libpq connection string; anything else is refused naming `source`."""
+    try:
+        return conninfo_to_dict(validation.text(source, conninfo))
+    except psycopg.ProgrammingError as exc:
+        raise InvalidInputError(f"{source} is not a libpq connection string: {first_line(exc)}") from None
 
 
 def connection_string(base: str = "", **fields: object) -> str:

@@ -4,7 +4,7 @@ else NEON_DATABASE_URL, else the embedded server).
 Remote hosts must use TLS (sslmode=require or stronger, `conninfo.check_libpq_transport`), checked by
 `check_transport` before every connection the library opens, whatever URL or keywords it was given (pools,
 ParallelUpload's workers and MetricLogger's reconnects all open `TenantConnection`s); connects are
-retried with backoff (`targets.with_connect_retries`), because a Neon compute that scaled to zero takes
+retried with backoff (`connecting.with_connect_retries`), because a Neon compute that scaled to zero takes
 a few seconds to wake.
 
 Acting as a tenant (`arc_halo.tenancy`): the tenant is set for each transaction only, never for the session, so it cannot outlive a transaction or reach the next borrower of a pooled or
@@ -29,8 +29,8 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from arc_halo import targets, tenancy, validation
-from arc_halo.conninfo import check_libpq_transport, connection_string, is_pooled
+from arc_halo import connecting, targets, tenancy, validation
+from arc_halo.conninfo import check_libpq_transport, connection_string, is_pooled, parsed_conninfo
 from arc_halo.errors import InvalidInputError, describe_connection_failure, from_database, public_call
 
 CONNECT_ATTEMPTS = 4
@@ -125,7 +125,7 @@ def check_transport(conninfo: str, kwargs: dict | None = None, source: str = "co
         raise InvalidInputError(f"a connection string is text (a libpq URL or key=value pairs), got {conninfo!r}")
     if kwargs is not None and not isinstance(kwargs, dict):
         raise InvalidInputError(f"connection options are a dict of libpq keywords, got {kwargs!r}")
-    targets.parsed_conninfo(conninfo, source)
+    parsed_conninfo(conninfo, source)
     check_libpq_transport(conninfo, source)
     params = {key: value for key, value in (kwargs or {}).items()
               if key not in _PSYCOPG_OPTIONS and value is not None}
@@ -137,12 +137,12 @@ def _target(url: object) -> str:
     """The database to connect to: `url` (checked to be a connection string), else the configured one."""
     if url is None:
         return targets.database_url()
-    targets.parsed_conninfo(url, "the database URL")
+    parsed_conninfo(url, "the database URL")
     return url
 
 
 def _connect_options(target: str, pooled: bool | None) -> dict:
-    return {"connect_timeout": targets.NEON_CONNECT_TIMEOUT_SECONDS,
+    return {"connect_timeout": connecting.NEON_CONNECT_TIMEOUT_SECONDS,
             "pooled": is_pooled(target) if pooled is None else validation.boolean("pooled", pooled)}
 
 
@@ -157,10 +157,10 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
     if not isinstance(autocommit, bool):
         raise InvalidInputError(f"autocommit must be True or False, got {autocommit!r}")
     try:
-        conn = targets.with_connect_retries(
+        conn = connecting.with_connect_retries(
             lambda: TenantConnection.connect(target, autocommit=autocommit, tenant=tenant,
                                              **_connect_options(target, pooled)),
-            attempts, 0.5, 8, permanent=targets.PERMANENT_CONNECT_FAILURES)
+            attempts, 0.5, 8, permanent=connecting.PERMANENT_CONNECT_FAILURES)
     except psycopg.OperationalError as exc:
         raise describe_connection_failure(exc, target) from exc
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from arc_halo import config, migrations, targets
+from arc_halo import config, connecting, environments, migrations
 from arc_halo.conninfo import check_libpq_transport, connection_string
 from arc_halo.errors import BuildFailedError, describe_connection_failure
 
@@ -56,7 +56,7 @@ def run_dbt(
     """Run dbt in the project directory with the target's environment; returns its exit code
     (or the completed process when capture is set, for callers that read dbt's output)."""
     ensure_profile()
-    merged = {**os.environ, **(env if env is not None else targets.target_environment())}
+    merged = {**os.environ, **(env if env is not None else environments.target_environment())}
     merged.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")  # no network at run time
     result = subprocess.run(
         [dbt_executable(), *args], cwd=project or config.project_dir(), env=merged,
@@ -71,10 +71,10 @@ def run_dbt(
 
 def apply_migrations(env: dict[str, str], project: Path | None = None):
     """Apply the pending migrations/ of `project` to the database of a target environment."""
-    conninfo = connection_string(**targets.connection_kwargs(env))
+    conninfo = connection_string(**environments.connection_kwargs(env))
     check_libpq_transport(conninfo, "migrations")
     try:
-        conn = psycopg.connect(conninfo, connect_timeout=targets.NEON_CONNECT_TIMEOUT_SECONDS)
+        conn = psycopg.connect(conninfo, connect_timeout=connecting.NEON_CONNECT_TIMEOUT_SECONDS)
     except psycopg.OperationalError as exc:
         raise describe_connection_failure(exc, conninfo) from exc
     with conn:

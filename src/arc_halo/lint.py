@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from arc_halo import config, dbt, migrations, secret_scan, targets
+from arc_halo import config, dbt, environments, migrations, secret_scan
 
 LINTED_FOLDERS = ("models", "macros", "tests", "analyses")
 
@@ -38,7 +38,7 @@ def squawk(root: Path, files: list[str]) -> int:
 def sqlfluff(root: Path, paths: list[str]) -> int:
     """The dbt templater compiles every file against a live target (the local server is started)."""
     dbt.ensure_profile()
-    env = {**os.environ, **targets.target_environment(check_reachable=False)}
+    env = {**os.environ, **environments.target_environment(check_reachable=False)}
     command = [str(Path(sys.executable).parent / "sqlfluff"), "lint", "--dialect", "postgres", "--templater", "dbt",
                "--disable-progress-bar", "--format", os.environ.get("ARC_HALO_SQLFLUFF_FORMAT", "human"), *paths]
     return subprocess.run(command, cwd=root, env=env).returncode

@@ -26,8 +26,8 @@ from datetime import datetime
 import psycopg
 from pgvector.psycopg import register_vector
 
-from arc_halo import db, targets
-from arc_halo.conninfo import parse_database_url
+from arc_halo import connecting, db, targets
+from arc_halo.conninfo import parse_database_url, parsed_conninfo
 from arc_halo.errors import (InvalidInputError, ReadOnlyConnectionError, describe_connection_failure, first_line,
                              public_call)
 
@@ -83,14 +83,14 @@ def connect_replica(url: str | None = None, *, tenant: str | None = None,
     if tenant is not None and (not isinstance(tenant, str) or not tenant):
         raise InvalidInputError(f"tenant must be a non-empty string, got {tenant!r}")
     if url is not None:
-        targets.parsed_conninfo(url, "the replica URL")
+        parsed_conninfo(url, "the replica URL")
     target = url or replica_url() or targets.database_url()
     db.check_transport(target, source="the replica connection")
     try:
-        conn = targets.with_connect_retries(
+        conn = connecting.with_connect_retries(
             lambda: ReplicaConnection.connect(target, tenant=tenant, cursor_factory=ReadOnlyCursor,
                                               **db._connect_options(target, None)),
-            attempts, 0.5, 8, permanent=targets.PERMANENT_CONNECT_FAILURES)
+            attempts, 0.5, 8, permanent=connecting.PERMANENT_CONNECT_FAILURES)
     except psycopg.OperationalError as exc:
         raise describe_connection_failure(exc, target, "replica") from exc
     conn.read_only = True  # every transaction, including the catalog lookup below, begins READ ONLY

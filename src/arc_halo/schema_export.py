@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from arc_halo import config, dbt, embedded, migrations, targets
+from arc_halo import config, dbt, embedded, environments, migrations
 from arc_halo.conninfo import check_libpq_transport
 from arc_halo.errors import ConfigurationError
 
@@ -117,7 +117,7 @@ def export(output: Path | None = None) -> Path:
     name = f"arc_halo_export_{uuid.uuid4().hex[:8]}"
     embedded.ensure_database(server, name)
     try:
-        dbt.build(["--exclude", "resource_type:test", "--quiet"], env=targets.local_environment(server, name))
+        dbt.build(["--exclude", "resource_type:test", "--quiet"], env=environments.local_environment(server, name))
         text = render(server.url(name))
     finally:
         embedded.drop_database(server, name)

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from arc_halo import config, dbt, embedded, targets
+from arc_halo import config, dbt, embedded, environments
 from arc_halo.conninfo import is_local_host
 from arc_halo.errors import ArcHaloError
 from rows import insert_everything
@@ -68,7 +68,7 @@ def build(server: TestServer, database: str, *args: str, project: Path | None = 
     """Plain dbt `command` (build by default) into `database` through the `ci` target (its libpq
     variables); returns the completed process, with dbt's output. A build applies the pending
     migrations first, as `arc-halo build` does (until the build's on-run-start applies them itself)."""
-    env = targets.url_environment(server.url(database))
+    env = environments.url_environment(server.url(database))
     if command == "build":
         dbt.apply_migrations(env, project)
     result = dbt.run_dbt([command, *args], env=env, check=False, project=project, capture=True)

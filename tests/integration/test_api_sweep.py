@@ -65,7 +65,7 @@ EXCLUDED = {
     "arc_halo.search.SearchResult": "a result record (the rows found, a list, with how they were found)",
     "arc_halo.replica.ReadOnlyCursor": "a psycopg Cursor subclass that connect_replica installs; psycopg constructs it",
     "arc_halo.sample.load": "loads the whole sample dataset (~2 s); its one parameter is the connection",
-    "arc_halo.targets.target_environment": "for the local target it creates the named database on the embedded "
+    "arc_halo.environments.target_environment": "for the local target it creates the named database on the embedded "
                                            "server (the CLI tests cover its answers)",
     "arc_halo.targets.database_url": "with no URL configured it starts the embedded server",
     "arc_halo.sample.gpt2_parameters": "lists the parameters of the sample's own model shapes, not a caller's",

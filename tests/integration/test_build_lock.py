@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import config, dbt, targets
+from arc_halo import config, dbt, environments
 from rows import insert_everything, row_counts
 
 SELECTION = ["--select", "models", "v_model_architecture"]
@@ -29,7 +29,7 @@ def start_dbt(url: str, workdir: Path, name: str, *args: str, **variables: str) 
     if not profiles.exists():
         profiles.mkdir()
         shutil.copy(config.project_dir() / "profiles.yml.example", profiles / "profiles.yml")
-    env = {**os.environ, **targets.url_environment(url), "DBT_PROFILES_DIR": str(profiles),
+    env = {**os.environ, **environments.url_environment(url), "DBT_PROFILES_DIR": str(profiles),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **variables}
     output = workdir / f"{name}.log"
     process = subprocess.Popen(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from arc_halo import dbt, targets
+from arc_halo import dbt, environments
 
 CHROMIUM_FLAGS = [  # as this workplace's probe runs it: headless, sandbox-free as root, no network chatter
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,7 +26,7 @@ def chromium() -> str | None:
 def docs_site(built_database, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("docs")
     result = dbt.run_dbt(["docs", "generate", "--static", "--target-path", str(target)],
-                         env=targets.url_environment(built_database), check=False, capture=True)
+                         env=environments.url_environment(built_database), check=False, capture=True)
     assert result.returncode == 0, result.stdout[-3000:]
     site = target / "static_index.html"
     assert site.stat().st_size > 100_000

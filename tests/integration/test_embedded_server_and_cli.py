@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import config, embedded, targets
+from arc_halo import config, connecting, embedded
 from arc_halo.errors import ArcHaloError
 from cli_runner import ARC_HALO as ARC
 from cli_runner import arc_halo as arc
@@ -181,7 +181,7 @@ def test_unreachable_host_times_out_with_a_clear_message() -> None:
     thread.start()
     try:
         with pytest.raises(ArcHaloError, match=r"cannot reach neon host 127.0.0.1 \(port \d+\) after 2 attempts of 1s"):
-            targets.probe({"host": "127.0.0.1", "port": str(port), "user": "u", "dbname": "d"}, "neon",
+            connecting.probe({"host": "127.0.0.1", "port": str(port), "user": "u", "dbname": "d"}, "neon",
                           timeout=1, attempts=2)
     finally:
         stop.set()

@@ -207,3 +207,13 @@ def test_the_cli_is_a_thin_layer() -> None:
         if path.name.endswith("_commands.py"):
             assert any(isinstance(node, ast.FunctionDef) and node.name == "register" for node in tree.body), path.name
 
+
+
+def test_targets_is_split_by_concern() -> None:
+    """Target choice (targets), the environment for a target (environments), reaching a database
+    (connecting) and branch names (branch_names) are separate rooms; targets.py defines none of the others'."""
+    tree = ast.parse((SOURCES / "arc_halo" / "targets.py").read_text())
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert {"current_target", "database_url", "local_database"} <= defined
+    assert not defined & {"target_environment", "local_environment", "probe", "with_connect_retries",
+                          "validate_branch_name", "branch_database"}

@@ -184,14 +184,14 @@ def test_lifecycle_through_dbt_run_operation_and_cli(test_server, built_copy) ->
     import os
     from pathlib import Path
 
-    from arc_halo import dbt, targets
+    from arc_halo import dbt, environments
 
     url = test_server.url(built_copy)
     with psycopg.connect(url, autocommit=True) as conn:
         ids = insert_everything(conn)
         conn.execute("update kv_cache set expires_at = now() - interval '1 minute' where inference_session_id = %s",
                      (ids["inference"],))
-    env = targets.url_environment(url)
+    env = environments.url_environment(url)
     purge = dbt.run_dbt(["run-operation", "purge_expired_cache", "--args", "{batch_size: 1}"], env=env,
                         check=False, capture=True)
     assert purge.returncode == 0, purge.stdout[-2000:]

@@ -16,7 +16,7 @@ from conftest import build
 from rows import insert_everything, row_counts
 from test_operational_tables import CORE_YAML, _edit
 
-from arc_halo import config, migrations, schema_export, targets
+from arc_halo import config, environments, migrations, schema_export
 from cli_runner import arc_halo as run_arc_halo
 
 ADVICE = re.compile(r"create (migrations/\d+_[a-z0-9_]+\.sql) containing `([^`]+)` then run `arc-halo db migrate`")
@@ -25,7 +25,7 @@ MODEL_ROWS = "select model_id, model_name, hidden_size, {notes} from models orde
 
 def arc_halo(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, pointed at the test database (the ci target) and the project copy."""
-    return run_arc_halo(*args, **targets.url_environment(url), ARC_HALO_PROJECT_DIR=str(project))
+    return run_arc_halo(*args, **environments.url_environment(url), ARC_HALO_PROJECT_DIR=str(project))
 
 
 def follow_refusal(test_server, database: str, project: Path, apply_by_building: bool = False) -> str:

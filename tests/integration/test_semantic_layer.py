@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from arc_halo import config, dbt, sample, targets
+from arc_halo import config, dbt, environments, sample
 
 BIN = Path(sys.executable).parent
 
@@ -38,7 +38,7 @@ def semantic_project(test_server, template_database, tmp_path_factory):
             elif source.exists():
                 shutil.copy(source, project / item)
         shutil.copy(config.project_dir() / "profiles.yml.example", project / "profiles.yml")
-        env = {**os.environ, **targets.url_environment(url), "ARC_HALO_TARGET": "metricflow",
+        env = {**os.environ, **environments.url_environment(url), "ARC_HALO_TARGET": "metricflow",
                "DBT_PROFILES_DIR": str(project)}
         parsed = dbt.run_dbt(["parse"], env=env, check=False, project=project, capture=True)
         assert parsed.returncode == 0, parsed.stdout[-3000:]

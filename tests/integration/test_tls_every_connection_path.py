@@ -52,7 +52,7 @@ CASES = {
     "arc_halo/parallel_upload.py:ParallelUpload": "parallel_upload.ParallelUpload(OPEN_REMOTE())",
     "arc_halo/embeddings.py:build_index": "embeddings.build_index(OPEN_REMOTE(), '5b3f1f0e-0000-4000-8000-00000000a1b2')",
     "arc_halo/replica.py:connect_replica": "replica.connect_replica(REMOTE, attempts=1)",
-    "arc_halo/targets.py:probe": f"targets.probe({{'host': '{REMOTE_ADDRESS}', 'sslmode': 'disable'}}, 'neon', attempts=1)",
+    "arc_halo/connecting.py:probe": f"connecting.probe({{'host': '{REMOTE_ADDRESS}', 'sslmode': 'disable'}}, 'neon', attempts=1)",
     "arc_halo/dbt.py:apply_migrations": f"""dbt.apply_migrations({{'ARC_HALO_TARGET': 'ci', 'PGHOST': '{REMOTE_ADDRESS}',
         'PGSSLMODE': 'disable', 'PGUSER': 'u', 'PGDATABASE': 'd'}})""",
     "arc_halo/schema_export.py:_ledger_rows": "schema_export.render(REMOTE)",
@@ -70,7 +70,7 @@ SCRIPT_HEAD = """
 import json, socket, sys, threading
 from types import SimpleNamespace
 import psycopg
-from arc_halo import branches, db, dbt, embeddings, parallel_upload, replica, schema_export, targets, training
+from arc_halo import branches, connecting, db, dbt, embeddings, parallel_upload, replica, schema_export, targets, training
 from dbt.adapters.arc_halo import build_lock, schema_changes
 sys.path.insert(0, 'tests/integration')
 from rows import insert_model

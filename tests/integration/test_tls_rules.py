@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from arc_halo import targets
+from arc_halo import environments, targets
 from arc_halo.conninfo import check_libpq_transport, parse_database_url
 from arc_halo.errors import ConfigurationError
 
@@ -136,15 +136,15 @@ def test_every_entry_point_applies_the_rule(libpq_environment, monkeypatch) -> N
     libpq_environment({"PGHOST": "localhost", "PGUSER": "u", "PGDATABASE": "d", "PGHOSTADDR": "203.0.113.5"})
     monkeypatch.setenv("ARC_HALO_TARGET", "ci")
     with pytest.raises(ConfigurationError, match="target 'ci'.*remote host 203.0.113.5"):
-        targets.target_environment(check_reachable=False)
+        environments.target_environment(check_reachable=False)
     with pytest.raises(ConfigurationError, match="database URL.*remote host 203.0.113.5"):
-        targets.url_environment("postgresql://localhost/x")
+        environments.url_environment("postgresql://localhost/x")
     monkeypatch.setenv("ARC_HALO_TARGET", "neon")
     for name, value in {"NEON_HOST": "ep-1.example.com", "NEON_USER": "u", "NEON_PASSWORD": "p",
                         "NEON_DATABASE": "d", "NEON_SSLMODE": "prefer"}.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match="target 'neon'.*sslmode=prefer"):
-        targets.target_environment(check_reachable=False)
+        environments.target_environment(check_reachable=False)
 
 
 def test_a_malformed_connection_string_is_one_clear_error(libpq_environment) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from arc_halo import sample, targets, tensors
+from arc_halo import environments, sample, tensors
 from conftest import build, sample_copy_of
 from rows import insert_model, table_contents
 
@@ -122,7 +122,7 @@ def test_make_run_again_changes_nothing(test_server, sample_database) -> None:
     sample_database fixture did). Running it again on that database must leave every table's rows exactly
     as they were."""
     url, _ = sample_database
-    env = {**os.environ, **targets.url_environment(url), "ARC_HALO_DATABASE_URL": url}
+    env = {**os.environ, **environments.url_environment(url), "ARC_HALO_DATABASE_URL": url}
     with psycopg.connect(url) as conn:
         before = table_contents(conn)
     assert before["models"][0] > 0  # the sample is there

@@ -7,7 +7,7 @@ import argparse
 import sys
 import uuid
 
-from arc_halo import dbt, embedded, targets
+from arc_halo import dbt, embedded, environments, targets
 
 # The Python models and what is built on them: rebuilt once the sample data is in.
 PYTHON_MODELS_AND_DOWNSTREAM = "path:models/python+"
@@ -27,7 +27,7 @@ def scratch_build(args: argparse.Namespace) -> None:
     name = f"arc_halo_scratch_{uuid.uuid4().hex[:8]}"
     embedded.ensure_database(server, name)
     try:
-        dbt.build(args.dbt_args, env=targets.local_environment(server, name))
+        dbt.build(args.dbt_args, env=environments.local_environment(server, name))
     finally:
         embedded.drop_database(server, name)
 

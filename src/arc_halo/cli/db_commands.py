@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from arc_halo import dbt, embedded, targets
+from arc_halo import dbt, embedded, environments, targets
 from arc_halo.errors import ConfigurationError
 
 
@@ -45,7 +45,7 @@ def url(args: argparse.Namespace) -> None:
 def env(args: argparse.Namespace) -> None:
     """Exports for `eval "$(arc-halo db env)"`: then `dbt`, `psql` and the library all use this server."""
     server = _local_server(args.database)
-    variables = targets.local_environment(server, args.database)
+    variables = environments.local_environment(server, args.database)
     variables["ARC_HALO_DATABASE_URL"] = server.url(args.database)
     variables["PATH"] = f"{embedded.bin_dir(server.version)}:{os.environ.get('PATH', '')}"
     dbt.ensure_profile()
@@ -64,7 +64,7 @@ def psql(args: argparse.Namespace) -> None:
 
 def migrate(args: argparse.Namespace) -> None:
     """Apply migrations/ to the current target's database (the one dbt builds: local, ci or neon)."""
-    print(dbt.apply_migrations(targets.target_environment()).summary())
+    print(dbt.apply_migrations(environments.target_environment()).summary())
 
 
 def register(commands) -> None:

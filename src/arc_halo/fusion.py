@@ -10,7 +10,7 @@ import psycopg
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_time, real_number,
-                                 storable_text, text, uuids)
+                                 storable_text, uuids)
 
 
 @public_call
@@ -95,7 +95,7 @@ def set_state(conn: psycopg.Connection, reactor_id, key: str, state: dict, state
         return conn.execute(
             "insert into cognitive_state (reactor_id, state_key, state, state_vector, confidence)"
             " values (%s, %s, %s, %s, %s) returning cognitive_state_id",
-            (reactor_id, storable_text("key", text("key", key)), state_json, vector, confidence)).fetchone()[0]
+            (reactor_id, storable_text("key", key), state_json, vector, confidence)).fetchone()[0]
 
 
 @public_call

@@ -19,18 +19,16 @@ import psycopg
 from arc_halo import bulk
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
 from arc_halo.tenancy import CURRENT_TENANT
-from arc_halo.validation import (as_uuid, json_object, optional_time, optional_uuid, optional_whole_number, storable_text,
-                                 text, whole_number)
+from arc_halo.validation import (as_uuid, boolean, json_object, optional_time, optional_uuid, optional_whole_number,
+                                 storable_text, whole_number)
 
 MAX_INT = 2**31 - 1
 
 
-def _text(label: str, value: object) -> str:
-    return storable_text(label, text(label, value))
-
-
 def _optional_text(label: str, value: object) -> str | None:
-    return None if value is None else _text(label, value)
+    return None if value is None else storable_text(label, value)
+
+
 # Columns and binary wire types of attention_heads, written in bulk.
 HEAD_COLUMNS = ("layer_id", "head_index", "head_dim", "attention_type", "kv_head_index")
 HEAD_TYPES = ("uuid", "int4", "int4", "text", "int4")
@@ -46,13 +44,13 @@ def register_model(
 ) -> uuid.UUID:
     """Register a model of the transaction's tenant; returns its id. The shape must be consistent (the
     table's checks, e.g. hidden_size a multiple of the head count, name what is wrong)."""
-    name, version = _text("name", name), _text("version", version)
+    name, version = storable_text("name", name), storable_text("version", version)
     sizes = [whole_number(label, value, 1, MAX_INT) for label, value in (
         ("vocab_size", vocab_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
         ("num_attention_heads", num_attention_heads), ("intermediate_size", intermediate_size),
         ("max_sequence_length", max_sequence_length))]
     kv_heads = optional_whole_number("num_key_value_heads", num_key_value_heads, 1, MAX_INT)
-    architecture, status = _text("architecture", architecture), _text("status", status)
+    architecture, status = storable_text("architecture", architecture), storable_text("status", status)
     model_type, description = _optional_text("model_type", model_type), _optional_text("description", description)
     content_sha256 = _optional_text("content_sha256", content_sha256)
     config_json = json_object("config", config)
@@ -73,7 +71,7 @@ def set_model_status(conn: psycopg.Connection, model_id: uuid.UUID | str, status
     """Move a model along draft -> training -> ready -> deployed -> archived (models_status_check)."""
     model_id = as_uuid("model id", model_id)
     if conn.execute(f"update models set status = %s where model_id = %s and tenant_id = {CURRENT_TENANT}",
-                    (_text("status", status), model_id)).rowcount == 0:
+                    (storable_text("status", status), model_id)).rowcount == 0:
         raise NotFoundError(f"no model {model_id}; `arc-halo model list` shows what is registered")
 
 
@@ -97,7 +95,7 @@ def add_layer(
     group = optional_whole_number("kv_group_size", kv_group_size, 1, MAX_INT)
     if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float))):
         raise InvalidInputError(f"dropout must be a number, got {dropout!r}")
-    layer_type, attention_type = _text("layer_type", layer_type), _text("attention_type", attention_type)
+    layer_type, attention_type = storable_text("layer_type", layer_type), storable_text("attention_type", attention_type)
     activation, normalization = _optional_text("activation", activation), _optional_text("normalization", normalization)
     config_json = json_object("config", config)
     layer_id = conn.execute(
@@ -120,13 +118,11 @@ def add_weight(conn: psycopg.Connection, model_id: uuid.UUID | str, parameter_na
                tensor_id: uuid.UUID | str, layer_id: uuid.UUID | str | None = None,
                requires_grad: bool = True) -> uuid.UUID:
     """A model parameter stored as tensor `tensor_id` (arc_halo.tensors.put); returns its weight id."""
-    if not isinstance(requires_grad, bool):
-        raise InvalidInputError(f"requires_grad must be True or False, got {requires_grad!r}")
     return conn.execute(
         """insert into model_weights (model_id, layer_id, parameter_name, parameter_kind, tensor_id, requires_grad)
            values (%s, %s, %s, %s, %s, %s) returning weight_id""",
-        (as_uuid("model id", model_id), optional_uuid("layer id", layer_id), _text("parameter_name", parameter_name),
-         _text("kind", kind), as_uuid("tensor id", tensor_id), requires_grad),
+        (as_uuid("model id", model_id), optional_uuid("layer id", layer_id), storable_text("parameter_name", parameter_name),
+         storable_text("kind", kind), as_uuid("tensor id", tensor_id), boolean("requires_grad", requires_grad)),
     ).fetchone()[0]
 
 
@@ -140,7 +136,7 @@ def plan_gradient_checkpointing(conn: psycopg.Connection, model_id: uuid.UUID | 
     return conn.execute(
         """insert into gradient_checkpoints (model_id, strategy, segment_count, expected_memory_saving_ratio)
            values (%s, %s, %s, %s) returning gradient_checkpoint_id""",
-        (as_uuid("model id", model_id), _text("strategy", strategy), whole_number("segment_count", segment_count, 1, MAX_INT),
+        (as_uuid("model id", model_id), storable_text("strategy", strategy), whole_number("segment_count", segment_count, 1, MAX_INT),
          expected_memory_saving_ratio),
     ).fetchone()[0]
 

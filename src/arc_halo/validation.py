@@ -34,9 +34,10 @@ def bounded_text(name: str, value: object, max_length: int) -> str:
     return value
 
 
-def storable_text(name: str, value: str) -> str:
-    """`value` if PostgreSQL text can hold it: no NUL character, and encodable in UTF-8 (a lone surrogate,
-    such as a half of an emoji from a bad slice or `surrogateescape`d bytes, is not)."""
+def storable_text(name: str, value: object) -> str:
+    """`value` if it is a string PostgreSQL text can hold: no NUL character, and encodable in UTF-8 (a lone
+    surrogate, such as a half of an emoji from a bad slice or `surrogateescape`d bytes, is not)."""
+    value = text(name, value)
     position = value.find("\x00")
     if position >= 0:
         raise InvalidInputError(f"{name} {value[:40]!r} contains a NUL character (at {position}), which PostgreSQL "

@@ -22,7 +22,7 @@ import polars as pl
 import psycopg2
 import pytest
 from dbt_common.exceptions import DbtRuntimeError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dbt.adapters.arc_halo.frame import Frame, frame_from_cursor
@@ -208,8 +208,16 @@ def test_a_read_frame_returned_as_is_or_through_pandas_or_polars_stores_the_same
 OPTIONAL_FLOATS = st.lists(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)), max_size=6)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _float_bits(value: float | None) -> bytes | str | None:
+    """A float's exact bits; any NaN as 'nan' (rows go to PostgreSQL as text, whose NaN has no payload)."""
+    return None if value is None else "nan" if math.isnan(value) else np.float64(value).tobytes()
+
+
+# derandomize: CI runs the same examples every time (a NaN payload found at random once failed one run).
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=OPTIONAL_FLOATS)
+@example(values=[None, np.frombuffer((0x7FF8000000000001).to_bytes(8, "little")).item(), -0.0, 5e-324])
 def test_any_float_column_with_nulls_nans_and_infinities_is_stored_exactly(cursor, values) -> None:
     """Hypothesis: NULL, NaN, +/-inf, -0.0 and subnormals through each frame kind that can tell NULL from
     NaN, into double precision, come back bit for bit (NULL as NULL, NaN as NaN)."""
@@ -217,8 +225,7 @@ def test_any_float_column_with_nulls_nans_and_infinities_is_stored_exactly(curso
         _, stored = store(cursor, build_frame(kind, {"double precision": values}),
                           {column_name("double precision"): "double precision"})
         got = stored[column_name("double precision")]
-        assert [None if v is None else np.float64(v).tobytes() for v in got] == \
-               [None if v is None else np.float64(v).tobytes() for v in values], (kind, got, values)
+        assert [_float_bits(v) for v in got] == [_float_bits(v) for v in values], (kind, got, values)
 
 
 def test_typed_columns_without_nulls_keep_their_numpy_dtype_and_a_nan() -> None:

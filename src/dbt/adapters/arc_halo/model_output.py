@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from psycopg2.extensions import AsIs, register_adapter
 from psycopg2.extras import Json
 
 from dbt.adapters.arc_halo.frame import Frame
@@ -35,6 +36,20 @@ POLARS_TYPES = {
 
 class UuidText(str):
     """A UUID on its way to psycopg2 (which sends it as text), still inferred as `uuid`."""
+
+
+class NegativeZero(float):
+    """-0.0 on its way to psycopg2, which writes it as ` -0.0`: PostgreSQL reads that as minus numeric
+    zero, which has no sign, and the column would get +0. Sent as a float8 literal instead."""
+
+
+register_adapter(NegativeZero, lambda _value: AsIs("'-0'::float8"))
+
+
+def _signed(value: Any) -> Any:
+    if isinstance(value, float) and value == 0.0 and math.copysign(1.0, value) < 0:
+        return NegativeZero(-0.0)
+    return value
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, (np.datetime64, np.timedelta64)):
         return value.astype(f"{value.dtype.kind}8[us]").item()  # [ns].item() would be an int; NaT -> None
     if isinstance(value, np.generic):
-        return value.item()
+        return _signed(value.item())
     if isinstance(value, np.ndarray):
         return [plain(item) for item in numpy_values(value)]
     if isinstance(value, (list, tuple)):
@@ -79,7 +94,7 @@ def plain(value: Any) -> Any:
         return value.to_pydatetime()
     if hasattr(value, "to_pytimedelta"):  # pandas.Timedelta
         return value.to_pytimedelta()
-    return value
+    return _signed(value)
 
 
 def numpy_values(array: np.ndarray) -> list[Any]:

@@ -16,6 +16,7 @@ import psycopg
 
 from arc_halo import filestore
 from arc_halo.errors import InvalidInputError, public_call
+from arc_halo.rows import one_value
 
 
 class BlobStore(Protocol):
@@ -70,11 +71,10 @@ def require_configured_store(conn: psycopg.Connection, store: BlobStore) -> None
     prefix = getattr(store, "uri_prefix", None)
     if not prefix:
         raise InvalidInputError(f"{type(store).__name__} has no uri_prefix, so its objects {STORE_NOT_CONFIGURED}")
-    configured = conn.execute("select exists (select from external_stores where starts_with(%s, uri_prefix || '/'))",
-                              (prefix + "/",)).fetchone()[0]
-    if configured:
+    if one_value(conn.execute("select exists (select from external_stores where starts_with(%s, uri_prefix || '/'))",
+                              (prefix + "/",))):
         return
-    if conn.execute("select has_table_privilege('external_stores', 'INSERT')").fetchone()[0]:
+    if one_value(conn.execute("select has_table_privilege('external_stores', 'INSERT')")):
         try:
             with conn.transaction():
                 conn.execute("insert into external_stores (uri_prefix) values (%s) on conflict do nothing", (prefix,))

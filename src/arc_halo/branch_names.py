@@ -24,4 +24,6 @@ def validate_branch_name(name: str) -> str:
 def branch_database(main: str, branch: str | None) -> str:
     """main itself for no branch (or "main"), else <main>__<branch>."""
     validation.bounded_text("main database name", main, 63)
-    return main if branch in (None, "main") else f"{main}__{validate_branch_name(branch)}"
+    if branch is None or branch == "main":
+        return main
+    return f"{main}__{validate_branch_name(branch)}"

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlparse
 
 import psycopg
@@ -25,6 +26,7 @@ from arc_halo import config, embedded, retries, targets
 from arc_halo.conninfo import check_libpq_transport, connection_string, is_local_host
 from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError
 from arc_halo.branch_names import branch_database, validate_branch_name
+from arc_halo.rows import one_value
 
 NEON_API = "https://console.neon.tech/api/v2"
 # HTTP 423: another operation on the branch is still running (e.g. a reset right after a create);
@@ -66,9 +68,9 @@ class LocalBranches:
             conn.execute(sql.SQL("create database {} template {}").format(
                 sql.Identifier(target), sql.Identifier(source)))
         except psycopg.errors.ObjectInUse:
-            others = conn.execute("select count(*) from pg_stat_activity where datname = %s", (source,)).fetchone()[0]
+            connected = one_value(conn.execute("select count(*) from pg_stat_activity where datname = %s", (source,)))
             raise ConfigurationError(
-                f"database {source} has {others} open connection(s); PostgreSQL copies a database only when "
+                f"database {source} has {connected} open connection(s); PostgreSQL copies a database only when "
                 "nobody is connected: close them (psql, apps) and try again") from None
         try:
             conn.execute(sql.SQL("comment on database {} is {}").format(
@@ -194,19 +196,20 @@ class NeonBranches:
         targets.require_variables(("NEON_API_KEY", "NEON_PROJECT_ID"), "neon branches")
         return cls(os.environ["NEON_API_KEY"], os.environ["NEON_PROJECT_ID"])
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         wait = self.locked_retry_seconds
         try:
             for attempt in retries.attempts(_BranchLocked, tries=NEON_LOCKED_RETRIES + 1, first_delay=wait,
                                             max_delay=wait, growth=1):
                 with attempt:
                     return self._call_once(method, path, body)
+            raise AssertionError("unreachable: the last attempt returns or raises")
         except _BranchLocked as locked:
             raise ConfigurationError(f"Neon API {method} {path} failed with HTTP 423 after "
                                      f"{NEON_LOCKED_RETRIES + 1} attempts (an operation on the branch is still "
                                      f"running): {locked.detail}; try again in a minute") from None
 
-    def _call_once(self, method: str, path: str, body: dict | None) -> dict:
+    def _call_once(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         request = urllib.request.Request(
             f"{self.base_url}/projects/{self.project_id}{path}", method=method,
             data=json.dumps(body).encode() if body is not None else None,
@@ -223,10 +226,12 @@ class NeonBranches:
             raise ConfigurationError(f"Neon API {method} {path} failed with HTTP {exc.code}: {detail}") from exc
         except urllib.error.URLError as exc:
             raise ConfigurationError(f"cannot reach the Neon API at {self.base_url}: {exc.reason}") from exc
-        return json.loads(payload) if payload else {}
+        answer: dict[str, Any] = json.loads(payload) if payload else {}
+        return answer
 
-    def _branches(self) -> list[dict]:
-        return self._call("GET", "/branches").get("branches", [])
+    def _branches(self) -> list[dict[str, Any]]:
+        branches: list[dict[str, Any]] = self._call("GET", "/branches").get("branches", [])
+        return branches
 
     def branch_hosts(self) -> dict[str, str | None]:
         """Every branch's name -> the host of its read-write compute endpoint (None: it has none)."""
@@ -234,14 +239,14 @@ class NeonBranches:
         hosts = {e["branch_id"]: e.get("host") for e in endpoints if e.get("type", "read_write") == "read_write"}
         return {branch["name"]: hosts.get(branch["id"]) for branch in self._branches()}
 
-    def _find(self, name: str) -> dict:
+    def _find(self, name: str) -> dict[str, Any]:
         for branch in self._branches():
             if branch["name"] == name:
                 return branch
         raise NotFoundError(f"no Neon branch {name!r} in project {self.project_id}")
 
     def create(self, name: str, parent: str | None = None, at: datetime | None = None) -> Branch:
-        spec: dict = {"name": validate_branch_name(name)}
+        spec: dict[str, Any] = {"name": validate_branch_name(name)}
         if parent:
             spec["parent_id"] = self._find(parent)["id"]
         if at is not None:
@@ -256,7 +261,7 @@ class NeonBranches:
         by_id = {b["id"]: b["name"] for b in branches}
         return [Branch(b["name"], by_id.get(b.get("parent_id")), b["id"]) for b in branches]
 
-    def _changeable(self, name: str) -> dict:
+    def _changeable(self, name: str) -> dict[str, Any]:
         """The branch `name`, unless it is the project's default (primary) or a protected branch."""
         branch = self._find(name)
         if branch.get("default") or branch.get("primary"):
@@ -277,7 +282,7 @@ class NeonBranches:
         self._call("DELETE", f"/branches/{self._changeable(name)['id']}")
 
 
-def for_target():
+def for_target() -> NeonBranches | LocalBranches:
     """Neon's API for the neon target, the embedded server otherwise."""
     if targets.current_target() == "neon":
         return NeonBranches.from_environment()
@@ -295,8 +300,7 @@ def referencing_databases(url: str | None = None) -> list[str]:
     if url is None:
         configured = targets.configured_database_url()
         if configured is None:
-            server = embedded.ensure_running()
-            return _embedded_family(server.url(targets.local_database()))
+            return _embedded_family(embedded.ensure_running().url(targets.local_database()))
         url = configured.url
     server = embedded.status()
     if server is not None and conninfo_to_dict(url).get("host") == str(server.socket_dir):
@@ -310,15 +314,15 @@ def referencing_databases(url: str | None = None) -> list[str]:
 
 def _embedded_family(url: str) -> list[str]:
     check_libpq_transport(url, "database URL")
-    database = conninfo_to_dict(url).get("dbname") or config.LOCAL_DATABASE
+    database = str(conninfo_to_dict(url).get("dbname") or config.LOCAL_DATABASE)  # parsed from text: a str
     with psycopg.connect(connection_string(url, dbname="postgres"), autocommit=True) as conn:
         parents = {name: LocalBranches._parent_database(comment) for name, comment in conn.execute(
             "select datname, shobj_description(oid, 'pg_database') from pg_database where datallowconn")}
 
     def root(name: str) -> str:
         seen = {name}
-        while parents.get(name) and parents[name] not in seen:
-            name = parents[name]
+        while (parent := parents.get(name)) and parent not in seen:
+            name = parent
             seen.add(name)
         return name
 

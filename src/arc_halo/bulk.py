@@ -13,16 +13,17 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from arc_halo.errors import InvalidInputError, public_call
+from arc_halo.rows import one_value
 
 
 class RowWriter(Protocol):
-    def write_row(self, row: Sequence) -> None:
+    def write_row(self, row: Sequence[Any]) -> None:
         """Send (or queue) one row, its values in the order of the columns."""
 
 
@@ -30,16 +31,17 @@ class _QueuedRows:
     """Rows kept (by reference, not copied) until the block ends, then inserted in one pipeline."""
 
     def __init__(self) -> None:
-        self.rows: list[Sequence] = []
+        self.rows: list[Sequence[Any]] = []
 
-    def write_row(self, row: Sequence) -> None:
+    def write_row(self, row: Sequence[Any]) -> None:
         self.rows.append(row)
 
 
 @public_call
 def row_security_applies(conn: psycopg.Connection, table: str) -> bool:
     """Whether the policies of `table` apply to this connection's current role right now."""
-    return conn.execute("select row_security_active(%s::regclass)", (table,)).fetchone()[0]
+    applies: bool = one_value(conn.execute("select row_security_active(%s::regclass)", (table,)))
+    return applies
 
 
 @contextlib.contextmanager

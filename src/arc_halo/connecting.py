@@ -55,7 +55,9 @@ def probe(
     parsed_conninfo(connection_string(**conninfo), label)
     check_libpq_transport(conninfo, label)
     try:
-        with_connect_retries(lambda: psycopg.connect(connect_timeout=timeout, **conninfo).close(), attempts, 1, 5)
+        # conninfo holds libpq keywords only; mypy cannot know it holds none of psycopg's own options
+        with_connect_retries(lambda: psycopg.connect(connect_timeout=timeout, **conninfo).close(),  # type: ignore[arg-type]
+                             attempts, 1, 5)
     except psycopg.OperationalError as exc:
         raise describe_connection_failure(exc, connection_string(**conninfo), label,
                                           f"after {attempts} attempts of {timeout}s") from None

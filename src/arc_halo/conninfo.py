@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -21,6 +22,11 @@ POOLED_VARIABLE = "ARC_HALO_POOLED"
 # libpq connection keywords and the environment variables libpq (and the `ci` target) read them from.
 LIBPQ_VARIABLES = {"host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER",
                    "password": "PGPASSWORD", "dbname": "PGDATABASE", "sslmode": "PGSSLMODE"}  # pragma: allowlist secret
+
+
+def _string_parameters(conninfo: str) -> dict[str, str]:
+    """conninfo_to_dict of a string alone: libpq parses every value as text (ints come only from keywords)."""
+    return cast(dict[str, str], conninfo_to_dict(conninfo))
 
 
 def is_local_host(host: str | None) -> bool:
@@ -45,7 +51,7 @@ def check_libpq_transport(conninfo: str | Mapping[str, object], source: str) -> 
     service file and the PG* environment variables (PGHOST, PGHOSTADDR, PGSSLMODE, PGSERVICE...).
     Parses only; never connects."""
     try:
-        explicit = conninfo_to_dict(conninfo) if isinstance(conninfo, str) else {
+        explicit = _string_parameters(conninfo) if isinstance(conninfo, str) else {
             key: str(value) for key, value in conninfo.items() if value is not None and value != ""}
     except psycopg.ProgrammingError as exc:
         raise ConfigurationError(f"{source} is not a libpq connection string: {first_line(exc)}") from None
@@ -81,10 +87,10 @@ def _service_parameters(name: str) -> dict[str, str]:
     return {}
 
 
-def parsed_conninfo(conninfo: object, source: str) -> dict:
+def parsed_conninfo(conninfo: object, source: str) -> dict[str, str]:
     """The keywords of a libpq connection string; anything else is refused naming `source`."""
     try:
-        return conninfo_to_dict(validation.text(source, conninfo))
+        return _string_parameters(validation.text(source, conninfo))
     except psycopg.ProgrammingError as exc:
         raise InvalidInputError(f"{source} is not a libpq connection string: {first_line(exc)}") from None
 
@@ -112,7 +118,7 @@ def parse_database_url(url: str, source: str) -> RemoteDatabase:
         if scheme not in ("postgres", "postgresql"):
             raise ConfigurationError(f"{source} must start with postgresql:// (or be key=value pairs), got '{scheme}://'")
     check_libpq_transport(url, source)
-    info = conninfo_to_dict(url)
+    info = _string_parameters(url)
     return RemoteDatabase(url=url, host=info.get("host"), sslmode=info.get("sslmode"))
 
 
@@ -122,5 +128,5 @@ def is_pooled(url: str) -> bool:
     explicit = os.environ.get(POOLED_VARIABLE, "").strip().lower()
     if explicit:
         return explicit in ("1", "true", "yes", "on")
-    hosts = conninfo_to_dict(url).get("host") or os.environ.get("PGHOST") or ""
+    hosts = _string_parameters(url).get("host") or os.environ.get("PGHOST") or ""
     return any(host.split(".")[0].endswith("-pooler") for host in hosts.split(","))

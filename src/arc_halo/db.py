@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -32,6 +33,12 @@ from psycopg.conninfo import conninfo_to_dict
 from arc_halo import connecting, targets, tenancy, validation
 from arc_halo.conninfo import check_libpq_transport, connection_string, is_pooled, parsed_conninfo
 from arc_halo.errors import InvalidInputError, describe_connection_failure, from_database, public_call
+from arc_halo.rows import one_value
+
+if TYPE_CHECKING:
+    from psycopg.abc import PQGen, QueryNoTemplate
+    from psycopg.pq.abc import PGresult
+    from psycopg_pool import ConnectionPool
 
 CONNECT_ATTEMPTS = 4
 MAX_POOL_SIZE = 10_000
@@ -42,7 +49,7 @@ def _check_tenant(tenant: str | None) -> None:
         raise InvalidInputError(f"tenant must be a non-empty string, got {tenant!r}")
 
 
-class TenantConnection(psycopg.Connection):
+class TenantConnection(psycopg.Connection[tuple[Any, ...]]):
     """A psycopg connection whose every transaction starts by acting as `tenant`.
 
     psycopg starts each transaction with one BEGIN command (the implicit one before the first statement
@@ -58,7 +65,7 @@ class TenantConnection(psycopg.Connection):
 
     @classmethod
     def connect(cls, conninfo: str = "", *, tenant: str | None = None, pooled: bool = False,  # type: ignore[override]
-                **kwargs) -> TenantConnection:
+                **kwargs: Any) -> Self:
         _check_tenant(tenant)
         check_transport(conninfo, kwargs)
         if kwargs.get("autocommit"):
@@ -79,7 +86,7 @@ class TenantConnection(psycopg.Connection):
     def tenant(self) -> str | None:
         return self._tenant
 
-    def _exec_command(self, command, *args, **kwargs):
+    def _exec_command(self, command: QueryNoTemplate, *args: Any, **kwargs: Any) -> PQGen[PGresult | None]:
         result = yield from super()._exec_command(command, *args, **kwargs)
         if self._pinned is not None and command == self._get_tx_start_command():
             yield from super()._exec_command(_set_tenant(self._pinned))
@@ -91,7 +98,7 @@ def _set_tenant(name: str) -> sql.Composed:
 
 
 @public_call
-def tenant_of(conn: psycopg.Connection) -> str | None:
+def tenant_of(conn: psycopg.Connection[Any]) -> str | None:
     """The tenant `conn` acts as: the one a `connect(tenant=...)` connection sets in every transaction;
     else, inside an open transaction, the one set there (`with tenant(conn, ...)`); else None. The one
     way the library asks a connection for its tenant."""
@@ -99,7 +106,8 @@ def tenant_of(conn: psycopg.Connection) -> str | None:
         return conn.tenant
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
         return None
-    return conn.execute(f"select nullif(current_setting('{tenancy.SETTING}', true), '')").fetchone()[0]
+    tenant_name: str | None = one_value(conn.execute(f"select nullif(current_setting('{tenancy.SETTING}', true), '')"))
+    return tenant_name
 
 
 def _refuse_autocommit(tenant: str | None, pooled: bool) -> None:
@@ -118,7 +126,7 @@ def _refuse_autocommit(tenant: str | None, pooled: bool) -> None:
 _PSYCOPG_OPTIONS = ("autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory")
 
 
-def check_transport(conninfo: str, kwargs: dict | None = None, source: str = "connection string") -> None:
+def check_transport(conninfo: str, kwargs: dict[str, Any] | None = None, source: str = "connection string") -> None:
     """The TLS rule (`conninfo.check_libpq_transport`) on what a connect call would give libpq: the string
     with the keyword arguments over it. Every connection the library opens passes here first."""
     if not isinstance(conninfo, str):
@@ -137,11 +145,12 @@ def _target(url: object) -> str:
     """The database to connect to: `url` (checked to be a connection string), else the configured one."""
     if url is None:
         return targets.database_url()
-    parsed_conninfo(url, "the database URL")
-    return url
+    target = validation.text("the database URL", url)
+    parsed_conninfo(target, "the database URL")
+    return target
 
 
-def _connect_options(target: str, pooled: bool | None) -> dict:
+def _connect_options(target: str, pooled: bool | None) -> dict[str, Any]:
     return {"connect_timeout": connecting.NEON_CONNECT_TIMEOUT_SECONDS,
             "pooled": is_pooled(target) if pooled is None else validation.boolean("pooled", pooled)}
 
@@ -176,7 +185,7 @@ def connect(url: str | None = None, autocommit: bool = False, attempts: int = CO
 
 @contextlib.contextmanager
 @public_call
-def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
+def tenant(conn: psycopg.Connection[Any], name: str) -> Iterator[psycopg.Connection[Any]]:
     """One transaction acting as tenant `name`, committed at the end of the block (rolled back on error).
 
     It must start the transaction itself: a tenant set inside an already open transaction would last
@@ -193,7 +202,7 @@ def tenant(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
 
 
 @public_call
-def conninfo_of(conn: psycopg.Connection) -> str:
+def conninfo_of(conn: psycopg.Connection[Any]) -> str:
     """`conn`'s connection string with its password (psycopg's `info.dsn` leaves it out), to open another
     connection like it."""
     password = conn.info.password
@@ -201,7 +210,7 @@ def conninfo_of(conn: psycopg.Connection) -> str:
 
 
 @public_call
-def reset_connection(conn: psycopg.Connection) -> None:
+def reset_connection(conn: psycopg.Connection[Any]) -> None:
     """What a pool does to every connection it takes back: DISCARD ALL forgets session settings (a
     session-level tenant setting, `SET ROLE`), temporary tables, advisory locks and prepared
     statements, so nothing of one borrower reaches the next."""
@@ -216,7 +225,7 @@ def reset_connection(conn: psycopg.Connection) -> None:
 
 
 def pool(url: str | None = None, min_size: int = 1, max_size: int = 8, *, tenant: str | None = None,
-         pooled: bool | None = None):
+         pooled: bool | None = None) -> ConnectionPool[TenantConnection]:
     """A psycopg_pool.ConnectionPool of `TenantConnection`s (pgvector registered; with `tenant`, every
     transaction acts as it), reset with DISCARD ALL whenever a connection comes back.
     Open it with `with pool() as p:`; `p.connection()` lends a connection."""

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal, overload
 
 import psycopg
 
@@ -49,10 +50,24 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+@overload
+def run_dbt(
+    args: list[str], env: dict[str, str] | None = None, check: bool = True, project: Path | None = None,
+    capture: Literal[False] = False,
+) -> int: ...
+
+
+@overload
+def run_dbt(
+    args: list[str], env: dict[str, str] | None = None, check: bool = True, project: Path | None = None, *,
+    capture: Literal[True],
+) -> subprocess.CompletedProcess[str]: ...
+
+
 def run_dbt(
     args: list[str], env: dict[str, str] | None = None, check: bool = True, project: Path | None = None,
     capture: bool = False,
-) -> int | subprocess.CompletedProcess:
+) -> int | subprocess.CompletedProcess[str]:
     """Run dbt in the project directory with the target's environment; returns its exit code
     (or the completed process when capture is set, for callers that read dbt's output)."""
     ensure_profile()
@@ -69,7 +84,7 @@ def run_dbt(
     return result.returncode
 
 
-def apply_migrations(env: dict[str, str], project: Path | None = None):
+def apply_migrations(env: dict[str, str], project: Path | None = None) -> migrations.Outcome:
     """Apply the pending migrations/ of `project` to the database of a target environment."""
     conninfo = connection_string(**environments.connection_kwargs(env))
     check_libpq_transport(conninfo, "migrations")

@@ -14,8 +14,11 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 from urllib.parse import quote
 
 import psutil
@@ -30,7 +33,7 @@ def _shared_buffers_mb() -> int:
     buffers, and a graph that does not fit is read from the OS page cache page by page (Gemma 3's 262k x
     640 token index, ~800 MB: p50 27 ms with 512 MB, 18 ms with 2 GB; benchmarks/bench_similarity.py).
     Shared memory is only taken as pages are used."""
-    return max(512, min(4096, psutil.virtual_memory().total // 8 // 1048576))
+    return max(512, min(4096, int(psutil.virtual_memory().total) // 8 // 1048576))
 
 
 # Written once into a new cluster's postgresql.conf: sized for tensor blobs, HNSW builds and searches on a
@@ -60,7 +63,7 @@ def data_dir(version: int | None = None) -> Path:
     return config.state_dir() / f"pg{version or config.postgres_version()}"
 
 
-def _pgserver():
+def _pgserver() -> ModuleType:
     # pgserver asks platformdirs for XDG_RUNTIME_DIR, unset in CI and containers; its /tmp fallback is fine.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
@@ -91,7 +94,7 @@ def _postmaster(pgdata: Path) -> tuple[int, Path | None, str] | None:
 
 def _is_live(proc: psutil.Process) -> bool:
     # A killed server can linger as a zombie when nothing reaps it (PID 1 in many containers).
-    return proc.status() != psutil.STATUS_ZOMBIE
+    return bool(proc.status() != psutil.STATUS_ZOMBIE)
 
 
 def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
@@ -133,7 +136,7 @@ def _clear_stale_state(pgdata: Path) -> None:
 
 
 @contextlib.contextmanager
-def _start_lock(pgdata: Path):
+def _start_lock(pgdata: Path) -> Iterator[None]:
     """Serialise starts across processes, so one command never clears state another is starting."""
     import fcntl
 
@@ -235,7 +238,7 @@ def stop() -> bool:
     return True
 
 
-def admin_connection(server: ServerInfo) -> psycopg.Connection:
+def admin_connection(server: ServerInfo) -> psycopg.Connection[Any]:
     return psycopg.connect(server.url("postgres"), autocommit=True)
 
 

@@ -1,11 +1,11 @@
 """Bulk loading a model's embeddings into its own partition of `embeddings`.
 
-The rows go by binary COPY into a table no reader can see; its HNSW and btree indexes are built once
-the rows are there and the table is attached as the model's partition, all in the caller's
-transaction (begin_embedding_load / finish_embedding_load in
+The rows go by binary COPY into a table no reader can see, which is attached as the model's partition
+in the caller's transaction (begin_embedding_load / finish_embedding_load in
 macros/schema_helpers/embedding_partitions.sql). Nothing is visible until the transaction commits, and
 a killed load leaves nothing behind. The table has an opaque name and takes rows only from the login that
-began the load, of its own tenant and model (a policy); the attach refuses any other row.
+began the load, of its own tenant and model (a policy); the attach refuses any other row. The partition's
+approximate index is built after the commit, concurrently (`build_index`, below).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from psycopg import sql
 
 from arc_halo import bulk
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.rows import one_value
 from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import as_uuid, numeric_array, text, whole_number
 
@@ -30,7 +31,7 @@ TYPES = ("uuid", "text", "int4", "text", "int4", "vector")
 
 
 @public_call
-def bulk_load(conn: psycopg.Connection, model_id: uuid.UUID,
+def bulk_load(conn: psycopg.Connection, model_id: uuid.UUID | str,
               tables: Iterable[tuple[str, np.ndarray, list[str | None] | None]]) -> int:
     """Load (embedding_type, rows x width array, token texts or None) tables of a model that has no
     embeddings yet; returns the number of rows loaded."""
@@ -40,7 +41,7 @@ def bulk_load(conn: psycopg.Connection, model_id: uuid.UUID,
         raise InvalidInputError("tables must be a list of (embedding_type, rows x width array, token texts or None)")
     register_vector(conn)  # the binary COPY below needs the vector type's adapter, whoever opened conn
     with conn.transaction():
-        partition = conn.execute("select begin_embedding_load(%s)", (model_id,)).fetchone()[0]
+        partition = one_value(conn.execute("select begin_embedding_load(%s)", (model_id,)))
         with bulk.copy_into(conn, partition, COLUMNS, TYPES) as copy:
             for embedding_type, table, texts in tables:
                 values = numeric_array(f"{embedding_type} embeddings", table).astype(np.float32, copy=False)
@@ -50,7 +51,7 @@ def bulk_load(conn: psycopg.Connection, model_id: uuid.UUID,
                 for index, row in enumerate(values):
                     text = texts[index] if texts is not None and index < len(texts) else None
                     copy.write_row((model_id, embedding_type, index, text, width, row))
-        return conn.execute("select finish_embedding_load(%s)", (model_id,)).fetchone()[0]
+        return int(one_value(conn.execute("select finish_embedding_load(%s)", (model_id,))))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class IndexPlan:
         return f"embedding::{self.kind}({width})"
 
     def operator_class(self) -> str:
-        return {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops", "bit": "bit_hamming_ops"}[self.kind]
+        return {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops", "bit": "bit_hamming_ops"}[str(self.kind)]
 
 
 def plan_index(row_count: int, width: int) -> IndexPlan:
@@ -166,7 +167,7 @@ _STATUS_SQL = """
 
 
 @public_call
-def partition_of(conn: psycopg.Connection, model_id) -> str | None:
+def partition_of(conn: psycopg.Connection, model_id: uuid.UUID | str) -> str | None:
     """The (schema-qualified where needed) name of the model's partition of `embeddings`, or None."""
     model_id = as_uuid("model id", model_id)
     row = conn.execute(
@@ -174,11 +175,11 @@ def partition_of(conn: psycopg.Connection, model_id) -> str | None:
            where inh.inhparent = 'embeddings'::regclass
              and pg_get_expr(part.relpartbound, part.oid) = format('FOR VALUES IN (%%L)', %s::uuid)""",
         (model_id,)).fetchone()
-    return row[0] if row else None
+    return str(row[0]) if row else None
 
 
 @public_call
-def index_status(conn: psycopg.Connection, model_id) -> IndexStatus:
+def index_status(conn: psycopg.Connection, model_id: uuid.UUID | str) -> IndexStatus:
     model_id = as_uuid("model id", model_id)
     row = conn.execute(_STATUS_SQL, {"model": model_id}).fetchone()
     if row is None:
@@ -187,7 +188,7 @@ def index_status(conn: psycopg.Connection, model_id) -> IndexStatus:
     if partition is None:
         return IndexStatus(uuid.UUID(str(model_id)), None, 0, width, IndexPlan(None), None, False, False)
     if row_count == 0:  # never analyzed (reltuples -1): count it, through the parent (its privileges, its policies)
-        row_count = conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)).fetchone()[0]
+        row_count = one_value(conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)))
     return IndexStatus(uuid.UUID(str(model_id)), partition, row_count, width, plan_index(row_count, width), index,
                        bool(valid), bool(building), bool(exact_match))
 
@@ -198,7 +199,7 @@ def _index_name(partition: str) -> str:
 
 
 @public_call
-def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> IndexStatus:
+def build_index(conn: psycopg.Connection, model_id: uuid.UUID | str, rebuild: bool = False) -> IndexStatus:
     """Build the model's approximate index if it needs one and has none that is valid (or always, with
     `rebuild`), on its partition, concurrently: readers and writers go on. Runs on a connection of its own
     in autocommit (CREATE INDEX CONCURRENTLY cannot run in a transaction), so `conn`'s transaction, if
@@ -216,23 +217,25 @@ def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> In
         status = index_status(builder, model_id)
         if status.partition is None:
             return status
-        if not builder.execute("select pg_try_advisory_lock(hashtext('arc_halo.embedding_index'), hashtext(%s))",
-                               (str(model_id),)).fetchone()[0]:
+        if not one_value(builder.execute("select pg_try_advisory_lock(hashtext('arc_halo.embedding_index'), hashtext(%s))",
+                                         (str(model_id),))):
             return status  # another session is building it: its state says 'building'
         try:
             status = index_status(builder, model_id)
+            partition, width = status.partition, status.width
+            assert partition is not None and width is not None, "a partition's status has its name and width"
             if status.index is not None and (rebuild or not status.valid):
                 # An INVALID index (an interrupted build) is never used by the planner; drop it and build again.
                 builder.execute(sql.SQL("drop index concurrently if exists {}").format(
-                    _qualified(builder, status.partition, status.index)))
+                    _qualified(builder, partition, status.index)))
                 if status.plan.kind is None:  # the partition has become too small to need one
                     return index_status(builder, model_id)
             elif status.plan.kind is None:
                 return status
             elif status.index is not None:
-                _build_same_vector_index(builder, status)
+                _build_same_vector_index(builder, partition)
                 return index_status(builder, model_id)
-            plan, width = status.plan, status.width
+            plan = status.plan
             vector_bytes = status.rows * (width * (2 if plan.kind == "halfvec" else 4 if plan.kind == "vector" else 1) + 64)
             graph_bytes = status.rows * plan.m * 2 * 8
             memory_mb = max(64, min(4096, (vector_bytes + graph_bytes) * 2 // 1048576 + 64))
@@ -241,29 +244,29 @@ def build_index(conn: psycopg.Connection, model_id, rebuild: bool = False) -> In
             builder.execute(sql.SQL(
                 "create index concurrently {name} on {partition} using hnsw (({expression}) {opclass})"
                 " with (m = {m}, ef_construction = {ef})").format(
-                name=sql.Identifier(_index_name(status.partition)), partition=sql.SQL(status.partition),
+                name=sql.Identifier(_index_name(partition)), partition=sql.SQL(partition),
                 expression=sql.SQL(plan.expression(width)), opclass=sql.SQL(plan.operator_class()),
                 m=sql.Literal(plan.m), ef=sql.Literal(plan.ef_construction)))
-            _build_same_vector_index(builder, status)
+            _build_same_vector_index(builder, partition)
             return index_status(builder, model_id)
         finally:
             builder.execute("select pg_advisory_unlock(hashtext('arc_halo.embedding_index'), hashtext(%s))",
                             (str(model_id),))
 
 
-def _build_same_vector_index(builder: psycopg.Connection, status: IndexStatus) -> None:
-    name = _index_name(status.partition)[:-len(INDEX_SUFFIX)] + SAME_SUFFIX
+def _build_same_vector_index(builder: psycopg.Connection, partition: str) -> None:
+    name = _index_name(partition)[:-len(INDEX_SUFFIX)] + SAME_SUFFIX
     invalid = builder.execute("select not indisvalid from pg_index where indexrelid = to_regclass(%s)",
                               (name,)).fetchone()
     if invalid and invalid[0]:
-        builder.execute(sql.SQL("drop index concurrently if exists {}").format(_qualified(builder, status.partition, name)))
+        builder.execute(sql.SQL("drop index concurrently if exists {}").format(_qualified(builder, partition, name)))
     builder.execute(sql.SQL("create index concurrently if not exists {name} on {partition} (({expression}))").format(
-        name=sql.Identifier(name), partition=sql.SQL(status.partition), expression=sql.SQL(SAME_VECTOR)))
+        name=sql.Identifier(name), partition=sql.SQL(partition), expression=sql.SQL(SAME_VECTOR)))
 
 
 def _qualified(conn: psycopg.Connection, partition: str, index: str) -> sql.Composable:
-    schema = conn.execute("select relnamespace::regnamespace::text from pg_class where oid = %s::regclass",
-                          (partition,)).fetchone()[0]
+    schema = one_value(conn.execute("select relnamespace::regnamespace::text from pg_class where oid = %s::regclass",
+                                    (partition,)))
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(index))
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Generator
+from typing import Any, ParamSpec, TypeVar, cast
 
 import psycopg
 
@@ -196,7 +196,8 @@ def _login_of(conn: object) -> str | None:
         return None
 
 
-def _check_connection(function: Callable, args: tuple, kwargs: dict) -> psycopg.Connection:
+def _check_connection(function: Callable[..., object], args: tuple[object, ...],
+                      kwargs: dict[str, object]) -> psycopg.Connection[Any]:
     conn = args[0] if args else kwargs.get("conn")
     if not isinstance(conn, psycopg.Connection):
         raise InvalidInputError(f"{function.__name__}() needs a psycopg connection first (db.connect()), "
@@ -204,7 +205,7 @@ def _check_connection(function: Callable, args: tuple, kwargs: dict) -> psycopg.
     return conn
 
 
-def _translated(exc: psycopg.Error, conn: psycopg.Connection) -> BaseException:
+def _translated(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> BaseException:
     return from_database(exc, _login_of(conn)) or exc
 
 
@@ -214,17 +215,20 @@ def public_call(function: Callable[P, R]) -> Callable[P, R]:
     `from_database` gives (the psycopg error chained as its cause); any other error as it is. A generator
     (under @contextlib.contextmanager) is translated while it runs, too."""
     if inspect.isgeneratorfunction(function):
+        # isgeneratorfunction narrows nothing for mypy: R is a generator here
+        generator_function = cast(Callable[P, Generator[Any, Any, Any]], function)
+
         @functools.wraps(function)
-        def generate(*args, **kwargs):
+        def generate(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
             conn = _check_connection(function, args, kwargs)
             try:
-                return (yield from function(*args, **kwargs))
+                return (yield from generator_function(*args, **kwargs))
             except psycopg.Error as exc:
                 translated = _translated(exc, conn)
                 if translated is exc:
                     raise
                 raise translated from exc
-        return generate  # type: ignore[return-value]
+        return generate  # type: ignore[return-value]  # R is this generator's type
 
     @functools.wraps(function)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:

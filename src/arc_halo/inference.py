@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -12,28 +13,30 @@ import psycopg
 from arc_halo import bulk
 from arc_halo.dtypes import dtype_name, numpy_dtype
 from arc_halo.errors import InvalidInputError, NotFoundError, first_line, public_call
+from arc_halo.rows import one_value
 from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_duration, optional_time,
                                  optional_whole_number, real_number, whole_number)
 
 
 @public_call
-def start_session(conn: psycopg.Connection, model_id, generation_config: dict | None = None,
+def start_session(conn: psycopg.Connection, model_id: uuid.UUID | str, generation_config: dict[str, Any] | None = None,
                   prompt_tokens: int = 0, at: datetime | None = None) -> uuid.UUID:
     """A running inference session of the model; `at` backdates its start (default: now)."""
-    model_id, generation_config = as_uuid("model id", model_id), json_object("generation_config", generation_config)
+    model_id, config_json = as_uuid("model id", model_id), json_object("generation_config", generation_config)
     prompt_tokens = whole_number("prompt_tokens", prompt_tokens, 0, MAX_POSITION)
     at = optional_time("at", at)
     with conn.transaction():
-        return conn.execute(
+        session_id: uuid.UUID = one_value(conn.execute(
             """insert into inference_sessions (model_id, status, generation_config, prompt_tokens, started_at)
                values (%s, 'running', %s, %s, coalesce(%s, now())) returning inference_session_id""",
-            (model_id, generation_config, prompt_tokens, at)).fetchone()[0]
+            (model_id, config_json, prompt_tokens, at)))
+        return session_id
 
 
 @public_call
-def finish_session(conn: psycopg.Connection, session_id, generated_tokens: int, status: str = "completed",
-                   at: datetime | None = None) -> None:
+def finish_session(conn: psycopg.Connection, session_id: uuid.UUID | str, generated_tokens: int,
+                   status: str = "completed", at: datetime | None = None) -> None:
     """End the session (`at`: when it ended, default now)."""
     session_id = as_uuid("session id", session_id)
     at = optional_time("at", at)
@@ -54,15 +57,16 @@ class KVEntry:
 
 
 def _ttl(ttl: timedelta | None) -> timedelta | None:
-    if optional_duration("ttl", ttl) is not None and ttl <= timedelta(0):
+    ttl = optional_duration("ttl", ttl)
+    if ttl is not None and ttl <= timedelta(0):
         raise InvalidInputError("ttl must be positive (or None for no expiry)")
     return ttl
 
 
 @public_call
-def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, values: np.ndarray,
-           position_start: int, head_index: int | None = None, ttl: timedelta | None = timedelta(hours=1),
-           at: datetime | None = None) -> None:
+def put_kv(conn: psycopg.Connection, session_id: uuid.UUID | str, layer_id: uuid.UUID | str, keys: np.ndarray,
+           values: np.ndarray, position_start: int, head_index: int | None = None,
+           ttl: timedelta | None = timedelta(hours=1), at: datetime | None = None) -> None:
     """Store (or replace) the keys and values of one layer (and head, or all heads) over a position range.
     The entry expires `ttl` after it is written (`at`, default now)."""
     session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
@@ -89,7 +93,8 @@ def put_kv(conn: psycopg.Connection, session_id, layer_id, keys: np.ndarray, val
 
 
 @public_call
-def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | None = None) -> list[KVEntry]:
+def get_kv(conn: psycopg.Connection, session_id: uuid.UUID | str, layer_id: uuid.UUID | str,
+           head_index: int | None = None) -> list[KVEntry]:
     """Unexpired entries of one (session, layer[, head]) in position order; counts the hit."""
     session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
     optional_whole_number("head_index", head_index, 0, MAX_POSITION)
@@ -110,8 +115,9 @@ def get_kv(conn: psycopg.Connection, session_id, layer_id, head_index: int | Non
 
 
 @public_call
-def put_activation(conn: psycopg.Connection, session_id, layer_id, name: str, activation: np.ndarray,
-                   position_start: int, ttl: timedelta | None = timedelta(hours=1), at: datetime | None = None) -> None:
+def put_activation(conn: psycopg.Connection, session_id: uuid.UUID | str, layer_id: uuid.UUID | str, name: str,
+                   activation: np.ndarray, position_start: int, ttl: timedelta | None = timedelta(hours=1),
+                   at: datetime | None = None) -> None:
     """Cache one layer's activation over a position range; it expires `ttl` after it is written (`at`,
     default now)."""
     session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)
@@ -128,14 +134,16 @@ def put_activation(conn: psycopg.Connection, session_id, layer_id, name: str, ac
 
 
 @public_call
-def log_metrics(conn: psycopg.Connection, session_id, values: dict[str, float], at: datetime | None = None) -> None:
+def log_metrics(conn: psycopg.Connection, session_id: uuid.UUID | str, values: dict[str, float],
+                at: datetime | None = None) -> None:
     """Metric values of the session (`at`: when measured, default now)."""
     session = as_uuid("session id", session_id)
     at = optional_time("at", at)
     if not isinstance(values, dict):
         raise InvalidInputError(f"values must be a dict of metric name to number, got {type(values).__name__}")
     values = {metric_name(name): real_number(f"metric {name!r}", value) for name, value in values.items()}
-    columns, types = ("inference_session_id", "metric_name", "value"), ("uuid", "text", "float8")
+    columns: tuple[str, ...] = ("inference_session_id", "metric_name", "value")
+    types: tuple[str, ...] = ("uuid", "text", "float8")
     if at is not None:  # else recorded_at's default, the transaction's time
         columns, types = (*columns, "recorded_at"), (*types, "timestamptz")
     with bulk.copy_into(conn, "inference_metrics", columns, types) as copy:
@@ -155,7 +163,8 @@ MAX_POSITION = 2**31 - 1  # integer columns
 def row_entropies(weights: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of each query row of a query x key attention matrix; 0 log 0 counts as 0."""
     matrix = numeric_array("weights", weights).astype(np.float64)
-    return -(matrix * np.log(np.where(matrix > 0, matrix, 1.0))).sum(axis=1)
+    entropies: np.ndarray = -(matrix * np.log(np.where(matrix > 0, matrix, 1.0))).sum(axis=1)
+    return entropies
 
 
 def attention_summary(weights: np.ndarray) -> tuple[float, float]:
@@ -194,8 +203,8 @@ def attention_weights(weights: object) -> np.ndarray:
 
 
 @public_call
-def record_attention(conn: psycopg.Connection, session_id, layer_id, head_index: int, weights: np.ndarray,
-                     query_start: int = 0, key_start: int = 0) -> None:
+def record_attention(conn: psycopg.Connection, session_id: uuid.UUID | str, layer_id: uuid.UUID | str, head_index: int,
+                     weights: np.ndarray, query_start: int = 0, key_start: int = 0) -> None:
     """One head's attention weights (queries x keys), with the summaries the views use. Weights that are
     not a distribution in every query row (see attention_weights) are refused before anything is sent."""
     session_id, layer_id = as_uuid("session id", session_id), as_uuid("layer id", layer_id)

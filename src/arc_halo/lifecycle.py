@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from arc_halo.errors import InvalidInputError, public_call
+from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.rows import one_value
 from arc_halo.validation import whole_number
 
 MAX_PURGE_BATCH = 1_000_000
@@ -71,12 +72,15 @@ def run_upkeep(conn: psycopg.Connection, triggered_by: str = "manual", batch_siz
     whole_number("max_batches", max_batches, 1, 1_000_000)
     whole_number("months_ahead", months_ahead, 0, MAX_PARTITION_MONTHS)
     with conn.transaction():
-        run_id = conn.execute("select run_upkeep(%s, %s, %s, %s)",
-                              (triggered_by, batch_size, max_batches, months_ahead)).fetchone()[0]
+        run_id = one_value(conn.execute("select run_upkeep(%s, %s, %s, %s)",
+                                        (triggered_by, batch_size, max_batches, months_ahead)))
         row = conn.execute("""select upkeep_run_id, status, kv_cache_rows_removed, activation_cache_rows_removed,
                                      expired_rows_remaining, partitions_created, error
                               from upkeep_runs where upkeep_run_id = %s""", (run_id,)).fetchone()
-    return UpkeepRun(*row[:5], list(row[5]), row[6])
+    if row is None:
+        raise NotFoundError(f"no upkeep run {run_id}")
+    upkeep_run_id, status, kv_removed, activation_removed, remaining, partitions, error = row
+    return UpkeepRun(upkeep_run_id, status, kv_removed, activation_removed, remaining, list(partitions), error)
 
 
 @public_call
@@ -84,4 +88,6 @@ def upkeep_status(conn: psycopg.Connection) -> dict[str, object]:
     """analytics.upkeep_status as column -> value: the last run, the last success, recent failures."""
     cursor = conn.execute("select * from analytics.upkeep_status")
     row = cursor.fetchone()
+    if cursor.description is None:
+        raise AssertionError("unreachable: a SELECT describes its columns")
     return dict(zip([column.name for column in cursor.description], row or [None] * len(cursor.description), strict=True))

@@ -1,6 +1,6 @@
 """The lint gate, zero violations allowed: sqlfluff with the dbt templater over the project's SQL,
-squawk over migrations/, yamllint, GitHub's workflow schema and zizmor over the workflow, and a scan
-for credentials.
+squawk over migrations/, yamllint, GitHub's workflow schema and zizmor over the workflow, mypy (strict,
+over the library and the dbt adapter: [tool.mypy] in pyproject.toml) and a scan for credentials.
 
 Given paths, only those are linted: files in migrations/ by squawk, the others by sqlfluff.
 """
@@ -57,13 +57,14 @@ def run(paths: list[str] | None = None) -> int:
         return (sqlfluff(root, others) if others else 0) | squawk(root, migration_files)
     failed = sqlfluff(root, [folder for folder in LINTED_FOLDERS if (root / folder).is_dir()])
     failed |= squawk(root, sorted(str(p.relative_to(root)) for p in migrations.folder(root).glob("*.sql")))
-    # The whole gate: YAML, the GitHub workflow (actionlint cannot be installed here), and credentials.
+    # The whole gate: YAML, the GitHub workflow (actionlint cannot be installed here), types, credentials.
     tools = Path(sys.executable).parent
     workflows = sorted(str(p.relative_to(root)) for p in (root / ".github" / "workflows").glob("*.y*ml"))
     for command in (
         [str(tools / "yamllint"), "--strict", "-c", ".yamllint.yml", "."],
         [str(tools / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
         [str(tools / "zizmor"), "--offline", "--no-progress", *workflows],
+        [str(tools / "mypy"), "--no-error-summary" if os.environ.get("GITHUB_ACTIONS") else "--pretty"],
     ):
         failed |= subprocess.run(command, cwd=root).returncode
     findings = secret_scan.scan(root)

@@ -36,7 +36,7 @@ _PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.gr
 @dataclass(frozen=True)
 class Server:
     endpoint: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
     def environment(self) -> dict[str, str]:
         """The standard variables that point any S3 client at this server."""

@@ -32,6 +32,7 @@ from psycopg import sql
 
 from arc_halo import retries
 from arc_halo.errors import AppliedMigrationChanged, MigrationError, first_line
+from arc_halo.rows import one_value
 
 FOLDER = "migrations"
 LEDGER_SCHEMA = "arc_halo_meta"
@@ -228,7 +229,7 @@ comment on table {ledger} is
 
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
-    exists = conn.execute("select to_regclass(%s) is not null", (f"{LEDGER_SCHEMA}.{LEDGER_TABLE}",)).fetchone()[0]
+    exists = one_value(conn.execute("select to_regclass(%s) is not null", (f"{LEDGER_SCHEMA}.{LEDGER_TABLE}",)))
     if not exists:
         conn.execute(sql.SQL(LEDGER_DDL).format(schema=sql.Identifier(LEDGER_SCHEMA), ledger=_ledger()))
 
@@ -267,11 +268,11 @@ def verify(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> 
 
 
 def _schema_is_empty(conn: psycopg.Connection, schema: str) -> bool:
-    return conn.execute(
+    return bool(one_value(conn.execute(
         """select not exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
                               where n.nspname = %s and c.relkind in ('r', 'p'))""",
         (schema,),
-    ).fetchone()[0]
+    )))
 
 
 def _record(conn: psycopg.Connection, migration: Migration, baseline: bool = False) -> None:
@@ -328,7 +329,7 @@ def _apply_statement_by_statement(conn: psycopg.Connection, migration: Migration
     import sqlparse
 
     statements = [s for s in sqlparse.split(migration.text) if sqlparse.format(s, strip_comments=True).strip()]
-    previous = conn.execute("select current_setting('search_path')").fetchone()[0]
+    previous = one_value(conn.execute("select current_setting('search_path')"))
     conn.execute("select set_config('search_path', %s, false)", (schema,))
     try:
         for number, statement in enumerate(statements, 1):

@@ -41,9 +41,9 @@ class DeletedModel:
 
 
 def _referenced_tensors(conn: psycopg.Connection) -> set[uuid.UUID]:
-    parts = [sql.SQL("select {} from {} where {} is not null").format(
-                 sql.Identifier(column), sql.SQL(table), sql.Identifier(column))
-             for table, column in conn.execute(_TENSOR_REFERENCES).fetchall()]
+    parts: list[sql.Composable] = [sql.SQL("select {} from {} where {} is not null").format(
+                                      sql.Identifier(column), sql.SQL(table), sql.Identifier(column))
+                                  for table, column in conn.execute(_TENSOR_REFERENCES).fetchall()]
     parts.append(sql.SQL("select value::uuid from model_checkpoints, jsonb_each_text(weight_tensors)"
                          " where jsonb_typeof(weight_tensors) = 'object'"
                          " and value ~ '^[0-9a-fA-F-]{36}$'"))

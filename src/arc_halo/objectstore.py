@@ -20,10 +20,11 @@ import functools
 import math
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import obstore
@@ -33,6 +34,10 @@ from obstore.store import AzureStore, GCSStore, LocalStore, S3Store
 from arc_halo import validation
 from arc_halo.errors import ArcHaloError, ConfigurationError, InvalidInputError, NotFoundError, first_line
 from arc_halo.filestore import FileStore
+from arc_halo.rows import one_value
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig  # a TypedDict of obstore's stubs, not importable at runtime
 
 SCHEMES = ("s3", "gs", "az")
 PART_BYTES = 8 * 1024 * 1024   # multipart part size (S3's minimum is 5 MiB)
@@ -75,7 +80,7 @@ class Location:
         return f"{self.scheme}://{self.bucket}/{self.key if key is None else key}"
 
 
-def _client_options(scheme: str) -> dict:
+def _client_options(scheme: str) -> ClientConfig:
     """obstore refuses plain http unless told; an http:// endpoint set in the environment is that telling
     (a local S3 server such as SeaweedFS or MinIO)."""
     endpoints = {"s3": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"), "gs": ("GOOGLE_BASE_URL",),
@@ -85,9 +90,10 @@ def _client_options(scheme: str) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _bucket_store(scheme: str, bucket: str, environment: frozenset):
+def _bucket_store(scheme: str, bucket: str, environment: frozenset[tuple[str, str]]) -> S3Store | GCSStore | AzureStore:
     """One obstore client per bucket and environment (clients keep their connection pool)."""
-    kind = {"s3": S3Store, "gs": GCSStore, "az": AzureStore}[scheme]
+    kinds: dict[str, type[S3Store | GCSStore | AzureStore]] = {"s3": S3Store, "gs": GCSStore, "az": AzureStore}
+    kind = kinds[scheme]
     try:
         return kind.from_url(f"{scheme}://{bucket}", client_options=_client_options(scheme) or None)
     except obstore.exceptions.BaseError as exc:
@@ -95,7 +101,7 @@ def _bucket_store(scheme: str, bucket: str, environment: frozenset):
                                  f"{_ENVIRONMENT_HINTS[scheme]}") from None
 
 
-def _store_for(scheme: str, bucket: str):
+def _store_for(scheme: str, bucket: str) -> S3Store | GCSStore | AzureStore:
     relevant = frozenset((name, value) for name, value in os.environ.items()
                          if name.startswith(("AWS_", "GOOGLE_", "AZURE_", "AZURITE_")))
     return _bucket_store(scheme, bucket, relevant)
@@ -222,9 +228,11 @@ def check_prefix(prefix_uri: str) -> None:
     _listing(prefix_uri)
 
 
-def _listing(prefix_uri: str):
+def _listing(prefix_uri: str) -> tuple[S3Store | GCSStore | AzureStore | LocalStore, str | None, Callable[[str], str]]:
     """(store, key prefix, key -> URI) for listing under `prefix_uri`."""
     parsed = urlparse(_uri_text(prefix_uri))
+    store: S3Store | GCSStore | AzureStore | LocalStore
+    to_uri: Callable[[str], str]
     if parsed.scheme in SCHEMES:
         location = Location.parse(prefix_uri)
         store, prefix = _store_for(location.scheme, location.bucket), location.key or None
@@ -239,7 +247,8 @@ def _listing(prefix_uri: str):
     return store, prefix, to_uri
 
 
-def _list(prefix_uri: str, store, prefix: str | None, to_uri) -> Iterator[StoredObject]:
+def _list(prefix_uri: str, store: S3Store | GCSStore | AzureStore | LocalStore, prefix: str | None,
+          to_uri: Callable[[str], str]) -> Iterator[StoredObject]:
     try:
         for batch in obstore.list(store, prefix):
             for meta in batch:
@@ -250,7 +259,7 @@ def _list(prefix_uri: str, store, prefix: str | None, to_uri) -> Iterator[Stored
 
 def _referenced(conn: psycopg.Connection, uris: Sequence[str]) -> set[str]:
     with conn.transaction():
-        if conn.execute("select row_security_active('tensor_metadata')").fetchone()[0]:
+        if one_value(conn.execute("select row_security_active('tensor_metadata')")):
             # Row-level security hides other tenants' tensors, whose objects would look orphaned.
             raise ConfigurationError("finding orphaned objects needs every tenant's tensor_metadata rows, and "
                                      "row-level security hides some from this role; run it as the schema owner")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from arc_halo import retries
 from arc_halo.errors import OnlineDDLError, first_line
@@ -25,11 +26,27 @@ LOCK_WAIT_SECONDS = 600.0
 LOCK_NOT_AVAILABLE = "55P03"
 
 
+class DBAPICursor(Protocol):
+    """What this module uses of a DB-API cursor (psycopg 2's or 3's)."""
+
+    def execute(self, query: str, params: Sequence[object] = ..., /) -> object: ...
+    def fetchall(self) -> Sequence[Sequence[Any]]: ...
+    def close(self) -> None: ...
+
+
+class DBAPIConnection(Protocol):
+    """What this module uses of a DB-API connection (psycopg 2's or 3's)."""
+
+    autocommit: bool
+
+    def cursor(self) -> DBAPICursor: ...
+
+
 def _sqlstate(exc: Exception) -> str | None:
     return getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
 
 
-def _execute(conn, statement: str) -> None:
+def _execute(conn: DBAPIConnection, statement: str) -> None:
     cursor = conn.cursor()
     try:
         cursor.execute(statement)
@@ -37,7 +54,7 @@ def _execute(conn, statement: str) -> None:
         cursor.close()
 
 
-def _with_lock_retries(conn, statement: str, what: str, deadline: float) -> None:
+def _with_lock_retries(conn: DBAPIConnection, statement: str, what: str, deadline: float) -> None:
     # Out of the queue while waiting: the writers behind us go on. Jitter keeps parallel builds apart.
     try:
         for attempt in retries.attempts(lambda exc: _sqlstate(exc) == LOCK_NOT_AVAILABLE, tries=None,
@@ -55,7 +72,7 @@ def _with_lock_retries(conn, statement: str, what: str, deadline: float) -> None
         ) from None
 
 
-def _drop_invalid_index(conn, name: str) -> None:
+def _drop_invalid_index(conn: DBAPIConnection, name: str) -> None:
     cursor = conn.cursor()
     try:
         cursor.execute("select format('%%I.%%I', n.nspname, c.relname) from pg_index i join pg_class c on c.oid = i.indexrelid"
@@ -68,7 +85,7 @@ def _drop_invalid_index(conn, name: str) -> None:
         _execute(conn, f"drop index concurrently if exists {qualified}")
 
 
-def apply(conn, steps: Sequence[Mapping[str, str]]) -> int:
+def apply(conn: DBAPIConnection, steps: Sequence[Mapping[str, str]]) -> int:
     """Run the steps in order; returns how many ran. `conn` must not be in a transaction."""
     previous = getattr(conn, "autocommit", False)
     conn.autocommit = True

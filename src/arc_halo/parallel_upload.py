@@ -24,6 +24,8 @@ and with none it stops at once, saying what to change.
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import logging
 import queue
 import select
@@ -31,12 +33,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from types import TracebackType
+from typing import Final
 
 import numpy as np
 import psycopg
 
 from arc_halo import db, tenancy, tensors
 from arc_halo.errors import ConfigurationError, InvalidInputError, public_call
+from arc_halo.rows import one_row, one_value
+from arc_halo.tensor_codec import ChunkRange
 from arc_halo.validation import whole_number
 
 DEFAULT_WORKERS = 2
@@ -47,7 +53,13 @@ POOL_WAIT_SECONDS = 5.0
 log = logging.getLogger(__name__)
 # A worker writes up to this many bytes of queued chunks in one COPY (fewer statements for small tensors).
 _BATCH_BYTES = 8 << 20
-_DONE = object()
+
+
+class _End(enum.Enum):
+    DONE = enum.auto()
+
+
+_DONE: Final = _End.DONE  # a worker's last job
 
 _LOCK_KEY = "hashtextextended('arc_halo.tensor_upload:' || {}::text, 0)"
 
@@ -78,8 +90,9 @@ def remove_abandoned(conn: psycopg.Connection) -> int:
 def find_abandoned(conn: psycopg.Connection) -> tuple[int, int]:
     """(uploads, tensor rows) that `remove_abandoned` would delete now."""
     with conn.transaction():
-        return conn.execute(f"with {_ENDED_UPLOADS} select count(*), coalesce(sum(tensors), 0)::bigint from ended"
-                            ).fetchone()
+        uploads, tensor_rows = one_row(conn.execute(
+            f"with {_ENDED_UPLOADS} select count(*), coalesce(sum(tensors), 0)::bigint from ended"))
+    return uploads, tensor_rows
 
 
 class ParallelUpload:
@@ -109,13 +122,14 @@ class ParallelUpload:
         pooled = conn.prepare_threshold is None  # behind a transaction-mode pooler the workers are too
         self._pooled, self._pool_wait_seconds = pooled, pool_wait_seconds
         self._connect = connect or (lambda tenant: db.connect(conninfo, tenant=tenant, pooled=pooled))
-        self._jobs: queue.Queue = queue.Queue(maxsize=4 * workers)
+        self._jobs: queue.Queue[ChunkRange | _End] = queue.Queue(maxsize=4 * workers)
         self._errors: list[BaseException] = []
         self._aborted = threading.Event()
         self._threads: list[threading.Thread] = []
         self._connections: list[psycopg.Connection] = []
-        self._known: dict[tuple, uuid.UUID] = {}  # (digest, dtype, shape) -> id, for repeats within the upload
-        self._transaction = None
+        # (digest, dtype, shape) -> id, for repeats within the upload
+        self._known: dict[tuple[str, str, tuple[int, ...]], uuid.UUID] = {}
+        self._transaction: contextlib.AbstractContextManager[psycopg.Transaction] | None = None
         self._control: psycopg.Connection | None = None
         self.tenant: str | None = None
 
@@ -125,7 +139,7 @@ class ParallelUpload:
         self._transaction = self.conn.transaction()
         self._transaction.__enter__()
         try:
-            if self.conn.execute("select current_setting('transaction_isolation')").fetchone()[0] != "read committed":
+            if one_value(self.conn.execute("select current_setting('transaction_isolation')")) != "read committed":
                 raise InvalidInputError("a parallel upload needs a read committed transaction: it must see the "
                                         "chunks its workers commit")
             self.tenant = db.tenant_of(self.conn)
@@ -156,6 +170,8 @@ class ParallelUpload:
             return self._known[key]
         tensor_id = tensors.find_stored(self.conn, tensor)
         if tensor_id is None:
+            if self._control is None:
+                raise InvalidInputError("ParallelUpload.put works inside its block: `with ParallelUpload(conn) as upload:`")
             with self._control.transaction():
                 tensor_id = tensors.insert_metadata(self._control, tensor, name, self.chunk_bytes,
                                                     pending_upload_id=self.upload_id)
@@ -166,7 +182,8 @@ class ParallelUpload:
         self._known[key] = tensor_id
         return tensor_id
 
-    def __exit__(self, exc_type, exc, traceback) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> bool | None:
         if exc is None:
             try:
                 self._finish()
@@ -174,7 +191,7 @@ class ParallelUpload:
                 self._abort(error)
                 raise
             self._close_connections()
-            return self._transaction.__exit__(None, None, None)
+            return self._caller_transaction().__exit__(None, None, None)
         self._abort(exc)
         return False
 
@@ -207,7 +224,7 @@ class ParallelUpload:
             except queue.Full:
                 pass
         try:
-            self._transaction.__exit__(type(exc), exc, exc.__traceback__)
+            self._caller_transaction().__exit__(type(exc), exc, exc.__traceback__)
         finally:
             try:
                 if self._control is not None and not self._control.closed:
@@ -217,6 +234,11 @@ class ParallelUpload:
             except psycopg.Error:
                 pass  # the server is gone: the next upload or `arc-halo tensors cleanup` removes the rows
             self._close_connections()
+
+    def _caller_transaction(self) -> contextlib.AbstractContextManager[psycopg.Transaction]:
+        if self._transaction is None:
+            raise InvalidInputError("ParallelUpload was left without being entered: use `with ParallelUpload(conn) as upload:`")
+        return self._transaction
 
     def _fit_to_pool(self) -> None:
         """Behind a pooler: as many workers as the pool lends server connections beside the caller's and
@@ -249,10 +271,10 @@ class ParallelUpload:
                     return len(probes) - 1
             return len(probes)
         finally:
-            for probe in probes:
-                probe.close()
+            for opened in probes:
+                opened.close()
 
-    def _queue(self, job) -> None:
+    def _queue(self, job: ChunkRange | _End) -> None:
         while True:
             self._raise_worker_error()
             try:
@@ -283,7 +305,8 @@ class ParallelUpload:
         try:
             with conn.transaction():
                 while not done:
-                    batch, size = [], 0
+                    batch: list[ChunkRange] = []
+                    size = 0
                     job = self._jobs.get()
                     while job is not _DONE:
                         batch.append(job)  # its memoryview keeps the array alive until the chunks are written

@@ -31,7 +31,7 @@ def training_curves(conn: psycopg.Connection, session: str, output: Path) -> Pat
     if row is None:
         raise NotFoundError(f"no training session named or with id {session!r}: see `select session_name from training_sessions`")
     session_id, name = row
-    series: dict[str, tuple[list, list]] = {"loss": ([], []), "learning_rate": ([], [])}
+    series: dict[str, tuple[list[int], list[float]]] = {"loss": ([], []), "learning_rate": ([], [])}
     for metric, step, value in conn.execute(
         f"select metric_name, step, value from training_metrics where training_session_id = %s and tenant_id = {CURRENT_TENANT}"
         " and metric_name in ('loss', 'learning_rate') order by metric_name, step", (session_id,),

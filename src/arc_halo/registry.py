@@ -13,11 +13,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
 from arc_halo import bulk
 from arc_halo.errors import InvalidInputError, NotFoundError, public_call
+from arc_halo.rows import one_value
 from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, boolean, json_object, optional_time, optional_uuid, optional_whole_number,
                                  storable_text, whole_number)
@@ -38,9 +40,9 @@ HEAD_TYPES = ("uuid", "int4", "int4", "text", "int4")
 def register_model(
     conn: psycopg.Connection, name: str, *, architecture: str, vocab_size: int, hidden_size: int, num_layers: int,
     num_attention_heads: int, intermediate_size: int, max_sequence_length: int, version: str = "1.0.0",
-    model_type: str | None = None, num_key_value_heads: int | None = None, config: dict | None = None,
+    model_type: str | None = None, num_key_value_heads: int | None = None, config: dict[str, Any] | None = None,
     status: str = "ready", description: str | None = None, content_sha256: str | None = None,
-    safetensors_metadata: dict | None = None, at: datetime | None = None,
+    safetensors_metadata: dict[str, Any] | None = None, at: datetime | None = None,
 ) -> uuid.UUID:
     """Register a model of the transaction's tenant; returns its id. The shape must be consistent (the
     table's checks, e.g. hidden_size a multiple of the head count, name what is wrong)."""
@@ -55,7 +57,7 @@ def register_model(
     content_sha256 = _optional_text("content_sha256", content_sha256)
     config_json = json_object("config", config)
     metadata_json = None if safetensors_metadata is None else json_object("safetensors_metadata", safetensors_metadata)
-    return conn.execute(
+    model_id: uuid.UUID = one_value(conn.execute(
         """insert into models (model_name, version, architecture, model_type, vocab_size, hidden_size, num_layers,
                                num_attention_heads, num_key_value_heads, intermediate_size, max_sequence_length,
                                config, status, content_sha256, description, safetensors_metadata, created_at)
@@ -63,7 +65,8 @@ def register_model(
            returning model_id""",
         (name, version, architecture, model_type, *sizes[:4], kv_heads, *sizes[4:], config_json, status,
          content_sha256, description, metadata_json, optional_time("at", at)),
-    ).fetchone()[0]
+    ))
+    return model_id
 
 
 @public_call
@@ -81,7 +84,7 @@ def add_layer(
     intermediate_size: int | None = None, num_attention_heads: int | None = None, head_dim: int | None = None,
     attention_type: str = "self", kv_group_size: int | None = None, layer_type: str = "transformer_block",
     activation: str | None = None, normalization: str | None = None, dropout: float | None = None,
-    config: dict | None = None,
+    config: dict[str, Any] | None = None,
 ) -> uuid.UUID:
     """A layer of the model and, with `num_attention_heads`, its attention_heads rows (each `head_dim`
     wide, default hidden_size / heads; with `kv_group_size`, head h shares key/value head h // size).
@@ -98,13 +101,13 @@ def add_layer(
     layer_type, attention_type = storable_text("layer_type", layer_type), storable_text("attention_type", attention_type)
     activation, normalization = _optional_text("activation", activation), _optional_text("normalization", normalization)
     config_json = json_object("config", config)
-    layer_id = conn.execute(
+    layer_id: uuid.UUID = one_value(conn.execute(
         """insert into transformer_layers (model_id, layer_index, layer_type, hidden_size, intermediate_size,
                                            num_attention_heads, activation, normalization, dropout, config)
            values (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s::float8, 0), %s) returning layer_id""",
         (model_id, layer_index, layer_type, hidden_size, intermediate_size, heads, activation, normalization,
          dropout, config_json),
-    ).fetchone()[0]
+    ))
     if heads:
         width = head_dim or hidden_size // heads
         with bulk.copy_into(conn, "attention_heads", HEAD_COLUMNS, HEAD_TYPES) as copy:
@@ -118,12 +121,13 @@ def add_weight(conn: psycopg.Connection, model_id: uuid.UUID | str, parameter_na
                tensor_id: uuid.UUID | str, layer_id: uuid.UUID | str | None = None,
                requires_grad: bool = True) -> uuid.UUID:
     """A model parameter stored as tensor `tensor_id` (arc_halo.tensors.put); returns its weight id."""
-    return conn.execute(
+    weight_id: uuid.UUID = one_value(conn.execute(
         """insert into model_weights (model_id, layer_id, parameter_name, parameter_kind, tensor_id, requires_grad)
            values (%s, %s, %s, %s, %s, %s) returning weight_id""",
         (as_uuid("model id", model_id), optional_uuid("layer id", layer_id), storable_text("parameter_name", parameter_name),
          storable_text("kind", kind), as_uuid("tensor id", tensor_id), boolean("requires_grad", requires_grad)),
-    ).fetchone()[0]
+    ))
+    return weight_id
 
 
 @public_call
@@ -133,12 +137,13 @@ def plan_gradient_checkpointing(conn: psycopg.Connection, model_id: uuid.UUID | 
     if expected_memory_saving_ratio is not None and (
             isinstance(expected_memory_saving_ratio, bool) or not isinstance(expected_memory_saving_ratio, (int, float))):
         raise InvalidInputError(f"expected_memory_saving_ratio must be a number, got {expected_memory_saving_ratio!r}")
-    return conn.execute(
+    gradient_checkpoint_id: uuid.UUID = one_value(conn.execute(
         """insert into gradient_checkpoints (model_id, strategy, segment_count, expected_memory_saving_ratio)
            values (%s, %s, %s, %s) returning gradient_checkpoint_id""",
         (as_uuid("model id", model_id), storable_text("strategy", strategy), whole_number("segment_count", segment_count, 1, MAX_INT),
          expected_memory_saving_ratio),
-    ).fetchone()[0]
+    ))
+    return gradient_checkpoint_id
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Self
 
 import psycopg
 from pgvector.psycopg import register_vector
 
 from arc_halo import connecting, db, targets
 from arc_halo.conninfo import parse_database_url, parsed_conninfo
-from arc_halo.errors import (InvalidInputError, ReadOnlyConnectionError, describe_connection_failure, first_line,
-                             public_call)
+from arc_halo.errors import (ConfigurationError, InvalidInputError, ReadOnlyConnectionError,
+                             describe_connection_failure, first_line, public_call)
 
 REPLICA_URL_VARIABLE = "ARC_HALO_REPLICA_URL"
 
@@ -47,23 +48,23 @@ def _read_only_error(exc: psycopg.errors.ReadOnlySqlTransaction) -> ReadOnlyConn
         f"only): {reason}; nothing was written. Write through arc_halo.db.connect() (the primary)")
 
 
-class ReadOnlyCursor(psycopg.Cursor):
+class ReadOnlyCursor(psycopg.Cursor[tuple[Any, ...]]):
     """A cursor that reports a write on a read-only connection as one ReadOnlyConnectionError line."""
 
-    def execute(self, *args, **kwargs):
+    def execute(self, *args: Any, **kwargs: Any) -> Self:
         try:
             return super().execute(*args, **kwargs)
         except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise _read_only_error(exc) from None
 
-    def executemany(self, *args, **kwargs):
+    def executemany(self, *args: Any, **kwargs: Any) -> None:
         try:
             return super().executemany(*args, **kwargs)
         except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise _read_only_error(exc) from None
 
     @contextlib.contextmanager
-    def copy(self, *args, **kwargs) -> Iterator[psycopg.Copy]:
+    def copy(self, *args: Any, **kwargs: Any) -> Iterator[psycopg.Copy]:
         try:
             with super().copy(*args, **kwargs) as copy:
                 yield copy
@@ -110,11 +111,14 @@ class ReplicationLag:
 
 
 @public_call
-def lag(conn: psycopg.Connection) -> ReplicationLag:
+def lag(conn: psycopg.Connection[Any]) -> ReplicationLag:
     """How far the server `conn` is on lags behind its primary (0 on the primary itself); reads
     analytics.replication_lag, so analysts and this function agree."""
     with conn.transaction():
         row = conn.execute("select is_standby, last_replayed_at, replay_lag_seconds, replay_lag_bytes"
                            " from analytics.replication_lag").fetchone()
+    if row is None:
+        raise ConfigurationError("analytics.replication_lag gave no row (its definition gives one): this database's "
+                                 "schema was changed by hand; build it again with `arc-halo build`")
     return ReplicationLag(bool(row[0]), row[1], None if row[2] is None else float(row[2]),
                           None if row[3] is None else int(row[3]))

@@ -6,7 +6,7 @@ is raised as it was, for the caller to turn into its one-line message."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 
 import stamina
 import stamina.instrumentation
@@ -27,9 +27,9 @@ def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
 stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
 
-def attempts(on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool], *,
+def attempts(on: type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool], *,
              tries: int | None, first_delay: float, max_delay: float, jitter: float = 0.0,
-             within_seconds: float | None = None, growth: float = 2.0) -> Iterator[stamina.Attempt]:
+             within_seconds: float | None = None, growth: float = 2.0) -> Iterable[stamina.Attempt]:
     """`for attempt in attempts(...): with attempt: ...`: the block is run again after a failure `on`
     matches (an exception class, or a predicate), waiting first_delay, then `growth` times longer each
     time up to max_delay, plus up to `jitter` seconds at random; until `tries` attempts (None: no limit)

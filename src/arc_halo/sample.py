@@ -17,6 +17,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypedDict
 
 import numpy as np
 import psycopg
@@ -56,7 +57,7 @@ FUSION_MINI = ModelShape("gpt-fusion-mini", hidden=128, heads=4, layers=1, vocab
 def gpt2_parameters(shape: ModelShape) -> list[tuple[str, int | None, str, tuple[int, ...]]]:
     """(name, layer index or None, kind, tensor shape) for a GPT-2-style model."""
     h, i = shape.hidden, shape.intermediate
-    params = [("wte.weight", None, "embedding", (shape.vocab, h)), ("wpe.weight", None, "embedding", (shape.positions, h))]
+    params: list[tuple[str, int | None, str, tuple[int, ...]]] = [("wte.weight", None, "embedding", (shape.vocab, h)), ("wpe.weight", None, "embedding", (shape.positions, h))]
     for layer in range(shape.layers):
         p = f"h.{layer}."
         params += [
@@ -70,7 +71,13 @@ def gpt2_parameters(shape: ModelShape) -> list[tuple[str, int | None, str, tuple
     return params + [("ln_f.weight", None, "norm", (h,)), ("ln_f.bias", None, "norm", (h,))]
 
 
-def _register_model(conn: psycopg.Connection, shape: ModelShape, rng: np.random.Generator) -> dict:
+class _SampleModel(TypedDict):
+    model_id: uuid.UUID
+    layer_ids: list[uuid.UUID]
+    weights: dict[str, tuple[uuid.UUID, np.ndarray]]  # parameter name -> (tensor id, values)
+
+
+def _register_model(conn: psycopg.Connection, shape: ModelShape, rng: np.random.Generator) -> _SampleModel:
     config = {"model_type": "gpt2", "n_embd": shape.hidden, "n_head": shape.heads, "n_layer": shape.layers,
               "vocab_size": shape.vocab, "n_positions": shape.positions, "activation_function": "gelu_new"}
     model_id = registry.register_model(
@@ -98,7 +105,7 @@ def _register_model(conn: psycopg.Connection, shape: ModelShape, rng: np.random.
     return {"model_id": model_id, "layer_ids": layer_ids, "weights": weights}
 
 
-def _training(conn: psycopg.Connection, model: dict, rng: np.random.Generator, now: datetime) -> None:
+def _training(conn: psycopg.Connection, model: _SampleModel, rng: np.random.Generator, now: datetime) -> None:
     total_steps, current_step, seconds_per_step = 1000, 420, 6.0
     started = now - timedelta(seconds=current_step * seconds_per_step)
     session_id = training.start_session(
@@ -133,7 +140,7 @@ def _training(conn: psycopg.Connection, model: dict, rng: np.random.Generator, n
             at=started + timedelta(seconds=step * seconds_per_step))
 
 
-def _inference(conn: psycopg.Connection, model: dict, shape: ModelShape, rng: np.random.Generator, now: datetime) -> None:
+def _inference(conn: psycopg.Connection, model: _SampleModel, shape: ModelShape, rng: np.random.Generator, now: datetime) -> None:
     head_dim = shape.hidden // shape.heads
     for request in range(3):
         started = now - timedelta(minutes=30 - request * 10)
@@ -158,7 +165,8 @@ def _inference(conn: psycopg.Connection, model: dict, shape: ModelShape, rng: np
                 _attention_patterns(conn, session_id, layer_id, shape, rng)
 
 
-def _attention_patterns(conn, session_id, layer_id, shape: ModelShape, rng: np.random.Generator, size: int = 16) -> None:
+def _attention_patterns(conn: psycopg.Connection, session_id: uuid.UUID, layer_id: uuid.UUID, shape: ModelShape,
+                        rng: np.random.Generator, size: int = 16) -> None:
     """Causal softmax patterns: some heads attend locally (recent tokens), some broadly."""
     positions = np.arange(size)
     for head in range(shape.heads):
@@ -170,7 +178,7 @@ def _attention_patterns(conn, session_id, layer_id, shape: ModelShape, rng: np.r
         inference.record_attention(conn, session_id, layer_id, head, weights)
 
 
-def _reactor(conn: psycopg.Connection, primary: dict, expert: dict, rng: np.random.Generator, now: datetime) -> None:
+def _reactor(conn: psycopg.Connection, primary: _SampleModel, expert: _SampleModel, rng: np.random.Generator, now: datetime) -> None:
     reactor_id = fusion.create_reactor(conn, "arc-halo-prime", "weighted_average",
                                        {"temperature": 0.7, "min_confidence": 0.5}, status="active")
     fusion.attach_model(conn, reactor_id, primary["model_id"], 0.7, role="primary", priority=0)
@@ -211,7 +219,7 @@ def load(conn: psycopg.Connection) -> uuid.UUID | None:
 
 
 @public_call
-def example_results(conn: psycopg.Connection) -> list[tuple[str, list[str], list[tuple]]]:
+def example_results(conn: psycopg.Connection) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
     """The specification's example statements, run over the sample data: (statement, column names, rows)
     each. The two function calls name gpt-fusion-1's id (a nil id when the sample is not loaded)."""
     row = conn.execute(f"select model_id from models where model_name = %s and tenant_id = {tenancy.CURRENT_TENANT}",
@@ -221,6 +229,8 @@ def example_results(conn: psycopg.Connection) -> list[tuple[str, list[str], list
     for statement in (*EXAMPLE_QUERIES, f"SELECT * FROM calculate_model_parameters('{model_id}');",
                       f"SELECT get_latest_checkpoint('{model_id}');"):
         cursor = conn.execute(statement)
+        if cursor.description is None:
+            raise AssertionError("unreachable: a SELECT describes its columns")
         results.append((statement, [column.name for column in cursor.description], cursor.fetchall()))
     return results
 

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -45,14 +48,17 @@ MIN_CANDIDATES = {"vector": 0, "halfvec": 100, "bit": 1000}
 COLUMNS = "embedding_id, model_id, embedding_type, embedding_index, token_text"
 
 
-class SearchResult(list):
+Row = tuple[Any, ...]
+
+
+class SearchResult(list[Row]):
     """The rows found, nearest first: (embedding_id, model_id, embedding_type, embedding_index,
     token_text, cosine distance). `method` says how they were found: 'exact' (a scan of every vector),
     'hnsw' (the partition's HNSW index), 'hnsw-halfvec+rerank' or 'hnsw-bit+rerank' (candidates from a
     halfvec or binary-quantized index, re-ranked exactly); 'mixed' when models searched together differ.
     `reason` says why an exact search was exact."""
 
-    def __init__(self, rows, method: str, reason: str = "") -> None:
+    def __init__(self, rows: Iterable[Row], method: str, reason: str = "") -> None:
         super().__init__(rows)
         self.method = method
         self.reason = reason
@@ -86,8 +92,8 @@ def _query_vector(query: np.ndarray) -> np.ndarray:
 
 
 @public_call
-def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=None, embedding_type: str | None = None,
-            ef_search: int | None = None, exact: bool = False) -> SearchResult:
+def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id: uuid.UUID | str | None = None,
+            embedding_type: str | None = None, ef_search: int | None = None, exact: bool = False) -> SearchResult:
     """The k nearest embeddings (cosine distance) of the query's width, nearest first: k rows whenever k
     exist. Within one model (`model_id`) or across every model of that width the caller can see (each
     model's partition searched on its own, the results merged; rows still in embeddings_default are found
@@ -115,7 +121,8 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id=N
     return SearchResult(rows, method, "; ".join(sorted({part.reason for part in parts if part.reason})))
 
 
-def _nearest_in_model(conn, model_id, text: str, width: int, k: int, embedding_type, ef_search, exact: bool) -> SearchResult:
+def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text: str, width: int, k: int,
+                      embedding_type: str | None, ef_search: int | None, exact: bool) -> SearchResult:
     if exact:
         return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", "exact search asked for")
     try:
@@ -132,9 +139,9 @@ def _nearest_in_model(conn, model_id, text: str, width: int, k: int, embedding_t
         if status.state not in ("exact", "ready"):
             log.info("exact search of model %s: %s", model_id, reason)
         return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", reason)
-    plan = status.plan
+    plan, kind = status.plan, str(status.plan.kind)
     ef = ef_search or default_ef_search(status.rows, k)
-    candidates = max(k, CANDIDATES_PER_RESULT[plan.kind] * k, MIN_CANDIDATES[plan.kind])
+    candidates = max(k, CANDIDATES_PER_RESULT[kind] * k, MIN_CANDIDATES[kind])
     ef = min(MAX_EF_SEARCH, max(ef, candidates))
     indexed = plan.expression(width)
     query = (f"binary_quantize(%(query)s::vector({width}))::bit({width})" if plan.kind == "bit"
@@ -162,15 +169,15 @@ def _nearest_in_model(conn, model_id, text: str, width: int, k: int, embedding_t
     return SearchResult(_fetch_with_local_settings(conn, sql, params, settings), plan.method)
 
 
-def _filters(model_id, embedding_type) -> tuple[list[str], dict]:
-    filters, params = [f"tenant_id = {CURRENT_TENANT}"], {}
+def _filters(model_id: uuid.UUID | str | None, embedding_type: str | None) -> tuple[list[str], dict[str, Any]]:
+    filters, params = [f"tenant_id = {CURRENT_TENANT}"], dict[str, Any]()
     if model_id is not None:
         filters.append("model_id = %(model_id)s")
         params["model_id"] = as_uuid("model id", model_id)
     if embedding_type is not None:
         filters.append("embedding_type = %(embedding_type)s")
         params["embedding_type"] = embedding_type
-    return filters or ["true"], params
+    return filters, params
 
 
 def _exact_sql(width: int, filters: list[str]) -> str:
@@ -181,7 +188,8 @@ def _exact_sql(width: int, filters: list[str]) -> str:
             f" order by (embedding <=> %(query)s::vector) + 0, embedding_id limit %(k)s")
 
 
-def _exact(conn, text: str, width: int, k: int, embedding_type, model_id) -> list[tuple]:
+def _exact(conn: psycopg.Connection, text: str, width: int, k: int, embedding_type: str | None,
+           model_id: uuid.UUID | str | None) -> list[Row]:
     filters, params = _filters(model_id, embedding_type)
     params.update(query=text, k=k)
     # Turning the caller's forbidden scans and sorts back on keeps the scan-and-sort plan cheap to choose.
@@ -189,7 +197,8 @@ def _exact(conn, text: str, width: int, k: int, embedding_type, model_id) -> lis
     return _fetch_with_local_settings(conn, _exact_sql(width, filters), params, settings)
 
 
-def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict, settings: dict[str, str]) -> list[tuple]:
+def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict[str, Any],
+                               settings: dict[str, str]) -> list[Row]:
     """Run one read with transaction-local settings, then roll back its savepoint (or its own transaction),
     which undoes the settings; the caller's transaction, if any, goes on unchanged."""
     with conn.transaction(force_rollback=True):
@@ -199,7 +208,8 @@ def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict,
 
 
 @public_call
-def nearest_to_token(conn: psycopg.Connection, model_id, token_index: int, k: int = 10, **options) -> SearchResult:
+def nearest_to_token(conn: psycopg.Connection, model_id: uuid.UUID | str, token_index: int, k: int = 10,
+                     **options: Any) -> SearchResult:
     model_id = as_uuid("model id", model_id)
     row = conn.execute("select embedding::real[] from embeddings where model_id = %s and embedding_type = 'token'"
                        f" and tenant_id = {CURRENT_TENANT}"

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
 
 from arc_halo import validation
 from arc_halo.dtypes import dtype_name
@@ -28,7 +29,7 @@ def _raw_bytes(array: np.ndarray) -> tuple[np.ndarray, memoryview]:
     data = np.ascontiguousarray(array).reshape(np.shape(array))  # ascontiguousarray makes 0-d arrays 1-d
     if data.dtype.byteorder == ">":
         data = data.astype(data.dtype.newbyteorder("<"))
-    return data, memoryview(data.reshape(-1).view(np.uint8))
+    return data, data.reshape(-1).view(np.uint8).data
 
 
 def sha256(data: memoryview) -> str:
@@ -72,7 +73,7 @@ def chunk_blocks(pieces: Sequence[ChunkRange]) -> Iterator[bytes]:
     Encoding the rows here, a block at a time, costs the client a fraction of one `write_row` per 8 KB
     chunk; the layout is PostgreSQL's documented binary COPY format (as in chunk_rows).
     """
-    parts: list = [_COPY_SIGNATURE, b"\x00\x00\x00\x00\x00\x00\x00\x00"]  # flags, header extension length
+    parts: list[bytes | memoryview] = [_COPY_SIGNATURE, b"\x00\x00\x00\x00\x00\x00\x00\x00"]  # flags, header extension length
     size = 0
     for tensor_id, raw, chunk_bytes, indices in pieces:
         key = tensor_id.bytes
@@ -120,7 +121,7 @@ class TensorBytes:
 _CHUNK_ROW_HEAD = struct.Struct("!hiii")  # field count (3), int4 length (4), chunk_index, chunk_data length
 
 
-def chunk_rows(copy) -> Iterator[tuple[int, memoryview, memoryview]]:
+def chunk_rows(copy: psycopg.Copy) -> Iterator[tuple[int, memoryview, memoryview]]:
     """(chunk_index, chunk_data, chunk_sha256) of each row of a binary `COPY (select chunk_index,
     chunk_data, chunk_sha256 ...) TO STDOUT`, the bytes as views into the received message (no copy).
 

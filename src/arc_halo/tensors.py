@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import psycopg
@@ -28,6 +29,7 @@ from arc_halo.dtypes import numpy_dtype
 from arc_halo.errors import InvalidInputError, NotFoundError, TensorIntegrityError, public_call
 from arc_halo.filestore import FileStore
 from arc_halo.lookups import MODEL_BY_ID_OR_NAME, VISIBLE
+from arc_halo.rows import one_value
 from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.tensor_codec import (BLOCK_BYTES, CHUNK_COLUMNS, CHUNK_TYPES, SMALL_CHUNK_LIMIT, ChunkRange, TensorBytes,
                                    chunk_blocks, chunk_rows, content_digest, layout_digest, sha256)
@@ -70,9 +72,10 @@ def write_chunks(conn: psycopg.Connection, pieces: Sequence[ChunkRange]) -> None
             and isinstance(piece[2], int) and piece[2] > 0 for piece in pieces):
         raise InvalidInputError("pieces must be a list of (tensor id, memoryview, chunk bytes, range of chunk indexes)")
     if all(chunk_bytes <= SMALL_CHUNK_LIMIT for _, _, chunk_bytes, _ in pieces):
-        with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS) as copy:
+        with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS) as writer:
+            binary_copy = cast(psycopg.Copy, writer)  # without wide_rows, copy_into's writer is psycopg's Copy
             for block in chunk_blocks(pieces):
-                copy.write(block)
+                binary_copy.write(block)
         return
     with bulk.copy_into(conn, "tensor_data", CHUNK_COLUMNS, CHUNK_TYPES, wide_rows=True) as copy:
         for tensor_id, raw, chunk_bytes, indices in pieces:
@@ -103,18 +106,22 @@ def insert_metadata(conn: psycopg.Connection, tensor: TensorBytes, name: str, ch
     """The tensor_metadata row of `tensor`: chunked in `chunk_bytes` chunks, or external at `uri`."""
     if not isinstance(tensor, TensorBytes):
         raise InvalidInputError(f"tensor must be a TensorBytes (TensorBytes.of(array)), got {type(tensor).__name__}")
-    if uri is None:
-        validation.whole_number("chunk_bytes", chunk_bytes, 1, 2**31 - 1)
     # External tensors have a URI and no chunks; chunked ones have chunk columns and no URI.
-    storage = ("external", uri, None, None) if uri else ("chunked", None, chunk_bytes, tensor.chunk_count(chunk_bytes))
-    return conn.execute(
+    storage: tuple[str, str | None, int | None, int | None]
+    if uri:
+        storage = ("external", uri, None, None)
+    else:
+        chunk_size = validation.whole_number("chunk_bytes", chunk_bytes, 1, 2**31 - 1)
+        storage = ("chunked", None, chunk_size, tensor.chunk_count(chunk_size))
+    tensor_id: uuid.UUID = one_value(conn.execute(
         """insert into tensor_metadata (tensor_name, shape, dtype, element_count, byte_size, content_sha256,
                                         layout_sha256, storage_kind, external_uri, chunk_size_bytes, chunk_count,
                                         pending_upload_id)
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) returning tensor_id""",
         (name, tensor.shape, tensor.dtype, tensor.data.size, len(tensor.raw), tensor.content_sha256,
          layout_digest(tensor.dtype, tensor.shape, tensor.content_sha256), *storage, pending_upload_id),
-    ).fetchone()[0]
+    ))
+    return tensor_id
 
 
 @public_call
@@ -157,7 +164,7 @@ _INFO_COLUMNS = """tensor_metadata.tensor_id, tensor_name, shape, dtype, byte_si
                    external_uri is null or external_uri_allowed(external_uri)"""
 
 
-def _info(row) -> TensorInfo:
+def _info(row: tuple[Any, ...]) -> TensorInfo:
     return TensorInfo(row[0], row[1], tuple(row[2]), *row[3:])
 
 
@@ -211,11 +218,13 @@ def _check_layout(meta: TensorInfo) -> None:
 def _read(conn: psycopg.Connection, meta: TensorInfo) -> np.ndarray:
     _check_layout(meta)
     out = np.empty(meta.shape, dtype=numpy_dtype(meta.dtype))
-    target = memoryview(out.reshape(-1).view(np.uint8))
+    target = out.reshape(-1).view(np.uint8).data
     if meta.storage_kind == "external":
         if not meta.external_uri_allowed:
             # Refused before the target is touched: the same words whether or not it exists.
             raise TensorIntegrityError(f"{meta.describe()}: its external_uri {STORE_NOT_CONFIGURED}; nothing was read")
+        if meta.external_uri is None:  # the table's checks give every external tensor a URI
+            raise TensorIntegrityError(f"{meta.describe()}: stored as external but has no external_uri")
         try:
             present = reader_for(meta.external_uri).read_into(meta.external_uri, target)
         except FileNotFoundError:

@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 import psycopg
 
 from arc_halo import bulk, db, tensors
 from arc_halo.errors import IntegrityError, InvalidInputError, NotFoundError, first_line, public_call
+from arc_halo.rows import one_value
 from arc_halo.tenancy import CURRENT_TENANT
 from arc_halo.validation import (as_uuid, json_object, metric_name, numeric_array, optional_time, optional_uuid,
                                  optional_whole_number, real_number)
@@ -36,20 +39,21 @@ METRIC_TYPES = ["bytea", "text", "int8", "int4", "float8", "timestamptz"]
 @public_call
 def start_session(
     conn: psycopg.Connection, model_id: uuid.UUID | str, name: str, total_steps: int | None = None,
-    total_epochs: int | None = None, hyperparameters: dict | None = None, dataset_name: str | None = None,
+    total_epochs: int | None = None, hyperparameters: dict[str, Any] | None = None, dataset_name: str | None = None,
     at: datetime | None = None,
 ) -> uuid.UUID:
     """A running training session of the model; `at` backdates its start (default: now)."""
-    model_id, hyperparameters = as_uuid("model id", model_id), json_object("hyperparameters", hyperparameters)
+    model_id, hyperparameters_json = as_uuid("model id", model_id), json_object("hyperparameters", hyperparameters)
     at = optional_time("at", at)
     with conn.transaction():
-        return conn.execute(
+        session_id: uuid.UUID = one_value(conn.execute(
             """insert into training_sessions (model_id, session_name, status, total_steps, total_epochs,
                                               hyperparameters, dataset_name, started_at, progress_updated_at)
                values (%s, %s, 'running', %s, %s, %s, %s, coalesce(%s, now()), coalesce(%s, now()))
                returning training_session_id""",
-            (model_id, name, total_steps, total_epochs, hyperparameters, dataset_name, at, at),
-        ).fetchone()[0]
+            (model_id, name, total_steps, total_epochs, hyperparameters_json, dataset_name, at, at),
+        ))
+        return session_id
 
 
 def _require_session(conn: psycopg.Connection, session_id: uuid.UUID | str) -> None:
@@ -92,10 +96,11 @@ def _check_step(step: object, epoch: object) -> None:
     if type(step) is not int:  # the fast path; numpy integers and other Integrals are accepted below
         if isinstance(step, bool) or not isinstance(step, numbers.Integral):
             raise InvalidInputError(f"step must be a whole number, got {step!r}")
+        step = int(step)
     if not 0 <= step <= MAX_STEP:
         raise InvalidInputError(f"step must be between 0 and {MAX_STEP}, got {step}")
     if epoch is not None:
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or not 0 <= epoch <= MAX_EPOCH:
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or not 0 <= int(epoch) <= MAX_EPOCH:
             raise InvalidInputError(f"epoch must be a whole number between 0 and {MAX_EPOCH} (or None), got {epoch!r}")
 
 
@@ -119,7 +124,7 @@ def _check_value(name: str, value: object) -> float:
     if not _is_real_number(value):
         raise InvalidInputError(f"metric {name!r}: value must be a real number, got {_shown(value)}")
     try:
-        return float(value)
+        return float(value)  # type: ignore[arg-type]  # whatever passed the check; float()'s refusal is caught below
     except Exception as exc:  # noqa: BLE001 - OverflowError, TypeError, a __float__ of the caller's that fails
         raise InvalidInputError(f"metric {name!r}: value must be a real number that fits double precision, "
                                 f"got {_shown(value)} ({type(exc).__name__}: {exc})") from None
@@ -134,7 +139,7 @@ def _shown(value: object, limit: int = 60) -> str:
 
 
 @public_call
-def copy_metric_rows(conn: psycopg.Connection, rows: list[tuple]) -> None:
+def copy_metric_rows(conn: psycopg.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Write metric rows (session id bytes, name, step, epoch, value, recorded_at) with one binary COPY.
     The one place the logger's rows go to the server."""
     if not isinstance(rows, (list, tuple)):
@@ -148,7 +153,7 @@ def _reopener(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
     """A new connection like `conn` (same connection string, password, autocommit and tenant), read now:
     a broken connection can no longer say where it went."""
     conninfo, autocommit, kind = db.conninfo_of(conn), conn.autocommit, type(conn)
-    options = {}
+    options: dict[str, Any] = {}  # keyword arguments of `kind.connect`
     if isinstance(conn, db.TenantConnection):
         options = {"tenant": db.tenant_of(conn), "pooled": conn.prepare_threshold is None}
 
@@ -164,7 +169,7 @@ class _Batch:
     """Rows handed to the server together, under an id that stays the same across retries."""
 
     batch_id: uuid.UUID
-    rows: list[tuple]
+    rows: list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -219,7 +224,7 @@ class MetricLogger:
     flush_seconds: float = 5.0
     reconnect: Callable[[], psycopg.Connection] | None = None
     rejected: list[RejectedValue] = field(default_factory=list, init=False)
-    _rows: list = field(default_factory=list)
+    _rows: list[tuple[Any, ...]] = field(default_factory=list)
     _unwritten: list[_Batch] = field(default_factory=list)
     _last_flush: float = field(default_factory=time.monotonic)
     _session_bytes: bytes = field(init=False)
@@ -314,6 +319,8 @@ class MetricLogger:
 
     def _write(self, batch: _Batch) -> int:
         if self.conn.closed or self.conn.broken:
+            if self.reconnect is None:  # set by __post_init__; None only when a caller cleared it since
+                raise InvalidInputError("MetricLogger.reconnect must be a callable returning a connection, got None")
             self.conn = self.reconnect()
         with self.conn.transaction():
             recorded = self.conn.execute(
@@ -340,7 +347,8 @@ class MetricLogger:
     def __enter__(self) -> MetricLogger:
         return self
 
-    def __exit__(self, exc_type, exc, traceback) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
             return
@@ -358,7 +366,7 @@ class Checkpoint:
     epoch: int
     weights: dict[str, np.ndarray]
     optimizer_type: str | None
-    optimizer_hyperparameters: dict
+    optimizer_hyperparameters: dict[str, Any]
     optimizer_state: dict[str, dict[str, np.ndarray]]  # parameter -> state name -> tensor
 
 
@@ -366,8 +374,8 @@ class Checkpoint:
 def save_checkpoint(
     conn: psycopg.Connection, model_id: uuid.UUID | str, session_id: uuid.UUID | str | None, step: int,
     weights: dict[str, np.ndarray], optimizer_state: dict[str, dict[str, np.ndarray]] | None = None,
-    optimizer_type: str | None = None, optimizer_hyperparameters: dict | None = None, epoch: int = 0,
-    metrics: dict | None = None, is_best: bool = False, at: datetime | None = None,
+    optimizer_type: str | None = None, optimizer_hyperparameters: dict[str, Any] | None = None, epoch: int = 0,
+    metrics: dict[str, Any] | None = None, is_best: bool = False, at: datetime | None = None,
 ) -> uuid.UUID:
     """Weights and optimizer state (e.g. Adam's exp_avg / exp_avg_sq per parameter, SGD's
     momentum_buffer) in one transaction: a checkpoint is there whole or not at all. Weights already
@@ -396,12 +404,12 @@ def save_checkpoint(
                          f" and tenant_id = {CURRENT_TENANT}",
                          (session_id,))
         size = sum(array.nbytes for array in weights.values())
-        checkpoint_id = conn.execute(
+        checkpoint_id: uuid.UUID = one_value(conn.execute(
             """insert into model_checkpoints (model_id, training_session_id, step, epoch, metrics, weight_tensors,
                                               size_bytes, is_best, created_at)
                values (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) returning checkpoint_id""",
             (model_id, session_id, step, epoch, metrics_json, json.dumps(weight_ids), size, is_best, at),
-        ).fetchone()[0]
+        ))
         for parameter, states in (optimizer_state or {}).items():
             for state_name, array in states.items():
                 tensor_id = tensors.put(conn, array, f"{parameter}.{state_name}")

@@ -18,9 +18,10 @@ def whole_number(name: str, value: object, minimum: int, maximum: int) -> int:
     """`value` as an int within [minimum, maximum]; bools and fractions are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
-    if not minimum <= value <= maximum:
-        raise InvalidInputError(f"{name} must be between {minimum:,} and {maximum:,}, got {value:,}")
-    return int(value)
+    number = int(value)
+    if not minimum <= number <= maximum:
+        raise InvalidInputError(f"{name} must be between {minimum:,} and {maximum:,}, got {number:,}")
+    return number
 
 
 def bounded_text(name: str, value: object, max_length: int) -> str:

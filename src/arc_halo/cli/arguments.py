@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from arc_halo.db import TenantConnection
 
 REPLICA_HELP = "read from the read replica (ARC_HALO_REPLICA_URL; without it, read-only on the primary)"
 
@@ -15,7 +21,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"arc-halo: error: {message} (see `{self.prog} --help`)\n")
 
 
-def whole_number(minimum: int, too_small: str):
+# What each command group's `register` adds its commands to: the subparsers of the arc-halo parser.
+Commands: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
+
+
+def whole_number(minimum: int, too_small: str) -> Callable[[str], int]:
     """An argparse type for counts and sizes: a whole number of at least `minimum`; `too_small` completes
     "<value> ..." when it is not."""
     def parse(text: str) -> int:
@@ -33,7 +43,7 @@ positive_int = whole_number(1, "must be at least 1")
 non_negative_int = whole_number(0, "must be 0 or more")
 
 
-def timestamp(text: str):
+def timestamp(text: str) -> datetime:
     """An argparse type: an ISO 8601 time with a zone, e.g. 2026-11-26T12:00:00Z."""
     from datetime import datetime
 
@@ -46,7 +56,7 @@ def timestamp(text: str):
     return value
 
 
-def file_with_suffix(*suffixes: str):
+def file_with_suffix(*suffixes: str) -> Callable[[str], str]:
     """An argparse type: a path ending in one of `suffixes`."""
     def check(text: str) -> str:
         if not text.lower().endswith(suffixes):
@@ -55,7 +65,7 @@ def file_with_suffix(*suffixes: str):
     return check
 
 
-def reader(args: argparse.Namespace):
+def reader(args: argparse.Namespace) -> TenantConnection:
     """A connection for a command that only reads: the read replica with --replica, else the primary."""
     from arc_halo import db, replica
 

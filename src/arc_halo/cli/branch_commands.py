@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from arc_halo.cli.arguments import timestamp
+from arc_halo.cli.arguments import Commands, timestamp
 
 
 def branch(args: argparse.Namespace) -> None:
@@ -24,7 +24,7 @@ def branch(args: argparse.Namespace) -> None:
         print(f"deleted branch {args.name}")
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     group = commands.add_parser(
         "branch", help="database branches: local copies on the embedded server, or Neon branches (ARC_HALO_TARGET=neon)",
     ).add_subparsers(dest="branch_command", required=True)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from typing import Any
+
+import psycopg
 
 from arc_halo import dbt, embedded, environments, targets
+from arc_halo.cli.arguments import Commands
 
 # The Python models and what is built on them: rebuilt once the sample data is in.
 PYTHON_MODELS_AND_DOWNSTREAM = "path:models/python+"
@@ -45,7 +49,7 @@ def schema_export(args: argparse.Namespace) -> None:
     print(f"wrote {exporter.export()}")
 
 
-def _load_sample(conn) -> None:
+def _load_sample(conn: psycopg.Connection[Any]) -> None:
     from arc_halo import sample
 
     model_id = sample.load(conn)
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
         print('  dbt/psql:  eval "$(.venv/bin/arc-halo db env)"')
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     for name, func, text in (
         ("dbt", run_dbt, "run dbt on the current target with its environment"),
         ("build", build, "dbt build on the current target"),

@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from arc_halo import dbt, embedded, environments, targets
+from arc_halo.cli.arguments import Commands
 from arc_halo.errors import ConfigurationError
 
 
@@ -67,7 +68,7 @@ def migrate(args: argparse.Namespace) -> None:
     print(dbt.apply_migrations(environments.target_environment()).summary())
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     db = commands.add_parser("db", help="the embedded PostgreSQL server").add_subparsers(dest="db_command", required=True)
     db.add_parser("start", help="start the server (and create the database)").set_defaults(func=start)
     db.add_parser("stop", help="stop the server").set_defaults(func=stop)

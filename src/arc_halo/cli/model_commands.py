@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from arc_halo.cli.arguments import REPLICA_HELP, file_with_suffix, non_negative_int, reader
+from arc_halo.cli.arguments import REPLICA_HELP, Commands, file_with_suffix, non_negative_int, reader
 from arc_halo.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from arc_halo.embeddings import IndexStatus
 
 
 def import_(args: argparse.Namespace) -> None:
@@ -41,7 +47,7 @@ def import_(args: argparse.Namespace) -> None:
         _build_indexes([result.model_id], rebuild=False)
 
 
-def _build_indexes(model_ids, rebuild: bool) -> None:
+def _build_indexes(model_ids: Iterable[uuid.UUID], rebuild: bool) -> None:
     import time
 
     from arc_halo import db, embeddings
@@ -58,7 +64,7 @@ def _build_indexes(model_ids, rebuild: bool) -> None:
             print(f"index of {model_id}: {_index_summary(status)} ({time.perf_counter() - started:.1f} s)")
 
 
-def _index_summary(status) -> str:
+def _index_summary(status: IndexStatus) -> str:
     if status.state == "exact":
         return "none needed, searched exactly" + (f" ({status.rows:,} vectors)" if status.partition else "")
     if status.state == "ready":
@@ -116,7 +122,7 @@ def plot_training(args: argparse.Namespace) -> None:
         print(f"wrote {plots.training_curves(conn, args.session, Path(args.output))}")
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     plot = commands.add_parser("plot", help="pictures").add_subparsers(dest="plot_command", required=True)
     curves = plot.add_parser("training", help="loss and learning rate against step for a session, to PNG/SVG/PDF")
     curves.add_argument("session", help="session name or id")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from arc_halo.cli.arguments import Commands
+
 
 def orphans(args: argparse.Namespace) -> None:
     from contextlib import ExitStack
@@ -48,7 +50,7 @@ def uploads(args: argparse.Namespace) -> None:
               f"{'; --delete removes them' if pending else ''} (dry run)")
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     storage = commands.add_parser("storage", help="external tensor storage").add_subparsers(
         dest="storage_command", required=True)
     orphan_parser = storage.add_parser("orphans", help="list (or --delete) objects under a prefix that no tensor points to")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arc_halo.cli.arguments import non_negative_int, positive_int, whole_number
+from arc_halo.cli.arguments import Commands, non_negative_int, positive_int, whole_number
 
 
 def cache_purge(args: argparse.Namespace) -> None:
@@ -46,7 +46,7 @@ def upkeep_status(args: argparse.Namespace) -> None:
             print(f"{column:24} {value}")
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     cache = commands.add_parser("cache", help="inference cache housekeeping").add_subparsers(dest="cache_command", required=True)
     purge = cache.add_parser("purge", help="delete expired activation_cache and kv_cache rows in batches")
     purge.add_argument("--batch-size", type=positive_int, default=5000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
+from typing import Any
 
 from arc_halo.hf.config import ModelShape
 from arc_halo.errors import ModelImportError
@@ -39,7 +40,7 @@ _LATENT_ATTENTION_KEYS = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk
 
 
 def check_against_weights(shape: ModelShape, shapes: dict[str, list[int]], layer_of: Callable[[str], int | None],
-                          config: dict | None = None) -> ModelShape:
+                          config: dict[str, Any] | None = None) -> ModelShape:
     """The shape to store: `shape` (from `config`) checked against the tensor `shapes` (name -> dims), with
     intermediate_size from the weights when config.json does not state it."""
     _check_layers(shape, {index for name in shapes if (index := layer_of(name)) is not None})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from arc_halo.errors import ModelImportError
 from arc_halo.hf.validation import check_size
@@ -23,14 +24,14 @@ _DECODER_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mi
                   "gemma2", "phi", "phi3", "falcon", "opt", "bloom", "mpt", "starcoder2", "olmo"}
 
 
-def _first(config: dict, key: str, default=None):
+def _first(config: dict[str, Any], key: str, default: Any = None) -> Any:
     for name in _CONFIG_KEYS[key]:
         if config.get(name) is not None:
             return config[name]
     return default
 
 
-def architecture(config: dict) -> str:
+def architecture(config: dict[str, Any]) -> str:
     if config.get("is_encoder_decoder"):
         return "encoder_decoder"
     names = " ".join(config.get("architectures") or [])
@@ -66,7 +67,7 @@ class ModelShape:
         return self.encoder_layers + self.decoder_layers
 
     @classmethod
-    def from_config(cls, config: dict) -> ModelShape:
+    def from_config(cls, config: dict[str, Any]) -> ModelShape:
         if not isinstance(config, dict):
             raise ModelImportError(f"a model config is a dict (config.json's object), got {type(config).__name__}")
         arch = architecture(config)

@@ -62,8 +62,11 @@ def export_model(conn: psycopg.Connection, model: uuid.UUID | str, path: str | P
     ).fetchall()
     if not rows:
         raise NotFoundError(f"no stored weights for model {model}; `arc-halo model list` shows what is registered")
-    kept = conn.execute(f"select safetensors_metadata from models where model_id = {MODEL_BY_ID_OR_NAME}",
-                        (str(model), str(model))).fetchone()[0]
+    model_row = conn.execute(f"select safetensors_metadata from models where model_id = {MODEL_BY_ID_OR_NAME}",
+                             (str(model), str(model))).fetchone()
+    if model_row is None:  # deleted since its weights were read
+        raise NotFoundError(f"no model {model}; `arc-halo model list` shows what is registered")
+    kept = model_row[0]
     arrays = {}
     with progress_bar(progress, f"exporting {model}", sum(row[2] for row in rows)) as advance:
         for parameter, tensor_id, size in rows:

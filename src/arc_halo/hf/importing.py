@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def _analyze(conn: psycopg.Connection) -> None:
 
 @contextlib.contextmanager
 def _tensor_writer(conn: psycopg.Connection, store: tensors.BlobStore | None,
-                   workers: int) -> Iterator[Callable[[np.ndarray, str, str], object]]:
+                   workers: int) -> Iterator[Callable[[np.ndarray, str, str], uuid.UUID]]:
     """put(array, name, content_sha256) -> tensor_id for the import's tensors: chunks over `workers`
     connections (visible when the import commits), or through `conn` alone (external stores, workers=0)."""
     if store is not None or workers == 0:
@@ -98,7 +99,8 @@ def import_model(
                 _tensor_writer(conn, store, workers) as put_tensor:
             for parameter, array in source.tensors():
                 tensor_id = put_tensor(array, parameter, digests.tensor_sha256[parameter])
-                writes.insert_weight(conn, model_id, layer_ids.get(layer_index(parameter, shape)), parameter,
+                index = layer_index(parameter, shape)
+                writes.insert_weight(conn, model_id, None if index is None else layer_ids.get(index), parameter,
                                      parameter_kind(parameter, array), tensor_id)
                 table = embedding_type(parameter, array, shape)
                 if table:

@@ -7,6 +7,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors import safe_open
@@ -23,7 +24,7 @@ SHARD_INDEX = "model.safetensors.index.json"
 @dataclass(frozen=True)
 class ModelSource:
     directory: Path
-    config: dict
+    config: dict[str, Any]
     shards: dict[str, Path]  # tensor name -> file
 
     @classmethod
@@ -63,7 +64,7 @@ class ModelSource:
                 for name in names:
                     yield name, handle.get_tensor(name)
 
-    def safetensors_metadata(self) -> dict:
+    def safetensors_metadata(self) -> dict[str, Any]:
         """What export needs to give the input back (models.safetensors_metadata): the `__metadata__` pairs
         in file order (None when no file has any; shards: the first one's keys, then the others' new keys),
         and for a single file its JSON header as written, from which the same bytes can be laid out again."""
@@ -76,7 +77,7 @@ class ModelSource:
                 pairs = pairs or []
                 known = {key for key, _ in pairs}
                 pairs += [[key, value] for key, value in metadata.items() if key not in known]
-        result: dict = {"metadata": pairs}
+        result: dict[str, Any] = {"metadata": pairs}
         if len(files) == 1:
             text = read_header(files[0])
             if "\x00" not in text:  # jsonb cannot hold NUL; such a header is exported in the canonical layout

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 from safetensors import safe_open
 
@@ -22,7 +24,7 @@ SIZE_LIMITS = {"vocab_size": 10_000_000, "hidden_size": 1 << 17, "num_layers": 1
                "head_dim": 1 << 16}
 
 
-def read_json_object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON file that must hold an object (config.json, the shard index)."""
     try:
         value = json.loads(path.read_bytes())
@@ -98,9 +100,24 @@ def _looks_like_uuid(text: str) -> bool:
     return True
 
 
+class ShapeSizes(Protocol):
+    """The sizes of a hf.config.ModelShape that the constraint messages name (that module imports this one)."""
+
+    @property
+    def heads(self) -> int: ...
+    @property
+    def kv_heads(self) -> int | None: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def head_dim(self) -> int: ...
+    @property
+    def dropout(self) -> float: ...
+
+
 # What to fix when the database refuses an imported row by one of these constraints. The checks above refuse
 # these configs first; this covers a schema whose constraints are stricter than those checks.
-_CONSTRAINT_FIXES = {
+_CONSTRAINT_FIXES: dict[str, Callable[[ShapeSizes], str]] = {
     "models_kv_heads_check": lambda shape: (
         f"num_key_value_heads {shape.kv_heads} must divide num_attention_heads {shape.heads} (each key/value head "
         "serves a whole group of query heads); fix num_key_value_heads or num_attention_heads"),
@@ -115,11 +132,12 @@ _CONSTRAINT_FIXES = {
 }
 
 
-def constraint_fix(exc: Exception, shape) -> str | None:
+def constraint_fix(exc: Exception, shape: ShapeSizes) -> str | None:
     """'config.json: ...' saying what to fix, for a constraint violation on a row the import writes (the
     psycopg error, or the ArcHaloError the registry raised for it)."""
     diag = getattr(exc, "diag", None) or getattr(exc.__cause__, "diag", None)
-    fix = _CONSTRAINT_FIXES.get(getattr(diag, "constraint_name", None) or "")
+    constraint = getattr(diag, "constraint_name", None)
+    fix = _CONSTRAINT_FIXES.get(constraint or "")
     if fix is None:
         return None
-    return f"config.json: {fix(shape)} (the database refused it by constraint {diag.constraint_name}; nothing was written)"
+    return f"config.json: {fix(shape)} (the database refused it by constraint {constraint}; nothing was written)"

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
 
 from arc_halo import embeddings, registry
+from arc_halo.errors import NotFoundError
 from arc_halo.hf.config import ModelShape
 from arc_halo.hf.source import ModelSource
+from arc_halo.rows import one_row, one_value
 from arc_halo.tenancy import CURRENT_TENANT
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ def registered_version(conn: psycopg.Connection, name: str) -> str | None:
     return row[0] if row else None
 
 
-def insert_model(conn, source: ModelSource, shape: ModelShape, name: str, version: str, digest: str) -> uuid.UUID:
+def insert_model(conn: psycopg.Connection[Any], source: ModelSource, shape: ModelShape, name: str, version: str,
+                 digest: str) -> uuid.UUID:
     return registry.register_model(
         conn, name, version=version, architecture=shape.architecture, model_type=shape.model_type,
         vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, num_layers=shape.num_layers,
@@ -54,7 +58,7 @@ def insert_model(conn, source: ModelSource, shape: ModelShape, name: str, versio
         description=f"Imported from {source.directory.resolve()}", safetensors_metadata=source.safetensors_metadata())
 
 
-def insert_layers(conn, model_id: uuid.UUID, shape: ModelShape) -> dict[int, uuid.UUID]:
+def insert_layers(conn: psycopg.Connection[Any], model_id: uuid.UUID, shape: ModelShape) -> dict[int, uuid.UUID]:
     group = shape.heads // shape.kv_heads if shape.kv_heads else None
     return {index: registry.add_layer(
         conn, model_id, index, hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
@@ -63,26 +67,30 @@ def insert_layers(conn, model_id: uuid.UUID, shape: ModelShape) -> dict[int, uui
         config={"stack": shape.stack(index)}) for index in range(shape.num_layers)}
 
 
-def insert_weight(conn, model_id: uuid.UUID, layer_id: uuid.UUID | None, parameter: str, kind: str,
-                  tensor_id: uuid.UUID) -> None:
+def insert_weight(conn: psycopg.Connection[Any], model_id: uuid.UUID, layer_id: uuid.UUID | None, parameter: str,
+                  kind: str, tensor_id: uuid.UUID) -> None:
     registry.add_weight(conn, model_id, parameter, kind, tensor_id, layer_id=layer_id, requires_grad=kind != "buffer")
 
 
-def insert_embeddings(conn, model_id: uuid.UUID, tables: dict[str, np.ndarray], vocabulary: list[str | None]) -> None:
+def insert_embeddings(conn: psycopg.Connection[Any], model_id: uuid.UUID, tables: dict[str, np.ndarray],
+                      vocabulary: list[str | None]) -> None:
     if not tables:
         return
     embeddings.bulk_load(conn, model_id, [(kind, table, vocabulary if kind == "token" else None)
                                           for kind, table in tables.items()])
 
 
-def summary(conn, model_id: uuid.UUID, created: bool) -> ImportResult:
-    tensor_count, parameter_count = conn.execute(
+def summary(conn: psycopg.Connection[Any], model_id: uuid.UUID, created: bool) -> ImportResult:
+    tensor_count, parameter_count = one_row(conn.execute(
         f"""select count(*), coalesce(sum(tensor_metadata.element_count) filter (where parameter_kind <> 'buffer'), 0)
            from model_weights join tensor_metadata using (tenant_id, tensor_id)
            where model_id = %s and tenant_id = {CURRENT_TENANT}""", (model_id,),
-    ).fetchone()
-    embedding_count = conn.execute(f"select count(*) from embeddings where model_id = %s and tenant_id = {CURRENT_TENANT}",
-                                   (model_id,)).fetchone()[0]
-    name = conn.execute(f"select model_name from models where model_id = %s and tenant_id = {CURRENT_TENANT}",
-                        (model_id,)).fetchone()[0]
+    ))
+    embedding_count = one_value(conn.execute(
+        f"select count(*) from embeddings where model_id = %s and tenant_id = {CURRENT_TENANT}", (model_id,)))
+    name_row = conn.execute(f"select model_name from models where model_id = %s and tenant_id = {CURRENT_TENANT}",
+                            (model_id,)).fetchone()
+    if name_row is None:
+        raise NotFoundError(f"no model {model_id} for this tenant")
+    name = name_row[0]
     return ImportResult(model_id, created, tensor_count, int(parameter_count), embedding_count, name)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 
 from arc_halo.conninfo import check_libpq_transport
 from arc_halo.errors import BuildLockBusy
+from arc_halo.rows import one_value
 
 # Serialises the lease table's creation between two first builds (a transaction-level lock).
 _CREATE_KEY = "hashtext('arc_halo.build_lock')"
@@ -81,7 +83,7 @@ _sessions: dict[str, psycopg.Connection] = {}
 _guard = threading.Lock()
 
 
-def acquire(conninfo: str, invocation: str, wait_seconds: float, warn=print) -> None:
+def acquire(conninfo: str, invocation: str, wait_seconds: float, warn: Callable[[str], object] = print) -> None:
     """Hold the build lease for `invocation` on a session of its own, waiting up to `wait_seconds` for a
     live holder; a dead holder's lease is taken over at once (`warn` says so)."""
     with _guard:
@@ -97,8 +99,8 @@ def acquire(conninfo: str, invocation: str, wait_seconds: float, warn=print) -> 
         _sessions[invocation] = session
 
 
-def _take(session: psycopg.Connection, invocation: str, wait_seconds: float, warn) -> None:
-    if not session.execute(LEASE_IS_CURRENT).fetchone()[0]:
+def _take(session: psycopg.Connection, invocation: str, wait_seconds: float, warn: Callable[[str], object]) -> None:
+    if not one_value(session.execute(LEASE_IS_CURRENT)):
         with session.transaction():
             session.execute(CREATE_LEASE)
     session.execute(f"select pg_advisory_lock({_HOLDER_KEY.format('%s')})", (invocation,))

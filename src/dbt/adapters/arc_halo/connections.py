@@ -4,6 +4,7 @@ a remote host needs sslmode=require or stronger."""
 
 from dataclasses import dataclass
 
+from dbt.adapters.contracts.connection import Connection, ConnectionState
 from dbt.adapters.exceptions.connection import FailedToConnectError
 from dbt.adapters.postgres.connections import PostgresConnectionManager, PostgresCredentials
 
@@ -22,12 +23,14 @@ class ArcHaloConnectionManager(PostgresConnectionManager):
     TYPE = "arc_halo"
 
     @classmethod
-    def open(cls, connection):
+    def open(cls, connection: Connection) -> Connection:
         if connection.state != "open":
-            credentials = cls.get_credentials(connection.credentials)
+            # dbt-postgres leaves get_credentials and open unannotated
+            credentials = cls.get_credentials(connection.credentials)  # type: ignore[no-untyped-call]
             try:  # what psycopg2 will hand libpq; the PG* environment fills in the rest, as libpq does
                 check_libpq_transport({"host": credentials.host, "sslmode": credentials.sslmode}, "dbt profile target")
             except ArcHaloError as exc:
-                connection.state = "fail"
+                connection.state = ConnectionState.FAIL
                 raise FailedToConnectError(str(exc)) from None
-        return super().open(connection)
+        opened: Connection = super().open(connection)  # type: ignore[no-untyped-call]
+        return opened

@@ -6,11 +6,14 @@ methods (dbt exposes only those to Jinja), each a thin call into its own module.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from dbt.adapters.base.impl import AdapterTrackingRelationInfo
 from dbt.adapters.events.logging import AdapterLogger
 from dbt.adapters.base.meta import available
 from dbt.adapters.contracts.connection import AdapterResponse
+from dbt.adapters.contracts.relation import RelationConfig
 from dbt.adapters.postgres.impl import PostgresAdapter
 from dbt_common.exceptions import DbtRuntimeError
 
@@ -28,15 +31,16 @@ class ArcHaloAdapter(PostgresAdapter):
     ConnectionManager = ArcHaloConnectionManager
 
     @classmethod
-    def get_adapter_run_info(cls, config) -> AdapterTrackingRelationInfo:
+    def get_adapter_run_info(cls, config: RelationConfig) -> AdapterTrackingRelationInfo:
         """dbt derives the adapter's module from the class name ("ArcHalo" -> archalo); name it."""
         info = PostgresAdapter.get_adapter_run_info(config)
-        return AdapterTrackingRelationInfo(
+        # dbt-adapters builds it the same way: mypy counts Hashable's __hash__ as abstract, the class is not
+        return AdapterTrackingRelationInfo(  # type: ignore[abstract]
             adapter_name=cls.type(), base_adapter_version=info.base_adapter_version,
             adapter_version=__version__.version, model_adapter_details=info.model_adapter_details,
         )
 
-    def submit_python_job(self, parsed_model: dict, compiled_code: str) -> AdapterResponse:
+    def submit_python_job(self, parsed_model: dict[str, Any], compiled_code: str) -> AdapterResponse:
         """Called by the `table` materialization's `statement('main', language='python')`."""
         rows = python_model.run(self, parsed_model, compiled_code)
         return AdapterResponse(_message=f"INSERT {rows}", code="INSERT", rows_affected=rows)
@@ -47,7 +51,7 @@ class ArcHaloAdapter(PostgresAdapter):
         return schema_changes.apply_migrations(self)
 
     @available
-    def apply_online_ddl(self, steps: list[dict]) -> int:
+    def apply_online_ddl(self, steps: list[dict[str, str]]) -> int:
         """operational_table's changes to an existing table, without stalling its writers (arc_halo.online_ddl)."""
         return schema_changes.apply_online_ddl(self, steps)
 

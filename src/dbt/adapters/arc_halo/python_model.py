@@ -45,7 +45,7 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def rows_for(columns: dict[str, OutputColumn], declared: list[str], name: str) -> list[tuple]:
+def rows_for(columns: dict[str, OutputColumn], declared: list[str], name: str) -> list[tuple[Any, ...]]:
     """The returned DataFrame's columns as rows in declared column order; refused unless its columns are
     exactly the declared ones."""
     missing = [column for column in declared if column not in columns]
@@ -100,7 +100,7 @@ def _where(exc: BaseException, path: str) -> str:
     return f" ({path}, line {frames[-1].lineno})" if frames else ""
 
 
-def run(adapter: Any, parsed_model: dict, compiled_code: str) -> int:
+def run(adapter: Any, parsed_model: dict[str, Any], compiled_code: str) -> int:
     """Execute the model and write its rows into the staging table; returns the number of rows."""
     name = parsed_model["name"]
     path = parsed_model.get("original_file_path", name)
@@ -133,7 +133,7 @@ def run(adapter: Any, parsed_model: dict, compiled_code: str) -> int:
     return len(rows)
 
 
-def insert_rows(cursor: Any, relation: str, columns: list[str], rows: list[tuple]) -> None:
+def insert_rows(cursor: Any, relation: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     """The rows into `relation` on a psycopg2 cursor, a page of VALUES at a time (each value coerced to
     its column's type by PostgreSQL, as INSERT ... VALUES does)."""
     statement = f"insert into {relation} ({', '.join(map(quote, columns))}) values %s"

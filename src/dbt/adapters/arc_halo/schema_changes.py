@@ -4,6 +4,7 @@ before any model (on-run-start), and online DDL for the operational_table materi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbt_common.exceptions import DbtRuntimeError
 
@@ -11,15 +12,19 @@ from arc_halo import migrations, online_ddl
 from arc_halo.conninfo import connection_string
 from arc_halo.errors import ArcHaloError
 
+if TYPE_CHECKING:  # the adapter's base class: impl.py imports this module
+    from dbt.adapters.postgres.connections import PostgresCredentials
+    from dbt.adapters.postgres.impl import PostgresAdapter
 
-def credentials_conninfo(credentials, application_name: str = "dbt arc-halo migrations") -> str:
+
+def credentials_conninfo(credentials: PostgresCredentials, application_name: str = "dbt arc-halo migrations") -> str:
     """A libpq connection string for the profile target's database (psycopg 3, beside dbt's psycopg2)."""
     return connection_string(host=credentials.host, port=credentials.port, user=credentials.user, password=credentials.password,
                  dbname=credentials.database, sslmode=credentials.sslmode, connect_timeout=credentials.connect_timeout,
                  application_name=application_name)
 
 
-def apply_migrations(adapter) -> str:
+def apply_migrations(adapter: PostgresAdapter) -> str:
     """migrations/ of the project, applied to the target's database (its schema first on the path)."""
     import psycopg
 
@@ -36,11 +41,11 @@ def apply_migrations(adapter) -> str:
     return outcome.summary()
 
 
-def apply_online_ddl(adapter, steps: list[dict]) -> int:
+def apply_online_ddl(adapter: PostgresAdapter, steps: list[dict[str, str]]) -> int:
     """Run the steps on this thread's connection, in autocommit after committing what dbt has open."""
     connection = adapter.connections.get_thread_connection()
     if connection.transaction_open:
-        adapter.connections.commit()
+        adapter.connections.commit()  # type: ignore[no-untyped-call]  # dbt-adapters leaves it unannotated
     connection.handle.commit()  # psycopg2 opens a transaction by itself on any statement dbt ran untracked
     try:
         return online_ddl.apply(connection.handle, steps)

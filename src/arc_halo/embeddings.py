@@ -106,8 +106,9 @@ class IndexPlan:
 
 def plan_index(row_count: int, width: int) -> IndexPlan:
     """The index for a partition, from its data: kind by width, graph size by row count. Token embeddings
-    of real models are far harder for HNSW than random vectors (they lie in a narrow cone, and many a
-    token's ten nearest are barely nearer than the rest of the vocabulary): a
+    of real models are far harder for HNSW than random vectors (many a token's ten nearest are barely
+    nearer than the rest of the vocabulary: on Gemma 3's tokens the median 51st-nearest is only 1.08 times
+    as far as the 10th): a
     denser graph is what lifts recall at a given ef_search (SmolLM2's 49k x 576 tokens, recall@10 at
     ef_search 100: 0.83 with m=16, ef_construction=128; 0.96 with m=48, ef_construction=200, which took
     ten minutes to build here), and the build it costs runs after the import, in the background."""
@@ -134,36 +135,45 @@ class IndexStatus:
     valid: bool
     building: bool  # a CREATE INDEX is running on the partition
     exact_match: bool = False  # a valid index finds a stored vector equal to the query (see SAME_VECTOR)
+    index_kind: str | None = None  # what the existing index is over ('vector', 'halfvec', 'bit'); None: not ours
 
     @property
     def state(self) -> str:
-        """'exact' (no index needed), 'ready', 'building', 'invalid' (an interrupted build), 'missing'."""
+        """'exact' (no index needed), 'ready', 'building', 'invalid' (an interrupted build, or an index of
+        an operator class search cannot use), 'missing'."""
         if self.partition is None or self.plan.kind is None:
             return "exact"
-        if self.index is not None and self.valid:
+        if self.index is not None and self.valid and self.index_kind is not None:
             return "ready"
         if self.building:
             return "building"
         return "invalid" if self.index is not None else "missing"
 
 
-# A model's partition is found through the catalog (its partition bound), never from a formatted name.
+# A model's partition is the table its rows are in (tableoid, read through the parent: its privileges,
+# its policies; pruned to that one partition), unless that is the default partition; never a formatted
+# name. The index's kind is read from its operator class, so a search uses the index that exists, even
+# one built by an older plan.
 _STATUS_SQL = """
     select part.oid::regclass::text, greatest(part.reltuples, 0)::bigint, m.hidden_size,
-           ann.relname, coalesce(idx.indisvalid and idx.indisready, false),
+           ann.relname, coalesce(idx.indisvalid and idx.indisready, false), opclass.opcname,
            exists (select from pg_stat_progress_create_index as progress where progress.relid = part.oid),
            exists (select from pg_index as same where same.indrelid = part.oid and same.indisvalid
                    and pg_get_expr(same.indexprs, same.indrelid) like 'hashtextextended(%%')
     from models as m
-    left join lateral (select c.oid, c.reltuples from pg_inherits as inh join pg_class as c on c.oid = inh.inhrelid
-                       where inh.inhparent = 'embeddings'::regclass
-                         and pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%%L)', m.model_id)) as part on true
+    left join pg_class as part
+      on part.oid = (select row.tableoid from embeddings as row where row.model_id = %(model)s limit 1)
+     and part.oid <> (select partdefid from pg_partitioned_table where partrelid = 'embeddings'::regclass)
     left join lateral (select index.* from pg_index as index join pg_class as c on c.oid = index.indexrelid
                        join pg_am as am on am.oid = c.relam
                        where index.indrelid = part.oid and am.amname = 'hnsw' order by c.relname limit 1) as idx on true
     left join pg_class as ann on ann.oid = idx.indexrelid
+    left join pg_opclass as opclass on opclass.oid = idx.indclass[0]
     where m.model_id = %(model)s
 """
+
+# The index kind each of our operator classes serves (IndexPlan.operator_class the other way round).
+KIND_OF_OPERATOR_CLASS = {"vector_cosine_ops": "vector", "halfvec_cosine_ops": "halfvec", "bit_hamming_ops": "bit"}
 
 
 @public_call
@@ -184,13 +194,13 @@ def index_status(conn: psycopg.Connection, model_id: uuid.UUID | str) -> IndexSt
     row = conn.execute(_STATUS_SQL, {"model": model_id}).fetchone()
     if row is None:
         raise NotFoundError(f"no model {model_id}")
-    partition, row_count, width, index, valid, building, exact_match = row
+    partition, row_count, width, index, valid, operator_class, building, exact_match = row
     if partition is None:
         return IndexStatus(uuid.UUID(str(model_id)), None, 0, width, IndexPlan(None), None, False, False)
     if row_count == 0:  # never analyzed (reltuples -1): count it, through the parent (its privileges, its policies)
         row_count = one_value(conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)))
     return IndexStatus(uuid.UUID(str(model_id)), partition, row_count, width, plan_index(row_count, width), index,
-                       bool(valid), bool(building), bool(exact_match))
+                       bool(valid), bool(building), bool(exact_match), KIND_OF_OPERATOR_CLASS.get(operator_class))
 
 
 def _index_name(partition: str) -> str:
@@ -218,14 +228,15 @@ def build_index(conn: psycopg.Connection, model_id: uuid.UUID | str, rebuild: bo
         if status.partition is None:
             return status
         if not one_value(builder.execute("select pg_try_advisory_lock(hashtext('arc_halo.embedding_index'), hashtext(%s))",
-                                         (str(model_id),))):
+                                      (str(model_id),))):
             return status  # another session is building it: its state says 'building'
         try:
             status = index_status(builder, model_id)
             partition, width = status.partition, status.width
             assert partition is not None and width is not None, "a partition's status has its name and width"
-            if status.index is not None and (rebuild or not status.valid):
-                # An INVALID index (an interrupted build) is never used by the planner; drop it and build again.
+            if status.index is not None and (rebuild or not status.valid or status.index_kind is None):
+                # An INVALID index (an interrupted build) is never used by the planner, one of another
+                # operator class never by search; drop it and build again.
                 builder.execute(sql.SQL("drop index concurrently if exists {}").format(
                     _qualified(builder, partition, status.index)))
                 if status.plan.kind is None:  # the partition has become too small to need one
@@ -266,7 +277,7 @@ def _build_same_vector_index(builder: psycopg.Connection, partition: str) -> Non
 
 def _qualified(conn: psycopg.Connection, partition: str, index: str) -> sql.Composable:
     schema = one_value(conn.execute("select relnamespace::regnamespace::text from pg_class where oid = %s::regclass",
-                                    (partition,)))
+                                 (partition,)))
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(index))
 
 

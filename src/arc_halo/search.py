@@ -14,9 +14,10 @@ expression no index can return rows in order of, so the plan is a scan and a sor
 Approximate: HNSW returns candidates nearest first; the search asks for more of them than k (`candidates`,
 ef_search raised to match, pgvector 0.8's iterative scan so filters and re-ranking never leave fewer than
 k) and orders them by the exact distance on the full vectors, which for halfvec- and bit-indexed
-partitions re-ranks them. Every setting is changed inside a savepoint (or a transaction of its own) that
-is rolled back after the rows are fetched: rolling back undoes SET LOCAL, where releasing a savepoint
-would leave it on the caller's transaction.
+partitions re-ranks them. Every setting is changed with SET LOCAL inside the one transaction of its own that
+`nearest` opens (its end undoes them), or inside the caller's transaction in a savepoint rolled back
+after the rows are fetched: rolling back undoes SET LOCAL, where releasing a savepoint would leave it on
+the caller's transaction.
 """
 
 from __future__ import annotations
@@ -105,9 +106,13 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id: 
     k = whole_number("k", k, 1, MAX_K)
     if ef_search is not None:
         ef_search = whole_number("ef_search", ef_search, 1, MAX_EF_SEARCH)
-    text = "[" + ",".join(repr(float(x)) for x in vector) + "]"
-    # Catalog reads included, all of it in a savepoint (or a transaction of its own) rolled back at the end.
-    with conn.transaction(force_rollback=True):
+    text = str(vector.tolist())  # '[0.5, -1.25, ...]': each float32 exactly (repr), as vector_in reads it
+    # Catalog reads included, all of it in a transaction of its own, whose end (a commit: it wrote nothing)
+    # undoes the SET LOCALs; inside the caller's transaction, in a savepoint rolled back at the end. Not
+    # a rollback of its own transaction: psycopg forgets its prepared statements at every ROLLBACK, and
+    # the status and search statements would be planned again on every call (~3 ms).
+    nested = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    with conn.transaction(force_rollback=nested):
         if model_id is not None:
             return _nearest_in_model(conn, model_id, text, len(vector), k, embedding_type, ef_search, exact)
         models = [row[0] for row in conn.execute(
@@ -134,19 +139,21 @@ def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text:
                            if status.partition else "no partition yet (rows not split out by a build)",
                   "missing": "its index is not built yet (arc-halo model index)",
                   "building": "its index is being built",
-                  "invalid": "its index build was interrupted (arc-halo model index rebuilds it)",
+                  "invalid": "its index build was interrupted, or its index is of an operator class search cannot use"
+                             " (arc-halo model index rebuilds it)",
                   "ready": "the query's width is not the model's"}[status.state]
         if status.state not in ("exact", "ready"):
             log.info("exact search of model %s: %s", model_id, reason)
         return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", reason)
-    plan, kind = status.plan, str(status.plan.kind)
+    kind = str(status.index_kind)  # the index that exists (a 'ready' one is of a kind search knows)
+    index = embeddings.IndexPlan(kind)
     ef = ef_search or default_ef_search(status.rows, k)
     candidates = max(k, CANDIDATES_PER_RESULT[kind] * k, MIN_CANDIDATES[kind])
     ef = min(MAX_EF_SEARCH, max(ef, candidates))
-    indexed = plan.expression(width)
-    query = (f"binary_quantize(%(query)s::vector({width}))::bit({width})" if plan.kind == "bit"
-             else f"%(query)s::{plan.kind}({width})")
-    operator = "<~>" if plan.kind == "bit" else "<=>"
+    indexed = index.expression(width)
+    query = (f"binary_quantize(%(query)s::vector({width}))::bit({width})" if kind == "bit"
+             else f"%(query)s::{kind}({width})")
+    operator = "<~>" if kind == "bit" else "<=>"
     filters, params = _filters(model_id, embedding_type)
     params.update(query=text, width=width, candidates=candidates, k=k)
     # The inner query repeats the index's expression, so the partition's index serves its ORDER BY; the
@@ -166,7 +173,7 @@ def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text:
            f" select * from {found} order by distance + 0, embedding_id limit %(k)s")
     settings = {"hnsw.ef_search": str(ef), "hnsw.iterative_scan": "relaxed_order",
                 "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * candidates))}
-    return SearchResult(_fetch_with_local_settings(conn, sql, params, settings), plan.method)
+    return SearchResult(_fetch_with_local_settings(conn, sql, params, settings), index.method)
 
 
 def _filters(model_id: uuid.UUID | str | None, embedding_type: str | None) -> tuple[list[str], dict[str, Any]]:
@@ -199,12 +206,12 @@ def _exact(conn: psycopg.Connection, text: str, width: int, k: int, embedding_ty
 
 def _fetch_with_local_settings(conn: psycopg.Connection, sql: str, params: dict[str, Any],
                                settings: dict[str, str]) -> list[Row]:
-    """Run one read with transaction-local settings, then roll back its savepoint (or its own transaction),
-    which undoes the settings; the caller's transaction, if any, goes on unchanged."""
-    with conn.transaction(force_rollback=True):
-        conn.execute("select " + ", ".join(["set_config(%s, %s, true)"] * len(settings)),
-                     [item for pair in settings.items() for item in pair])
-        return conn.execute(sql, params).fetchall()
+    """Run one read with transaction-local settings. Called only inside `nearest`'s transaction (or
+    savepoint), whose end undoes them: a savepoint of its own here would cost three statements per
+    search."""
+    conn.execute("select " + ", ".join(["set_config(%s, %s, true)"] * len(settings)),
+                 [item for pair in settings.items() for item in pair])
+    return conn.execute(sql, params).fetchall()
 
 
 @public_call

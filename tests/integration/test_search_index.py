@@ -5,6 +5,7 @@ builds it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -194,3 +195,55 @@ def test_the_migration_drops_the_partitioned_per_width_indexes(test_server, buil
         conn.execute(migration)
         assert conn.execute(hnsw_count).fetchone()[0] == 0
         conn.execute(migration)  # nothing left to drop: a no-op
+
+
+def test_search_uses_the_index_that_exists_and_a_rebuild_makes_the_planned_one(committing_db, monkeypatch) -> None:
+    """The index's kind is read from its operator class: an index an earlier plan built is searched as it
+    is until a rebuild, and an HNSW index of an operator class search cannot use is never used, then
+    replaced by the next build."""
+    db = committing_db  # commits: a private database, not the shared one
+    monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)
+    db.autocommit = True
+    table = np.random.default_rng(5).standard_normal((400, 64)).astype(np.float32)
+    model_id = insert_model(db, "replanned", hidden=64, heads=8)
+    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    assert embeddings.build_index(db, model_id).index_kind == "vector"
+
+    planned = embeddings.plan_index
+    monkeypatch.setattr(embeddings, "plan_index", lambda rows, width: dataclasses.replace(planned(rows, width), kind="halfvec"))
+    status = embeddings.build_index(db, model_id)  # not a rebuild: the valid index stays
+    assert (status.state, status.index_kind, status.plan.kind) == ("ready", "vector", "halfvec")
+    assert search.nearest(db, table[9], k=5, model_id=model_id).method == "hnsw"
+    status = embeddings.build_index(db, model_id, rebuild=True)
+    assert (status.state, status.index_kind) == ("ready", "halfvec")
+    found = search.nearest(db, table[9], k=5, model_id=model_id)
+    assert found.method == "hnsw-halfvec+rerank" and found[0][3] == 9
+
+    # Someone's own L2 index in its place: valid, but not one search can order cosine distances by.
+    db.execute(f"drop index {status.index}")
+    db.execute(f"create index {status.index} on {status.partition} using hnsw ((embedding::vector(64)) vector_l2_ops)")
+    status = embeddings.index_status(db, model_id)
+    assert status.valid and status.index_kind is None and status.state == "invalid"
+    found = search.nearest(db, table[9], k=5, model_id=model_id)
+    assert found.exact and "cannot use" in found.reason and found[0][3] == 9
+    assert embeddings.build_index(db, model_id).state == "ready"
+    assert search.nearest(db, table[9], k=5, model_id=model_id).method == "hnsw-halfvec+rerank"
+
+
+def test_repeated_searches_reuse_their_prepared_statements(committing_db, monkeypatch) -> None:
+    """psycopg prepares a statement on its fifth run and forgets every prepared statement at a ROLLBACK:
+    a search ending its own transaction with one would plan the status and search statements again on
+    every call."""
+    db = committing_db
+    monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)
+    db.autocommit = True
+    table = np.random.default_rng(6).standard_normal((300, 32)).astype(np.float32)
+    model_id = insert_model(db, "prepared", hidden=32, heads=4)
+    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    assert embeddings.build_index(db, model_id).state == "ready"
+    for row in range(7):
+        assert search.nearest(db, table[row], k=3, model_id=model_id)[0][3] == row
+    prepared = [row[0] for row in db.execute("select statement from pg_prepared_statements")]
+    assert any("pg_stat_progress_create_index" in statement for statement in prepared), prepared
+    assert any("order by embedding::vector(32) <=>" in statement for statement in prepared), prepared
+

@@ -65,10 +65,12 @@ def _build_indexes(model_ids: Iterable[uuid.UUID], rebuild: bool) -> None:
 
 
 def _index_summary(status: IndexStatus) -> str:
+    from arc_halo.embeddings import IndexPlan
+
     if status.state == "exact":
         return "none needed, searched exactly" + (f" ({status.rows:,} vectors)" if status.partition else "")
     if status.state == "ready":
-        return f"ready ({status.plan.method}, {status.rows:,} vectors)"
+        return f"ready ({IndexPlan(status.index_kind).method}, {status.rows:,} vectors)"
     return status.state
 
 

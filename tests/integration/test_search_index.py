@@ -244,7 +244,7 @@ def test_repeated_searches_reuse_their_prepared_statements(committing_db, monkey
     for row in range(7):
         assert search.nearest(db, table[row], k=3, model_id=model_id)[0][3] == row
     prepared = [row[0] for row in db.execute("select statement from pg_prepared_statements")]
-    assert any("pg_stat_progress_create_index" in statement for statement in prepared), prepared
+    assert any("pg_stat_get_progress_info" in statement for statement in prepared), prepared
     assert any("order by embedding::vector(32) <=>" in statement for statement in prepared), prepared
 
 

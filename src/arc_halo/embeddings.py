@@ -81,6 +81,9 @@ HALFVEC_MAX_WIDTH = 4_000  # ... and for halfvec; bit goes to 64,000, past vecto
 # vs 0.962, p50 22.6 vs 26.3 ms through search.nearest; benchmarks/bench_similarity.py).
 HALFVEC_FROM_ROWS = 100_000
 INDEX_SUFFIX = "_ann"
+# The operator class of each index kind, and (read from the catalog) the kind of each operator class.
+OPERATOR_CLASS = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops", "bit": "bit_hamming_ops"}
+KIND_OF_OPERATOR_CLASS = {operator_class: kind for kind, operator_class in OPERATOR_CLASS.items()}
 # HNSW can leave a few vectors unreachable (on SmolLM2's tokens, 24 of 200 query tokens did not find
 # themselves at ef_search 100). Beside the graph, a btree over a hash of each vector finds a stored vector
 # equal to the query in one lookup, so a token's own vector is always among its nearest.
@@ -107,7 +110,7 @@ class IndexPlan:
         return f"embedding::{self.kind}({width})"
 
     def operator_class(self) -> str:
-        return {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops", "bit": "bit_hamming_ops"}[str(self.kind)]
+        return OPERATOR_CLASS[str(self.kind)]
 
 
 def plan_index(row_count: int, width: int) -> IndexPlan:
@@ -158,6 +161,11 @@ class IndexStatus:
             return "building"
         return "invalid" if self.index is not None else "missing"
 
+    @property
+    def index_plan(self) -> IndexPlan:
+        """The index that exists, as search reads it (its kind; expression and method follow from it)."""
+        return IndexPlan(self.index_kind)
+
 
 # A model's partition is the table its rows are in (tableoid, read through the parent: its privileges,
 # its policies; pruned to that one partition), unless that is the default partition; never a formatted
@@ -182,9 +190,6 @@ _STATUS_SQL = """
     left join pg_opclass as opclass on opclass.oid = idx.indclass[0]
     where m.model_id = %(model)s
 """
-
-# The index kind each of our operator classes serves (IndexPlan.operator_class the other way round).
-KIND_OF_OPERATOR_CLASS = {"vector_cosine_ops": "vector", "halfvec_cosine_ops": "halfvec", "bit_hamming_ops": "bit"}
 
 
 @public_call

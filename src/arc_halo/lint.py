@@ -64,7 +64,7 @@ def run(paths: list[str] | None = None) -> int:
         [str(tools / "yamllint"), "--strict", "-c", ".yamllint.yml", "."],
         [str(tools / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
         [str(tools / "zizmor"), "--offline", "--no-progress", *workflows],
-        [str(tools / "mypy"), "--no-error-summary" if os.environ.get("GITHUB_ACTIONS") else "--pretty"],
+        [str(tools / "mypy")],
     ):
         failed |= subprocess.run(command, cwd=root).returncode
     findings = secret_scan.scan(root)

@@ -145,8 +145,8 @@ def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text:
         if status.state not in ("exact", "ready"):
             log.info("exact search of model %s: %s", model_id, reason)
         return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", reason)
-    kind = str(status.index_kind)  # the index that exists (a 'ready' one is of a kind search knows)
-    index = embeddings.IndexPlan(kind)
+    index = status.index_plan  # the index that exists (a 'ready' one is of a kind search knows)
+    kind = str(index.kind)
     ef = ef_search or default_ef_search(status.rows, k)
     candidates = max(k, CANDIDATES_PER_RESULT[kind] * k, MIN_CANDIDATES[kind])
     ef = min(MAX_EF_SEARCH, max(ef, candidates))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,14 @@ from arc_halo import embeddings, search
 from rows import insert_model
 
 ARC = str(Path(sys.executable).parent / "arc-halo")
+
+
+def load_random(conn: psycopg.Connection, name: str, rows: int, width: int, seed: int) -> tuple[uuid.UUID, np.ndarray]:
+    """A model whose embeddings are `rows` random token vectors of `width` (loaded, not indexed); its id and them."""
+    table = np.random.default_rng(seed).standard_normal((rows, width)).astype(np.float32)
+    model_id = insert_model(conn, name, hidden=width, heads=8)
+    embeddings.bulk_load(conn, model_id, [("token", table, None)])
+    return model_id, table
 
 
 def progress_of(conn: psycopg.Connection, partition: str) -> str | None:
@@ -130,9 +139,7 @@ def test_each_width_gets_the_index_pgvector_can_build(committing_db, monkeypatch
 def test_small_partitions_are_searched_exactly_and_say_why(committing_db) -> None:
     db = committing_db  # commits: a private database, not the shared one
     db.autocommit = True
-    model_id = insert_model(db, "small", hidden=64, heads=8)
-    table = np.random.default_rng(1).standard_normal((300, 64)).astype(np.float32)
-    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    model_id, table = load_random(db, "small", 300, 64, seed=1)
     status = embeddings.build_index(db, model_id)
     assert status.state == "exact" and status.index is None
     found = search.nearest(db, table[3], k=5, model_id=model_id)
@@ -204,9 +211,7 @@ def test_search_uses_the_index_that_exists_and_a_rebuild_makes_the_planned_one(c
     db = committing_db  # commits: a private database, not the shared one
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)
     db.autocommit = True
-    table = np.random.default_rng(5).standard_normal((400, 64)).astype(np.float32)
-    model_id = insert_model(db, "replanned", hidden=64, heads=8)
-    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    model_id, table = load_random(db, "replanned", 400, 64, seed=5)
     assert embeddings.build_index(db, model_id).index_kind == "vector"
 
     planned = embeddings.plan_index
@@ -237,9 +242,7 @@ def test_repeated_searches_reuse_their_prepared_statements(committing_db, monkey
     db = committing_db
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)
     db.autocommit = True
-    table = np.random.default_rng(6).standard_normal((300, 32)).astype(np.float32)
-    model_id = insert_model(db, "prepared", hidden=32, heads=4)
-    embeddings.bulk_load(db, model_id, [("token", table, None)])
+    model_id, table = load_random(db, "prepared", 300, 32, seed=6)
     assert embeddings.build_index(db, model_id).state == "ready"
     for row in range(7):
         assert search.nearest(db, table[row], k=3, model_id=model_id)[0][3] == row

@@ -65,12 +65,10 @@ def _build_indexes(model_ids: Iterable[uuid.UUID], rebuild: bool) -> None:
 
 
 def _index_summary(status: IndexStatus) -> str:
-    from arc_halo.embeddings import IndexPlan
-
     if status.state == "exact":
         return "none needed, searched exactly" + (f" ({status.rows:,} vectors)" if status.partition else "")
     if status.state == "ready":
-        return f"ready ({IndexPlan(status.index_kind).method}, {status.rows:,} vectors)"
+        return f"ready ({status.index_plan.method}, {status.rows:,} vectors)"
     return status.state
 
 

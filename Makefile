@@ -93,6 +93,7 @@ pytest-pg16: $(STAMP)
 		--ignore tests/integration/test_read_replica.py \
 		--ignore tests/integration/test_real_models.py \
 		--ignore tests/integration/test_redaction.py \
+		--ignore tests/integration/test_search_beam.py \
 		--ignore tests/integration/test_search_index.py \
 		--ignore tests/integration/test_search_results.py \
 		--ignore tests/integration/test_semantic_layer.py \

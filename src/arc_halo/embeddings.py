@@ -117,10 +117,11 @@ def plan_index(row_count: int, width: int) -> IndexPlan:
     """The index for a partition, from its data: kind by width, graph size by row count. Token embeddings
     of real models are far harder for HNSW than random vectors (many a token's ten nearest are barely
     nearer than the rest of the vocabulary: on Gemma 3's tokens the median 51st-nearest is only 1.08 times
-    as far as the 10th): a
-    denser graph is what lifts recall at a given ef_search (SmolLM2's 49k x 576 tokens, recall@10 at
-    ef_search 100: 0.83 with m=16, ef_construction=128; 0.96 with m=48, ef_construction=200, which took
-    ten minutes to build here), and the build it costs runs after the import, in the background."""
+    as far as the 10th): a denser graph is what lifts recall at a given ef_search, and what lets search's
+    narrow first walk (search.NARROW_BEAM) answer most queries. At ef_search 40, recall@10 with m=32,
+    ef_construction=128 / m=48, ef_construction=200: Gemma 3's 262k x 640 tokens 0.80-0.83 / 0.88-0.90,
+    SmolLM2's 49k x 576 0.86-0.88 / 0.90-0.93; the denser graph takes about twice as long to build (Gemma
+    14 min, SmolLM2 100 s on 2 cores), after the import, in the background."""
     whole_number("row_count", row_count, 0, 2**63 - 1)
     whole_number("width", width, 1, 16_000)
     if row_count < EXACT_BELOW_ROWS:
@@ -131,7 +132,7 @@ def plan_index(row_count: int, width: int) -> IndexPlan:
         kind = "halfvec" if width <= HALFVEC_MAX_WIDTH else "bit"
     if row_count < 20_000:
         return IndexPlan(kind, m=16, ef_construction=100)
-    return IndexPlan(kind, m=32, ef_construction=128)
+    return IndexPlan(kind, m=48, ef_construction=200)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ class IndexStatus:
     building: bool  # a CREATE INDEX is running on the partition
     exact_match: bool = False  # a valid index finds a stored vector equal to the query (see SAME_VECTOR)
     index_kind: str | None = None  # what the existing index is over ('vector', 'halfvec', 'bit'); None: not ours
+    index_m: int = 16  # the existing graph's settings (pgvector's defaults where its options do not say)
+    index_ef_construction: int = 64
 
     @property
     def state(self) -> str:
@@ -163,8 +166,9 @@ class IndexStatus:
 
     @property
     def index_plan(self) -> IndexPlan:
-        """The index that exists, as search reads it (its kind; expression and method follow from it)."""
-        return IndexPlan(self.index_kind)
+        """The index that exists, as search reads it: its kind (expression and method follow from it) and
+        its graph's settings, which may be an earlier plan's."""
+        return IndexPlan(self.index_kind, self.index_m, self.index_ef_construction)
 
 
 # A model's partition is the table its rows are in (tableoid, read through the parent: its privileges,
@@ -175,7 +179,7 @@ class IndexStatus:
 # search runs (2.4 -> 0.5 ms planning, 0.6 -> 0.2 ms execution).
 _STATUS_SQL = """
     select part.oid::regclass::text, greatest(part.reltuples, 0)::bigint, m.hidden_size,
-           ann.relname, coalesce(idx.indisvalid and idx.indisready, false), opclass.opcname,
+           ann.relname, coalesce(idx.indisvalid and idx.indisready, false), opclass.opcname, ann.reloptions,
            exists (select from pg_stat_get_progress_info('CREATE INDEX') as progress where progress.relid = part.oid),
            exists (select from pg_index as same where same.indrelid = part.oid and same.indisvalid
                    and pg_get_expr(same.indexprs, same.indrelid) like 'hashtextextended(%%')
@@ -210,13 +214,15 @@ def index_status(conn: psycopg.Connection, model_id: uuid.UUID | str) -> IndexSt
     row = conn.execute(_STATUS_SQL, {"model": model_id}).fetchone()
     if row is None:
         raise NotFoundError(f"no model {model_id}")
-    partition, row_count, width, index, valid, operator_class, building, exact_match = row
+    partition, row_count, width, index, valid, operator_class, options, building, exact_match = row
     if partition is None:
         return IndexStatus(uuid.UUID(str(model_id)), None, 0, width, IndexPlan(None), None, False, False)
     if row_count == 0:  # never analyzed (reltuples -1): count it, through the parent (its privileges, its policies)
         row_count = one_value(conn.execute("select count(*) from embeddings where model_id = %s", (model_id,)))
+    graph = dict(option.split("=", 1) for option in options or [])  # reloptions: ['m=48', 'ef_construction=200']
     return IndexStatus(uuid.UUID(str(model_id)), partition, row_count, width, plan_index(row_count, width), index,
-                       bool(valid), bool(building), bool(exact_match), KIND_OF_OPERATOR_CLASS.get(operator_class))
+                       bool(valid), bool(building), bool(exact_match), KIND_OF_OPERATOR_CLASS.get(operator_class),
+                       int(graph.get("m", 16)), int(graph.get("ef_construction", 64)))
 
 
 def _index_name(partition: str) -> str:

@@ -14,7 +14,8 @@ expression no index can return rows in order of, so the plan is a scan and a sor
 Approximate: HNSW returns candidates nearest first; the search asks for more of them than k (`candidates`,
 ef_search raised to match, pgvector 0.8's iterative scan so filters and re-ranking never leave fewer than
 k) and orders them by the exact distance on the full vectors, which for halfvec- and bit-indexed
-partitions re-ranks them. Every setting is changed with SET LOCAL inside the one transaction of its own that
+partitions re-ranks them. The beam adapts to the query (`NARROW_BEAM`, below): a narrow walk first, and
+a wide one only when the narrow walk's own candidates show a crowded neighbourhood, where it misses. Every setting is changed with SET LOCAL inside the one transaction of its own that
 `nearest` opens (its end undoes them), or inside the caller's transaction in a savepoint rolled back
 after the rows are fetched: rolling back undoes SET LOCAL, where releasing a savepoint would leave it on
 the caller's transaction.
@@ -47,6 +48,20 @@ DEFAULT_MAX_SCAN_TUPLES = 20_000  # pgvector's default; raised for large k so a 
 CANDIDATES_PER_RESULT = {"vector": 1, "halfvec": 4, "bit": 40}
 MIN_CANDIDATES = {"vector": 0, "halfvec": 100, "bit": 1000}
 COLUMNS = "embedding_id, model_id, embedding_type, embedding_index, token_text"
+# The adaptive beam. On real token embeddings most queries get all k right from a narrow beam and a few
+# need a wide one: through an m=48 graph at ef_search 40, 70-74% of Gemma 3's token queries and 80-85% of
+# SmolLM2's had all ten right. The rest sit in crowded neighbourhoods, and the narrow walk's own
+# candidates show it: their k-th exact distance is nearly that of the farthest of them (more than CROWDED
+# times it; on Gemma this flags the queries the narrow walk got wrong with an AUC of 0.87-0.92). Only
+# those are walked again with the wide beam (default_ef_search), and the two walks' rows merged. Gemma 3,
+# 400 token queries: 37-41% walked again, recall@10 0.966-0.980 (the wide beam alone: 0.977-0.983), the
+# median query one narrow walk (benchmarks/bench_similarity.py). Graphs sparser than NARROW_MIN_M (small
+# partitions, an index an earlier plan built) miss too much at the narrow beam and get the wide one, as
+# does a caller's own `ef_search`, and a bit index, whose candidates are too coarse to judge by.
+NARROW_BEAM = 40  # ef_search of the first walk, and its candidates: at least NARROW_PER_RESULT * k
+NARROW_PER_RESULT = 4
+CROWDED = 0.95
+NARROW_MIN_M = 48
 
 
 Row = tuple[Any, ...]
@@ -57,12 +72,14 @@ class SearchResult(list[Row]):
     token_text, cosine distance). `method` says how they were found: 'exact' (a scan of every vector),
     'hnsw' (the partition's HNSW index), 'hnsw-halfvec+rerank' or 'hnsw-bit+rerank' (candidates from a
     halfvec or binary-quantized index, re-ranked exactly); 'mixed' when models searched together differ.
-    `reason` says why an exact search was exact."""
+    `reason` says why an exact search was exact; `ef_search` is the widest HNSW beam the search walked (the
+    wide one when the narrow walk's neighbourhood was crowded; the largest of the models' when merged)."""
 
-    def __init__(self, rows: Iterable[Row], method: str, reason: str = "") -> None:
+    def __init__(self, rows: Iterable[Row], method: str, reason: str = "", ef_search: int | None = None) -> None:
         super().__init__(rows)
         self.method = method
         self.reason = reason
+        self.ef_search = ef_search  # the widest beam walked (an index search; None for exact)
 
     @property
     def exact(self) -> bool:
@@ -70,13 +87,15 @@ class SearchResult(list[Row]):
 
 
 def default_ef_search(row_count: int, k: int) -> int:
-    """ef_search for a partition of `rows` vectors: real token embeddings need a wider beam than random
-    vectors for recall@10 of 0.95, the more so the larger the vocabulary (benchmarks/bench_similarity.py,
-    m=32: MiniLM's 30k tokens 0.999 at 200; SmolLM2's 49k 0.93 at 100, 0.95 at 200, 0.97 at 400; Gemma 3's
-    262k 0.92 at 100, 0.94-0.96 at 200 from build to build, 0.967 at 300, 0.975 at 400)."""
+    """The wide beam for a partition of `row_count` vectors: of every walk where the beam does not adapt,
+    of a crowded query's second walk where it does. Real token embeddings need a wider beam than random
+    vectors for recall@10 of 0.95, the more so the larger the vocabulary (benchmarks/bench_similarity.py;
+    m=32 graphs: MiniLM's 30k tokens 0.999 at 200; SmolLM2's 49k 0.93 at 100, 0.95 at 200, 0.97 at 400;
+    Gemma 3's 262k 0.92 at 100, 0.94-0.96 at 200 from build to build, 0.94-0.97 at 300; m=48: Gemma 0.97-0.98
+    at 400)."""
     whole_number("row_count", row_count, 0, 2**63 - 1)
     whole_number("k", k, 1, MAX_K)
-    base = 100 if row_count < 20_000 else 200 if row_count < 40_000 else 300
+    base = 100 if row_count < 20_000 else 200 if row_count < 40_000 else 300 if row_count < 100_000 else 400
     return min(MAX_EF_SEARCH, max(base, 2 * k))
 
 
@@ -123,7 +142,9 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id: 
     rows = heapq.nsmallest(k, (row for part in parts for row in part), key=lambda row: (row[5], row[0]))
     methods = {part.method for part in parts if part}
     method = methods.pop() if len(methods) == 1 else "exact" if not methods else "mixed"
-    return SearchResult(rows, method, "; ".join(sorted({part.reason for part in parts if part.reason})))
+    beams = [part.ef_search for part in parts if part.ef_search is not None]
+    return SearchResult(rows, method, "; ".join(sorted({part.reason for part in parts if part.reason})),
+                        max(beams) if beams else None)
 
 
 def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text: str, width: int, k: int,
@@ -147,33 +168,65 @@ def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text:
         return SearchResult(_exact(conn, text, width, k, embedding_type, model_id), "exact", reason)
     index = status.index_plan  # the index that exists (a 'ready' one is of a kind search knows)
     kind = str(index.kind)
-    ef = ef_search or default_ef_search(status.rows, k)
+    filters, params = _filters(model_id, embedding_type)
+    params.update(query=text, width=width)
+    sql = _approximate_sql(index, width, filters, status.exact_match)
+    wide = ef_search or default_ef_search(status.rows, k)
     candidates = max(k, CANDIDATES_PER_RESULT[kind] * k, MIN_CANDIDATES[kind])
-    ef = min(MAX_EF_SEARCH, max(ef, candidates))
+    wide = min(MAX_EF_SEARCH, max(wide, candidates))
+    narrow = max(NARROW_BEAM, NARROW_PER_RESULT * k)
+    # Set once per search: the iterative scan (a filter must never leave fewer than k) and its bound.
+    scan = {"hnsw.iterative_scan": "relaxed_order",
+            "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * max(candidates, narrow)))}
+    first: list[Row] = []
+    if ef_search is None and kind != "bit" and index.m >= NARROW_MIN_M and narrow < wide:
+        first = _walk(conn, sql, params, beam=narrow, candidates=narrow, keep=narrow, scan=scan)
+        if not _crowded(first, k):
+            return SearchResult(first[:k], index.method, ef_search=narrow)
+    rows = _walk(conn, sql, params, beam=wide, candidates=candidates, keep=k, scan={} if first else scan)
+    if first:  # what the narrow walk found and the wide one missed still counts
+        rows = heapq.nsmallest(k, {row[0]: row for row in first + rows}.values(), key=lambda row: (row[5], row[0]))
+    return SearchResult(rows, index.method, ef_search=wide)
+
+
+def _crowded(rows: list[Row], k: int) -> bool:
+    """Whether a narrow walk's candidates (exact distances, nearest first) look like a neighbourhood it
+    may have missed some of: fewer than k, or the k-th barely nearer than the farthest."""
+    if len(rows) < k:
+        return True
+    kth, farthest = rows[k - 1][5], rows[-1][5]
+    return bool(farthest > 0 and kth > CROWDED * farthest)
+
+
+def _approximate_sql(index: embeddings.IndexPlan, width: int, filters: list[str], exact_match: bool) -> str:
+    """Candidates from the partition's index, ordered by their exact distance on the full vectors."""
+    kind = str(index.kind)
     indexed = index.expression(width)
     query = (f"binary_quantize(%(query)s::vector({width}))::bit({width})" if kind == "bit"
              else f"%(query)s::{kind}({width})")
     operator = "<~>" if kind == "bit" else "<=>"
-    filters, params = _filters(model_id, embedding_type)
-    params.update(query=text, width=width, candidates=candidates, k=k)
     # The inner query repeats the index's expression, so the partition's index serves its ORDER BY; the
     # outer one orders the candidates by the exact distance (`+ 0`: PostgreSQL 17+ would otherwise take the
     # inner order as already sorted).
     where = f"dimensions = %(width)s and {' and '.join(filters)}"
     found = "candidates"
     same = ""
-    if status.exact_match:  # a stored vector equal to the query, which the graph may not reach
+    if exact_match:  # a stored vector equal to the query, which the graph may not reach
         same = (f", same as materialized (select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
                 f" where {where} and {embeddings.SAME_VECTOR} = hashtextextended(%(query)s::vector::text, 0)"
                 f" and embedding = %(query)s::vector)")
         found = "(select * from candidates union select * from same) as found"
-    sql = (f"with candidates as materialized ("
-           f"select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
-           f" where {where} order by {indexed} {operator} {query} limit %(candidates)s){same}"
-           f" select * from {found} order by distance + 0, embedding_id limit %(k)s")
-    settings = {"hnsw.ef_search": str(ef), "hnsw.iterative_scan": "relaxed_order",
-                "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * candidates))}
-    return SearchResult(_fetch_with_local_settings(conn, sql, params, settings), index.method)
+    return (f"with candidates as materialized ("
+            f"select {COLUMNS}, embedding <=> %(query)s::vector as distance from embeddings"
+            f" where {where} order by {indexed} {operator} {query} limit %(candidates)s){same}"
+            f" select * from {found} order by distance + 0, embedding_id limit %(keep)s")
+
+
+def _walk(conn: psycopg.Connection, sql: str, params: dict[str, Any], beam: int, candidates: int, keep: int,
+          scan: dict[str, str]) -> list[Row]:
+    """One walk of the graph with `beam` as ef_search: the `keep` nearest of its `candidates`."""
+    return _fetch_with_local_settings(conn, sql, {**params, "candidates": candidates, "keep": keep},
+                                      {"hnsw.ef_search": str(beam), **scan})
 
 
 def _filters(model_id: uuid.UUID | str | None, embedding_type: str | None) -> tuple[list[str], dict[str, Any]]:

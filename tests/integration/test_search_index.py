@@ -254,12 +254,13 @@ def test_repeated_searches_reuse_their_prepared_statements(committing_db, monkey
 @pytest.mark.parametrize(("rows", "width", "kind", "m"), [
     (4_999, 384, None, 16),       # exact below EXACT_BELOW_ROWS
     (10_000, 384, "vector", 16),
-    (49_152, 576, "vector", 32),
-    (99_999, 2_000, "vector", 32),
-    (100_000, 640, "halfvec", 32),  # large partitions: half the graph's bytes
-    (262_144, 640, "halfvec", 32),
-    (50_000, 3_072, "halfvec", 32),
-    (50_000, 4_608, "bit", 32),
+    (49_152, 576, "vector", 48),  # the denser graph from 20,000 rows (search.NARROW_MIN_M)
+    (99_999, 2_000, "vector", 48),
+    (100_000, 640, "halfvec", 48),  # large partitions: half the graph's bytes
+    (262_144, 640, "halfvec", 48),
+    (50_000, 3_072, "halfvec", 48),
+    (50_000, 4_608, "bit", 48),
+    (19_999, 640, "vector", 16),
 ])
 def test_the_plan_follows_width_and_size(rows, width, kind, m) -> None:
     plan = embeddings.plan_index(rows, width)

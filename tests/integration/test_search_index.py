@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from arc_halo import embeddings, search
+from arc_halo.cli.model_commands import _index_summary
 from rows import insert_model
 
 ARC = str(Path(sys.executable).parent / "arc-halo")
@@ -173,7 +174,7 @@ def test_cli_shows_and_builds_the_index(test_server, built_copy) -> None:
     assert line.split("\t")[-1] == "missing", line
     built = cli("model", "index", "cli-index")
     assert built.returncode == 0, built.stderr
-    assert f"index of {model_id}: ready (hnsw, {embeddings.EXACT_BELOW_ROWS:,} vectors)" in built.stdout
+    assert f"index of {model_id}: ready (hnsw, m=16, {embeddings.EXACT_BELOW_ROWS:,} vectors) (" in built.stdout
     line = next(line for line in cli("model", "list").stdout.splitlines() if "cli-index" in line)
     assert line.split("\t")[-1] == "ready", line
     with psycopg.connect(url, autocommit=True) as conn:  # an open transaction would hold the build up
@@ -216,8 +217,10 @@ def test_search_uses_the_index_that_exists_and_a_rebuild_makes_the_planned_one(c
 
     planned = embeddings.plan_index
     monkeypatch.setattr(embeddings, "plan_index", lambda rows, width: dataclasses.replace(planned(rows, width), kind="halfvec"))
-    status = embeddings.build_index(db, model_id)  # not a rebuild: the valid index stays
+    status = embeddings.build_index(db, model_id)  # not a rebuild: the valid index stays, and the CLI says so
     assert (status.state, status.index_kind, status.plan.kind) == ("ready", "vector", "halfvec")
+    assert _index_summary(status) == ("ready (hnsw, m=16, 400 vectors); an earlier plan's graph: --rebuild builds"
+                                      " the planned one (hnsw-halfvec+rerank, m=16, ef_construction=100)")
     assert search.nearest(db, table[9], k=5, model_id=model_id).method == "hnsw"
     status = embeddings.build_index(db, model_id, rebuild=True)
     assert (status.state, status.index_kind) == ("ready", "halfvec")

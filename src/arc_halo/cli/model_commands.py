@@ -68,7 +68,12 @@ def _index_summary(status: IndexStatus) -> str:
     if status.state == "exact":
         return "none needed, searched exactly" + (f" ({status.rows:,} vectors)" if status.partition else "")
     if status.state == "ready":
-        return f"ready ({status.index_plan.method}, {status.rows:,} vectors)"
+        index, plan = status.index_plan, status.plan
+        summary = f"ready ({index.method}, m={index.m}, {status.rows:,} vectors)"
+        if (index.kind, index.m, index.ef_construction) != (plan.kind, plan.m, plan.ef_construction):
+            summary += (f"; an earlier plan's graph: --rebuild builds the planned one ({plan.method}, m={plan.m},"
+                        f" ef_construction={plan.ef_construction})")
+        return summary
     return status.state
 
 

@@ -54,8 +54,9 @@ COLUMNS = "embedding_id, model_id, embedding_type, embedding_index, token_text"
 # candidates show it: their k-th exact distance is nearly that of the farthest of them (more than CROWDED
 # times it; on Gemma this flags the queries the narrow walk got wrong with an AUC of 0.87-0.92). Only
 # those are walked again with the wide beam (default_ef_search), and the two walks' rows merged. Gemma 3,
-# 400 token queries: 37-41% walked again, recall@10 0.966-0.980 (the wide beam alone: 0.977-0.983), the
-# median query one narrow walk (benchmarks/bench_similarity.py). Graphs sparser than NARROW_MIN_M (small
+# 400 token queries, raw SQL: 37-41% walked again, recall@10 0.966-0.980 (the wide beam alone: 0.977-0.983);
+# through search.nearest (benchmarks/bench_similarity.py): 34-36% again, recall@10 0.979, p50 9.1-9.9 ms
+# (was 21.8 ms at a fixed 300 through an m=32 graph). Graphs sparser than NARROW_MIN_M (small
 # partitions, an index an earlier plan built) miss too much at the narrow beam and get the wide one, as
 # does a caller's own `ef_search`, and a bit index, whose candidates are too coarse to judge by.
 NARROW_BEAM = 40  # ef_search of the first walk, and its candidates: at least NARROW_PER_RESULT * k

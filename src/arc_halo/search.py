@@ -120,8 +120,8 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id: 
     model's partition searched on its own, the results merged; rows still in embeddings_default are found
     through their model like any other).
     `exact` scans every vector (for checking recall); otherwise a model's valid index is used if it has
-    one. `ef_search` overrides the beam width chosen from the partition's size. The connection's
-    settings are as they were afterwards."""
+    one, with the adaptive beam (NARROW_BEAM, above) where its graph allows; `ef_search` makes it one walk
+    of that beam instead. The connection's settings are as they were afterwards."""
     vector = _query_vector(query)
     k = whole_number("k", k, 1, MAX_K)
     if ef_search is not None:

@@ -82,6 +82,14 @@ def _dequantized(tensor) -> np.ndarray:
         [int(size) for size in reversed(tensor.shape)])
 
 
+def token_table(gguf_path: Path) -> np.ndarray:
+    """A model's token embeddings (vocabulary x width, float32), read from its GGUF file alone."""
+    from gguf import GGUFReader
+
+    tensor = next(tensor for tensor in GGUFReader(gguf_path).tensors if tensor.name == "token_embd.weight")
+    return _dequantized(tensor)
+
+
 _LLAMA_NAMES = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
                 "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
                 "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -69,19 +70,20 @@ def exact_numpy(table: np.ndarray, queries: np.ndarray, k: int) -> list[tuple[np
 def measure(conn, model_id, queries: np.ndarray, truth, k: int, **options) -> dict:
     """recall@10 (a row counts when its exact distance is within the true k-th: ties are right answers),
     self-finds (the query token's own vector, or an identical one, among the results), latencies, methods."""
-    recalls, latencies, selves, methods, widened = [], [], 0, set(), 0
+    recalls, latencies, selves, methods, beams = [], [], 0, set(), Counter()
     for query, (distances, kth) in zip(queries, truth):
         started = time.perf_counter()
         found = search.nearest(conn, query, k=k, model_id=model_id, embedding_type="token", **options)
         latencies.append((time.perf_counter() - started) * 1000)
         methods.add(found.method)
-        widened += found.ef_search is not None and found.ef_search > search.NARROW_BEAM and "ef_search" not in options
+        beams[found.ef_search] += 1
         indexes = [hit[3] for hit in found]
         recalls.append(sum(distances[index] <= kth + 1e-6 for index in indexes) / k)
         selves += any(distances[index] <= 1e-6 for index in indexes)
     return {"recall": statistics.mean(recalls), "worst": min(recalls), "self": selves, "p50": statistics.median(latencies),
             "p90": float(np.percentile(latencies, 90)), "methods": ",".join(sorted(methods)),
-            "widened": widened / len(queries)}
+            "beams": ", ".join(f"ef_search {beam} for {n / len(queries):.0%}"
+                               for beam, n in sorted(beams.items(), key=lambda item: item[0] or 0))}
 
 
 def main() -> None:
@@ -123,10 +125,7 @@ def main() -> None:
             print(f"  first {len(others)} queries after the build (other tokens, graph read into shared buffers):"
                   f" recall@10 {cold['recall']:.3f}, p50 {cold['p50']:.1f} ms, p90 {cold['p90']:.1f} ms")
             default = measure(conn, model_id, table[rows], truth, k)
-            beam = (f"ef_search {search.NARROW_BEAM}, {default['widened']:.0%} walked again at"
-                    f" {search.default_ef_search(count, k)}" if plan.m >= search.NARROW_MIN_M and plan.kind != "bit"
-                    else f"ef_search {search.default_ef_search(count, k)}")
-            print(f"  default ({default['methods']}, {beam}): recall@10"
+            print(f"  default ({default['methods']}, {default['beams']}): recall@10"
                   f" {default['recall']:.3f} (worst query {default['worst']:.1f}), self {default['self']}/{len(rows)},"
                   f" p50 {default['p50']:.1f} ms, p90 {default['p90']:.1f} ms")
             # Queries that are not stored tokens: each token moved by random noise of half its norm (its
@@ -136,7 +135,7 @@ def main() -> None:
                 0.5 * np.linalg.norm(table[rows], axis=1, keepdims=True) / np.sqrt(width))
             off = measure(conn, model_id, moved, exact_numpy(table, moved, k), k)
             print(f"  off-vocabulary queries (each token plus noise of half its norm): recall@10 {off['recall']:.3f},"
-                  f" {off['widened']:.0%} walked again, p50 {off['p50']:.1f} ms, p90 {off['p90']:.1f} ms")
+                  f" {off['beams']}, p50 {off['p50']:.1f} ms, p90 {off['p90']:.1f} ms")
             for ef in args.ef_search:
                 other = measure(conn, model_id, table[rows], truth, k, ef_search=ef)
                 print(f"  ef_search={ef}: recall@10 {other['recall']:.3f}, self {other['self']}/{len(rows)},"

@@ -96,7 +96,7 @@ class IndexPlan:
     """How a partition of `rows` vectors of `width` dimensions is searched approximately."""
 
     kind: str | None  # 'vector', 'halfvec', 'bit', or None: exact search, no index
-    m: int = 16
+    m: int = 16  # pgvector's defaults, also what an index without options was built with
     ef_construction: int = 64
 
     @property
@@ -149,8 +149,8 @@ class IndexStatus:
     building: bool  # a CREATE INDEX is running on the partition
     exact_match: bool = False  # a valid index finds a stored vector equal to the query (see SAME_VECTOR)
     index_kind: str | None = None  # what the existing index is over ('vector', 'halfvec', 'bit'); None: not ours
-    index_m: int = 16  # the existing graph's settings (pgvector's defaults where its options do not say)
-    index_ef_construction: int = 64
+    index_m: int = IndexPlan.m  # the existing graph's settings (pgvector's defaults where its options do not say)
+    index_ef_construction: int = IndexPlan.ef_construction
 
     @property
     def state(self) -> str:
@@ -222,7 +222,7 @@ def index_status(conn: psycopg.Connection, model_id: uuid.UUID | str) -> IndexSt
     graph = dict(option.split("=", 1) for option in options or [])  # reloptions: ['m=48', 'ef_construction=200']
     return IndexStatus(uuid.UUID(str(model_id)), partition, row_count, width, plan_index(row_count, width), index,
                        bool(valid), bool(building), bool(exact_match), KIND_OF_OPERATOR_CLASS.get(operator_class),
-                       int(graph.get("m", 16)), int(graph.get("ef_construction", 64)))
+                       int(graph.get("m", IndexPlan.m)), int(graph.get("ef_construction", IndexPlan.ef_construction)))
 
 
 def _index_name(partition: str) -> str:

@@ -15,7 +15,8 @@ Approximate: HNSW returns candidates nearest first; the search asks for more of 
 ef_search raised to match, pgvector 0.8's iterative scan so filters and re-ranking never leave fewer than
 k) and orders them by the exact distance on the full vectors, which for halfvec- and bit-indexed
 partitions re-ranks them. The beam adapts to the query (`NARROW_BEAM`, below): a narrow walk first, and
-a wide one only when the narrow walk's own candidates show a crowded neighbourhood, where it misses. Every setting is changed with SET LOCAL inside the one transaction of its own that
+a wide one only when the narrow walk's own candidates show a crowded neighbourhood, where it misses.
+Every setting is changed with SET LOCAL inside the one transaction of its own that
 `nearest` opens (its end undoes them), or inside the caller's transaction in a savepoint rolled back
 after the rows are fetched: rolling back undoes SET LOCAL, where releasing a savepoint would leave it on
 the caller's transaction.
@@ -140,7 +141,7 @@ def nearest(conn: psycopg.Connection, query: np.ndarray, k: int = 10, model_id: 
             (len(vector),))]
         parts = [_nearest_in_model(conn, model, text, len(vector), k, embedding_type, ef_search, exact)
                  for model in models]
-    rows = heapq.nsmallest(k, (row for part in parts for row in part), key=lambda row: (row[5], row[0]))
+    rows = _k_nearest((row for part in parts for row in part), k)
     methods = {part.method for part in parts if part}
     method = methods.pop() if len(methods) == 1 else "exact" if not methods else "mixed"
     beams = [part.ef_search for part in parts if part.ef_search is not None]
@@ -179,15 +180,22 @@ def _nearest_in_model(conn: psycopg.Connection, model_id: uuid.UUID | str, text:
     # Set once per search: the iterative scan (a filter must never leave fewer than k) and its bound.
     scan = {"hnsw.iterative_scan": "relaxed_order",
             "hnsw.max_scan_tuples": str(max(DEFAULT_MAX_SCAN_TUPLES, 100 * max(candidates, narrow)))}
+    adaptive = ef_search is None and kind != "bit" and index.m >= NARROW_MIN_M and narrow < wide
     first: list[Row] = []
-    if ef_search is None and kind != "bit" and index.m >= NARROW_MIN_M and narrow < wide:
+    if adaptive:
         first = _walk(conn, sql, params, beam=narrow, candidates=narrow, keep=narrow, scan=scan)
         if not _crowded(first, k):
             return SearchResult(first[:k], index.method, ef_search=narrow)
-    rows = _walk(conn, sql, params, beam=wide, candidates=candidates, keep=k, scan={} if first else scan)
-    if first:  # what the narrow walk found and the wide one missed still counts
-        rows = heapq.nsmallest(k, {row[0]: row for row in first + rows}.values(), key=lambda row: (row[5], row[0]))
-    return SearchResult(rows, index.method, ef_search=wide)
+    rows = _walk(conn, sql, params, beam=wide, candidates=candidates, keep=k, scan={} if adaptive else scan)
+    # What the narrow walk found and the wide one missed still counts.
+    return SearchResult(_k_nearest(first + rows, k), index.method, ef_search=wide)
+
+
+def _k_nearest(rows: Iterable[Row], k: int) -> list[Row]:
+    """The k nearest of rows found by several walks or models, each row once (by model and embedding id),
+    ties broken by embedding id."""
+    unique = {(row[1], row[0]): row for row in rows}
+    return heapq.nsmallest(k, unique.values(), key=lambda row: (row[5], row[0]))
 
 
 def _crowded(rows: list[Row], k: int) -> bool:

@@ -16,14 +16,15 @@ from arc_halo import embeddings, search
 from rows import insert_model
 
 K = 10
+PLANNED = embeddings.plan_index  # the library's plan, before any test replaces it
 
 
-def dense_graphs(monkeypatch, m: int = search.NARROW_MIN_M) -> None:
-    """Partitions of a few thousand rows indexed with the graph large ones get (so the test builds fast)."""
-    planned = embeddings.plan_index
+def dense_graphs(monkeypatch, m: int = search.NARROW_MIN_M, ef_construction: int | None = None) -> None:
+    """Partitions of a few thousand rows indexed with a graph of m (by default the density large ones get;
+    a smaller ef_construction than theirs unless given, so the test builds fast)."""
     monkeypatch.setattr(embeddings, "EXACT_BELOW_ROWS", 100)
     monkeypatch.setattr(embeddings, "plan_index", lambda rows, width: dataclasses.replace(
-        planned(rows, width), m=m, ef_construction=max(64, 2 * m)) if rows >= 100 else planned(rows, width))
+        PLANNED(rows, width), m=m, ef_construction=ef_construction or max(64, 2 * m)) if rows >= 100 else PLANNED(rows, width))
 
 
 def load(conn: psycopg.Connection, name: str, table: np.ndarray) -> uuid.UUID:
@@ -123,9 +124,8 @@ def test_real_token_embeddings_keep_their_recall_with_the_adaptive_beam(dense_db
     import real_models
 
     table = real_models.token_table(real_models.smollm2_gguf())[:12_000]
-    planned = embeddings.plan_index
-    monkeypatch.setattr(embeddings, "plan_index", lambda rows, width: dataclasses.replace(
-        planned(rows, width), m=48, ef_construction=200) if rows >= 100 else planned(rows, width))
+    large = PLANNED(262_144, table.shape[1])
+    dense_graphs(monkeypatch, large.m, large.ef_construction)
     model_id = load(dense_db, "smollm2-tokens", table)
     normed = table / np.linalg.norm(table, axis=1, keepdims=True)
     adaptive, narrow_only, narrow = [], [], 0
